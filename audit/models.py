@@ -1,0 +1,54 @@
+"""The append-only, hash-chained audit trail.
+
+Each event's ``hash`` is SHA-256 over the previous event's hash and the event's
+canonical JSON (see :func:`audit.chain.canonical_payload`). Appends are serialised
+through the single :class:`ChainHead` row, so concurrent writers still form one chain
+whose order is ``seq``. On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE
+on the event table (migration 0002).
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    seq = models.BigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(db_index=True, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=254, blank=True, help_text="e-mail or system name")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["target_type", "target_id", "seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.target_type}:{self.target_id}"
+
+
+class ChainHead(models.Model):
+    """One row (id=1) holding the last sequence number and hash; locked per append."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="audit_chainhead_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return f"head #{self.seq} {self.hash[:12]}"

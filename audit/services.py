@@ -1,0 +1,122 @@
+"""The one write path into the audit trail: :func:`audit_record`.
+
+Services call it inside their own transaction, so the event commits (or rolls back)
+with the change it describes. The append is serialised by locking the ``ChainHead``
+row (an UPDATE takes a row lock on PostgreSQL and the write lock on SQLite), so
+concurrent writers extend a single chain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from portal.core import context
+
+from .chain import GENESIS_HASH, canonical_json, compute_hash
+from .models import AuditEvent, ChainHead
+from .registry import ACTIONS
+
+logger = logging.getLogger("portal.audit")
+
+
+def _normalise(value: Any) -> Any:
+    """Make a before/after value JSON-exact, so what is stored is what was hashed."""
+    if value is None:
+        return None
+    return json.loads(canonical_json(value))
+
+
+def _actor_fields(actor) -> tuple[int | None, str]:
+    if actor is None:
+        return None, "system"
+    if isinstance(actor, str):
+        return None, actor
+    if getattr(actor, "is_authenticated", False):
+        return actor.pk, actor.get_username()
+    return None, "anonymous"
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: str | int = "",
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+) -> AuditEvent:
+    """Append one event. ``actor`` is a user, a system name (str) or None (system)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unregistered audit action {action!r}; add it to an audit registry")
+    if target is not None:
+        target_type = target_type or target._meta.label_lower
+        target_id = target.pk
+    actor_id, actor_label = _actor_fields(actor)
+    ctx = context.current()
+    with transaction.atomic():
+        if not ChainHead.objects.filter(pk=1).update(seq=models.F("seq") + 1):
+            ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
+            ChainHead.objects.filter(pk=1).update(seq=models.F("seq") + 1)
+        head = ChainHead.objects.get(pk=1)
+        row = {
+            "seq": head.seq,
+            "occurred_at": timezone.now(),
+            "actor_id": actor_id,
+            "actor_label": actor_label,
+            "action": action,
+            "target_type": target_type,
+            "target_id": str(target_id) if target_id != "" else "",
+            "before": _normalise(before),
+            "after": _normalise(after),
+            "reason": reason or "",
+            "request_id": ctx.request_id or "",
+            "ip": ctx.ip or None,
+            "user_agent": ctx.user_agent or "",
+        }
+        digest = compute_hash(head.hash, row)
+        event = AuditEvent.objects.create(prev_hash=head.hash, hash=digest, **row)
+        ChainHead.objects.filter(pk=1).update(hash=digest)
+    payload = {
+        "seq": event.seq,
+        "hash": digest,
+        **row,
+        "occurred_at": row["occurred_at"].isoformat(),
+    }
+    transaction.on_commit(lambda: logger.info("audit event", extra={"audit": payload}))
+    return event
+
+
+def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
+    """Write the chain head to the log and the checkpoint file.
+
+    A chain rewritten from the genesis row would verify on its own; the checkpoints
+    kept outside the database are what catch it (``verify_audit`` compares them).
+    """
+    head = ChainHead.objects.filter(pk=1).values("seq", "hash").first() or {
+        "seq": 0,
+        "hash": GENESIS_HASH,
+    }
+    checkpoint = {
+        "seq": head["seq"],
+        "hash": head["hash"],
+        "at": timezone.now().isoformat(),
+        "note": note,
+    }
+    logger.info("audit chain head", extra={"audit_checkpoint": checkpoint})
+    path = settings.AUDIT_CHECKPOINT_FILE
+    if path:
+        path = str(path)
+        import os
+
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(canonical_json(checkpoint) + "\n")
+    return checkpoint

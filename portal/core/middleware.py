@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from . import context
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContextMiddleware:
+    """Bind a request id (incoming ``X-Request-ID`` if well-formed), IP and user agent."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else context.new_request_id()
+        ip = request.META.get("REMOTE_ADDR")
+        user_agent = request.headers.get("User-Agent", "")[:512]
+        with context.bind(request_id=request_id, ip=ip, user_agent=user_agent):
+            request.request_id = request_id
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class RequestUserContextMiddleware:
+    """Placeholder hook point after authentication (kept for ordering clarity)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+
+# Paths any anonymous visitor may reach. Everything else requires sign-in (deny by default).
+PUBLIC_PATH_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/accounts/",
+    "/static/",
+    "/favicon.ico",
+)
+
+
+def is_public_path(path: str) -> bool:
+    return any(path == p or path.startswith(p) for p in PUBLIC_PATH_PREFIXES)
+
+
+class LoginRequiredByDefaultMiddleware:
+    """Deny by default: an anonymous request to a non-public path is sent to sign-in.
+
+    API paths answer 401 problem+json instead of a redirect (the API views also
+    authenticate on their own; this is the second belt).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated or is_public_path(request.path):
+            return self.get_response(request)
+        if request.path.startswith("/api/"):
+            if request.headers.get("Authorization"):
+                return self.get_response(request)  # token auth is resolved by DRF
+            return JsonResponse(
+                {
+                    "type": "https://tollgate.test/problems/not-authenticated",
+                    "title": "Authentication required",
+                    "status": 401,
+                    "detail": "Sign in or send an API token.",
+                },
+                status=401,
+                content_type="application/problem+json",
+                headers={"WWW-Authenticate": 'Bearer realm="tollgate"'},
+            )
+        return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)

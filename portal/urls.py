@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from portal.core import health
+
+handler403 = "portal.core.views.error_403"
+handler404 = "portal.core.views.error_404"
+handler500 = "portal.core.views.error_500"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),
+]
+
+admin.site.site_header = "Tollgate administration"
+admin.site.site_title = "Tollgate"
+if settings.DEBUG:
+    admin.site.site_header += f" ({settings.TOLLGATE_ENV})"

@@ -1,0 +1,131 @@
+"""Shared fixtures: personas, and the Celery mode for unit vs integration tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth.models import Group
+
+from accounts.models import Membership, PlatformRole, Team, User
+from portal.celery import app as celery_app
+
+PASSWORD = "tollgate-test-pw"
+
+
+def pytest_collection_modifyitems(config, items):
+    # The SQLite smoke pass (TOLLGATE_SMOKE=1) runs only tests marked `sqlite`.
+    # In the main run every test runs against PostgreSQL; `sqlite`-marked tests run there too.
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(request):
+    """Unit tests run tasks in-process; integration tests flip this themselves."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_checkpoints(settings, tmp_path):
+    settings.AUDIT_CHECKPOINT_FILE = tmp_path / "audit-checkpoints.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _cache_prefix(settings):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    for cfg in settings.CACHES.values():
+        cfg["KEY_PREFIX"] = f"test-{worker}"
+    from django.core.cache import cache
+
+    cache.clear() if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache") else None
+
+
+def make_team(slug: str, parent: Team | None = None) -> Team:
+    return Team.objects.create(slug=slug, name=slug.replace("-", " ").title(), parent=parent)
+
+
+def make_user(
+    email: str,
+    *,
+    team: Team | None = None,
+    manager: User | None = None,
+    roles=(),
+    lead=False,
+    **extra,
+) -> User:
+    user = User.objects.create_user(
+        email, PASSWORD, name=email.split("@")[0].title(), team=team, manager=manager, **extra
+    )
+    if team is not None:
+        Membership.objects.create(
+            team=team, user=user, role=Membership.Role.LEAD if lead else Membership.Role.MEMBER
+        )
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def org(db):
+    """A small org: platform > (payments, search); other-org > other."""
+    platform = make_team("platform")
+    payments = make_team("payments", platform)
+    search = make_team("search", platform)
+    other = make_team("other", make_team("other-org"))
+    return {"platform": platform, "payments": payments, "search": search, "other": other}
+
+
+@pytest.fixture
+def manager(org):
+    return make_user("manager@example.com", team=org["payments"], lead=True)
+
+
+@pytest.fixture
+def requester(org, manager):
+    return make_user("requester@example.com", team=org["payments"], manager=manager)
+
+
+@pytest.fixture
+def service_owner(org):
+    return make_user("owner@example.com", team=org["search"])
+
+
+@pytest.fixture
+def other_team_user(org):
+    return make_user("other@example.com", team=org["other"])
+
+
+@pytest.fixture
+def auditor(org):
+    return make_user("auditor@example.com", team=org["platform"], roles=[PlatformRole.AUDITOR])
+
+
+@pytest.fixture
+def security(org):
+    return make_user("security@example.com", team=org["platform"], roles=[PlatformRole.SECURITY])
+
+
+@pytest.fixture
+def admin(org):
+    return make_user("admin@example.com", team=org["platform"], roles=[PlatformRole.PLATFORM_ADMIN])
+
+
+@pytest.fixture
+def finance(org):
+    return make_user("finance@example.com", team=org["platform"], roles=[PlatformRole.FINANCE])
+
+
+@pytest.fixture
+def personas(requester, manager, service_owner, other_team_user, auditor, security, admin, finance):
+    return {
+        "requester": requester,
+        "manager": manager,
+        "service_owner": service_owner,
+        "other_team_user": other_team_user,
+        "auditor": auditor,
+        "security": security,
+        "admin": admin,
+        "finance": finance,
+    }
