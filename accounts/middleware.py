@@ -1,5 +1,8 @@
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.shortcuts import redirect
+from django.urls import reverse
 
 from .policies import is_platform_admin
 
@@ -13,7 +16,11 @@ def user_has_mfa(user) -> bool:
 
 
 class AdminMFAMiddleware:
-    """Platform admins must enrol TOTP before they reach admin pages (REQUIRE_MFA_FOR_ADMINS)."""
+    """Platform admins must enrol TOTP before they reach admin pages (REQUIRE_MFA_FOR_ADMINS).
+
+    Staff accounts (Django admin access) count as admins here too. Once TOTP is enrolled,
+    allauth's sign-in flow asks for a code after the password.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -26,5 +33,6 @@ class AdminMFAMiddleware:
             and (is_platform_admin(request.user) or request.user.is_staff)
             and not user_has_mfa(request.user)
         ):
-            return redirect(f"/accounts/2fa/totp/activate/?next={request.path}")
+            query = urlencode({"next": request.get_full_path()})
+            return redirect(f"{reverse('mfa_activate_totp')}?{query}")
         return self.get_response(request)

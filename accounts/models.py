@@ -141,6 +141,9 @@ class TeamMove(models.Model):
     class Meta:
         ordering = ["-occurred_at"]
 
+    def __str__(self) -> str:
+        return f"{self.user} moved {self.from_team} -> {self.to_team}"
+
 
 class PlatformRole(models.TextChoices):
     """Platform roles are Django groups with these names."""

@@ -101,3 +101,306 @@ def user_set_roles(*, actor, user: User, roles: list[str], reason: str = "") -> 
             reason=reason,
         )
     return after
+
+
+# --- Team memberships -----------------------------------------------------------------
+
+
+def membership_set_role(*, actor, team, user: User, role: str, reason: str = ""):
+    """Make ``user`` a member or lead of ``team`` (creating the membership if needed)."""
+    from .models import Membership
+
+    if actor is not None and not isinstance(actor, str) and not may_change_roles(actor):
+        raise NotPermitted("only platform admins change team roles")
+    if role not in Membership.Role.values:
+        raise ValidationError(f"unknown team role {role!r}", field="role")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(team=team, user=user).first()
+        if membership is not None and membership.role == role:
+            return membership
+        before = None if membership is None else {"role": membership.role}
+        if membership is None:
+            membership = Membership.objects.create(team=team, user=user, role=role)
+        else:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        audit_record(
+            actor=actor,
+            action=actions.MEMBERSHIP_CHANGED,
+            target=membership,
+            before=before,
+            after={"team": team.slug, "user": user.email, "role": role},
+            reason=reason,
+        )
+    return membership
+
+
+# --- Directory import (A8) ------------------------------------------------------------
+
+# Serialises imports on PostgreSQL (two imports planned against the same snapshot
+# would otherwise both apply). SQLite serialises writers on its own.
+DIRECTORY_IMPORT_LOCK = 7_461_201_001
+
+
+def _directory_snapshot():
+    from django.db.models import F
+
+    from . import directory
+    from .models import Membership, Team
+
+    teams = {
+        slug: directory.TeamState(slug, name, parent)
+        for slug, name, parent in Team.objects.values_list("slug", "name", "parent__slug")
+    }
+    home_roles = dict(
+        Membership.objects.filter(team_id=F("user__team_id")).values_list("user_id", "role")
+    )
+    people = {}
+    for row in User.objects.values(
+        "id",
+        "email",
+        "name",
+        "worker_type",
+        "status",
+        "start_date",
+        "end_date",
+        "manager__email",
+        "team__slug",
+        "is_superuser",
+    ):
+        email = row["email"].lower()
+        people[email] = directory.PersonState(
+            email=email,
+            name=row["name"],
+            worker_type=row["worker_type"],
+            status=row["status"],
+            start_date=row["start_date"],
+            end_date=row["end_date"],
+            manager_email=(row["manager__email"] or "").lower() or None,
+            team_slug=row["team__slug"],
+            home_role=home_roles.get(row["id"]),
+            is_superuser=row["is_superuser"],
+        )
+    return people, teams
+
+
+def _directory_plan(inp, *, full: bool):
+    from . import directory
+
+    people, teams = _directory_snapshot()
+    rows, errors = directory.validate(
+        inp,
+        existing_managers={email: p.manager_email for email, p in people.items()},
+        existing_team_parents={slug: t.parent_slug for slug, t in teams.items()},
+    )
+    if full and not inp.rows:
+        # A truncated export must not retire the whole company.
+        errors.append(directory.RowError(0, "-", "a full import of a file without rows is refused"))
+    if errors:
+        raise directory.DirectoryImportError(errors)
+    return directory.plan(rows, people=people, teams=teams, full=full)
+
+
+def _directory_apply(plan, *, actor, reason: str) -> None:
+    from django.db.models.functions import Lower
+
+    from .models import Membership, Team, TeamMove
+
+    teams = {team.slug: team for team in Team.objects.all()}
+    for item in plan.teams_created:
+        team = Team.objects.create(
+            slug=item.slug, name=item.name, parent=teams[item.parent] if item.parent else None
+        )
+        teams[team.slug] = team
+        audit_record(
+            actor=actor,
+            action=actions.TEAM_CREATED,
+            target=team,
+            after={"slug": team.slug, "name": team.name, "parent": item.parent},
+            reason=reason,
+        )
+    for item in plan.teams_reparented:
+        team = teams[item.slug]
+        team.parent = teams[item.new_parent] if item.new_parent else None
+        team.save(update_fields=["parent"])
+        audit_record(
+            actor=actor,
+            action=actions.TEAM_UPDATED,
+            target=team,
+            before={"parent": item.old_parent},
+            after={"parent": item.new_parent},
+            reason=reason,
+        )
+
+    wanted = {c.row.email for c in plan.people_created} | {c.email for c in plan.people_changed}
+    wanted |= {c.row.manager_email for c in plan.people_created if c.row.manager_email}
+    wanted |= {
+        c.fields["manager"][1]
+        for c in plan.people_changed
+        if "manager" in c.fields and c.fields["manager"][1]
+    }
+    users = {
+        u.email.lower(): u
+        for u in User.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=wanted)
+    }
+
+    created = []
+    for item in plan.people_created:
+        row = item.row
+        user = User(
+            email=row.email,
+            name=row.name,
+            worker_type=row.worker_type,
+            status=row.status,
+            is_active=row.status == User.Status.ACTIVE,
+            start_date=row.start_date,
+            end_date=row.end_date,
+            team=teams[row.team],
+        )
+        user.set_unusable_password()  # people sign in through SSO, or get a password set
+        user.save()
+        users[row.email] = user
+        if user.is_active:
+            Membership.objects.create(team=user.team, user=user, role=Membership.Role.MEMBER)
+        created.append((user, row))
+    for user, row in created:
+        if row.manager_email:
+            user.manager = users[row.manager_email]
+            user.save(update_fields=["manager"])
+        audit_record(
+            actor=actor,
+            action=actions.USER_CREATED,
+            target=user,
+            after={
+                "email": row.email,
+                "name": row.name,
+                "team": row.team,
+                "manager": row.manager_email,
+                "worker_type": row.worker_type,
+                "status": row.status,
+                "start_date": row.start_date,
+                "end_date": row.end_date,
+                "membership": row.team if user.is_active else None,
+            },
+            reason=reason,
+        )
+
+    for change in plan.people_changed:
+        user = users[change.email]
+        if change.rejoin:
+            before = {"status": user.status, "is_active": user.is_active, "end_date": user.end_date}
+            user.status = User.Status.ACTIVE
+            user.is_active = True
+            user.end_date = change.row.end_date
+            user.save(update_fields=["status", "is_active", "end_date"])
+            audit_record(
+                actor=actor,
+                action=actions.USER_REJOINED,
+                target=user,
+                before=before,
+                after={"status": user.status, "is_active": True, "end_date": user.end_date},
+                reason=reason,
+            )
+        if change.fields:
+            for name, (_, new) in change.fields.items():
+                if name == "manager":
+                    user.manager = users[new] if new else None
+                else:
+                    setattr(user, name, new)
+            user.save(update_fields=list(change.fields))
+            audit_record(
+                actor=actor,
+                action=actions.USER_UPDATED,
+                target=user,
+                before={name: old for name, (old, _) in change.fields.items()},
+                after={name: new for name, (_, new) in change.fields.items()},
+                reason=reason,
+            )
+        if change.move:
+            old_slug, new_slug = change.move
+            old_team, new_team = teams.get(old_slug) if old_slug else None, teams[new_slug]
+            user.team = new_team
+            user.save(update_fields=["team"])
+            move = TeamMove.objects.create(user=user, from_team=old_team, to_team=new_team)
+            # The old home membership goes unless it carries a lead role (not a directory
+            # attribute: leads are set in Tollgate and kept until changed there).
+            removed = 0
+            if old_team is not None:
+                removed, _ = Membership.objects.filter(
+                    user=user, team=old_team, role=Membership.Role.MEMBER
+                ).delete()
+            added = False
+            if change.row.status == User.Status.ACTIVE:
+                _, added = Membership.objects.get_or_create(
+                    team=new_team, user=user, defaults={"role": Membership.Role.MEMBER}
+                )
+            audit_record(
+                actor=actor,
+                action=actions.USER_MOVED,
+                target=user,
+                before={"team": old_slug},
+                after={
+                    "team": new_slug,
+                    "move_id": move.pk,
+                    "membership_removed": old_slug if removed else None,
+                    "membership_added": new_slug if added else None,
+                },
+                reason=reason,
+            )
+        if change.add_home_membership:
+            membership, _ = Membership.objects.get_or_create(
+                team=user.team, user=user, defaults={"role": Membership.Role.MEMBER}
+            )
+            audit_record(
+                actor=actor,
+                action=actions.MEMBERSHIP_CHANGED,
+                target=membership,
+                before=None,
+                after={"team": user.team.slug, "user": user.email, "role": membership.role},
+                reason=reason,
+            )
+        if change.leave:
+            user_mark_leaver(
+                user=user,
+                actor=actor,
+                reason=f"{reason}: {change.leave_reason}",
+                end_date=change.row.end_date if change.row else None,
+            )
+
+
+def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""):
+    """Apply an HR directory file: joiners, movers, leavers and team changes.
+
+    ``rows`` is an :class:`accounts.directory.DirectoryInput` (from ``read_path``) or a
+    list of dicts with the directory columns. Every row is validated before anything
+    is written; any error raises :class:`accounts.directory.DirectoryImportError`
+    listing all of them, and nothing changes. Only changed fields are written and
+    audited, so a second run of the same file writes nothing. ``full`` makes active
+    people missing from the file leavers. ``dry_run`` computes the same diff and
+    writes nothing. Returns a :class:`accounts.directory.DirectoryImportResult`.
+    """
+    from django.db import connection
+
+    from . import directory
+
+    inp = directory.as_input(rows)
+    if dry_run:
+        plan = _directory_plan(inp, full=full)
+        return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=True)
+    reason = f"directory import{f' of {source}' if source else ''}{' (full)' if full else ''}"
+    with transaction.atomic(durable=True):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DIRECTORY_IMPORT_LOCK])
+        plan = _directory_plan(inp, full=full)
+        if plan.changed:
+            _directory_apply(plan, actor=actor, reason=reason)
+            audit_record(
+                actor=actor,
+                action=actions.DIRECTORY_IMPORTED,
+                target_type="accounts.directory",
+                target_id="",
+                after={**plan.counts(), "rows": len(inp.rows), "full": full, "source": source},
+                reason=reason,
+            )
+    return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=False)

@@ -8,13 +8,17 @@ concurrent writers extend a single chain.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import os
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from portal.core import context
 
@@ -30,6 +34,23 @@ def _normalise(value: Any) -> Any:
     if value is None:
         return None
     return json.loads(canonical_json(value))
+
+
+def _normalise_ip(ip: str | None) -> str | None:
+    """The address exactly as the database will store (and return) it, or None if invalid.
+
+    ``GenericIPAddressField`` rewrites IPv6 addresses (``2001:DB8:0::1`` → ``2001:db8::1``)
+    before saving; hashing the raw value would make a genuine row look tampered with. An
+    unparseable address is dropped rather than failing the audited change.
+    """
+    if not ip:
+        return None
+    try:
+        if ":" in ip:
+            return clean_ipv6_address(ip)
+        return str(ipaddress.IPv4Address(ip))
+    except (ValueError, DjangoValidationError):
+        return None
 
 
 def _actor_fields(actor) -> tuple[int | None, str]:
@@ -78,7 +99,7 @@ def audit_record(
             "after": _normalise(after),
             "reason": reason or "",
             "request_id": ctx.request_id or "",
-            "ip": ctx.ip or None,
+            "ip": _normalise_ip(ctx.ip),
             "user_agent": ctx.user_agent or "",
         }
         digest = compute_hash(head.hash, row)
@@ -114,8 +135,6 @@ def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
     path = settings.AUDIT_CHECKPOINT_FILE
     if path:
         path = str(path)
-        import os
-
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(canonical_json(checkpoint) + "\n")

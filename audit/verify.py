@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .chain import Break, verify_rows
-from .models import AuditEvent
+from .models import AuditEvent, ChainHead
 from .selectors import audit_rows_for_verification
 
 
@@ -38,8 +38,32 @@ def read_checkpoints(path: Path | str | None) -> list[dict]:
     return out
 
 
+def _check_head(head_row: dict | None, *, checked: int, last_hash: str) -> Break | None:
+    """The chain head must name the last row: otherwise rows were cut from the end."""
+    if head_row is None:
+        if checked:
+            return Break(checked, None, "the chain head row is missing")
+        return None
+    if head_row["seq"] != checked:
+        return Break(
+            checked + 1,
+            None,
+            f"the chain head says seq {head_row['seq']} but the last row is seq {checked} "
+            "(rows deleted at the end)",
+        )
+    if head_row["hash"] != last_hash:
+        return Break(checked, None, "the chain head hash does not match the last row")
+    return None
+
+
 def verify_chain(*, checkpoint_file: Path | str | None = None) -> VerifyResult:
-    checked, head, broken = verify_rows(audit_rows_for_verification())
+    # Read the head first: rows up to its seq are committed (the head moves in the same
+    # transaction as the insert), so later appends by concurrent writers are ignored.
+    head_row = ChainHead.objects.filter(pk=1).values("seq", "hash").first()
+    head_seq = head_row["seq"] if head_row else None
+    checked, head, broken = verify_rows(audit_rows_for_verification(up_to_seq=head_seq))
+    if broken is None:
+        broken = _check_head(head_row, checked=checked, last_hash=head)
     problems: list[str] = []
     for cp in read_checkpoints(checkpoint_file):
         if cp.get("unreadable"):

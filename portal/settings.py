@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "access",
+    "tokens",
     "costs",
 ]
 if env.bool("SAML_ENABLED", default=False):  # needs the `saml` extra (python3-saml, xmlsec)
@@ -168,6 +169,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.core.tasks.heartbeat", "schedule": 15.0},
     "audit-checkpoint": {"task": "audit.tasks.audit_checkpoint", "schedule": 300.0},
+    "access-sweep-pending": {"task": "access.tasks.sweep_pending_requests", "schedule": 900.0},
+    "costs-watch-folder": {"task": "costs.tasks.watch_folder_scan", "schedule": 60.0},
 }
 # /readyz requires a fresh worker heartbeat only when this is set (production sets it).
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=False)
@@ -299,10 +302,16 @@ USE_TZ = True
 
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Bearer first: its WWW-Authenticate header makes unauthenticated calls 401, not 403.
+    # SessionAuthentication enforces CSRF for browser calls.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tokens.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "tokens.permissions.TokenScopes",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -315,10 +324,23 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- Access ---------------------------------------------------------------------------
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# Slack-compatible incoming webhook for approver and requester notifications (empty = off).
+CHAT_WEBHOOK_URL = env.str("CHAT_WEBHOOK_URL", default="")
+
+# --- Costs ----------------------------------------------------------------------------
+# FOCUS files dropped into <COSTS_WATCH_DIR>/<source-name>/ are imported by a beat task.
+COSTS_WATCH_DIR = env.path("COSTS_WATCH_DIR", default=VAR_DIR / "focus-inbox")
+COSTS_WATCH_SETTLE_SECONDS = env.int("COSTS_WATCH_SETTLE_SECONDS", default=5)
+COSTS_UPLOAD_MAX_BYTES = env.int("COSTS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+
 # --- Audit ----------------------------------------------------------------------------
-AUDIT_CHECKPOINT_FILE = env.path(
-    "AUDIT_CHECKPOINT_FILE", default=VAR_DIR / "audit-checkpoints.jsonl"
+# Set to an empty value to keep checkpoints in the log only (no file).
+_audit_checkpoint_file = env.str(
+    "AUDIT_CHECKPOINT_FILE", default=str(VAR_DIR / "audit-checkpoints.jsonl")
 )
+AUDIT_CHECKPOINT_FILE = Path(_audit_checkpoint_file) if _audit_checkpoint_file else None
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -13,7 +13,12 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("tokens/", include("tokens.urls")),
+    path("api/v1/", include("access.api_urls")),
+    path("api/v1/costs/", include("costs.api_urls")),
+    path("costs/", include("costs.urls")),
     path("", include("accounts.urls")),
+    path("", include("access.urls")),
 ]
 
 admin.site.site_header = "Tollgate administration"

@@ -40,18 +40,14 @@ class RequestUserContextMiddleware:
 
 
 # Paths any anonymous visitor may reach. Everything else requires sign-in (deny by default).
-PUBLIC_PATH_PREFIXES = (
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/accounts/",
-    "/static/",
-    "/favicon.ico",
-)
+# Exact paths, and prefixes (ending in "/") whose views protect themselves: allauth's
+# sign-in flow is public, its account pages require a session of their own.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/favicon.ico"})
+PUBLIC_PATH_PREFIXES = ("/accounts/", "/static/")
 
 
 def is_public_path(path: str) -> bool:
-    return any(path == p or path.startswith(p) for p in PUBLIC_PATH_PREFIXES)
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PATH_PREFIXES)
 
 
 class LoginRequiredByDefaultMiddleware:
@@ -65,7 +61,8 @@ class LoginRequiredByDefaultMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated or is_public_path(request.path):
+        # Public paths first: probes must not load the session or the user (no database).
+        if is_public_path(request.path) or request.user.is_authenticated:
             return self.get_response(request)
         if request.path.startswith("/api/"):
             if request.headers.get("Authorization"):

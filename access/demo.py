@@ -1,0 +1,416 @@
+"""Demo catalog, policies and a year of access history for ``manage.py seed_demo``.
+
+Runs after :func:`accounts.demo.seed_people` (teams and the demo accounts exist). Every
+write goes through the access services, so the audit trail is real and verifies; the
+history is written "now" in chronological order and only its timestamps are moved into
+the past afterwards (request ``created_at``/``decided_at``, grant ``created_at``/``starts_at``).
+Deterministic for a given ``rng`` seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import PlatformRole, Team, User
+from portal.core.errors import DomainError
+
+from . import services, workflow
+from .models import AccessRequest, ApprovalPolicy, Entitlement, Grant, Risk, Service
+
+DOMAIN = "tollgate.test"
+GRANT_EXPIRY_ACTOR = "system:grant-expiry"
+HISTORY_REQUESTS = 2000
+
+# (slug, name, risk, default days, max days, monthly seat cost)
+Template = tuple[str, str, str, int, int, str]
+L, M, H, C = Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL
+
+KINDS: dict[str, list[Template]] = {
+    "app": [
+        ("read", "Read-only", L, 180, 365, "0"),
+        ("write", "Read-write", M, 60, 180, "0"),
+        ("deploy", "Deploy to production", H, 30, 90, "0"),
+        ("on-call", "On-call responder", M, 90, 180, "0"),
+        ("admin", "Administrator", C, 7, 14, "0"),
+    ],
+    "db": [
+        ("read-replica", "Read replica", L, 180, 365, "0"),
+        ("read-write", "Read-write on the primary", H, 30, 90, "0"),
+        ("migrate", "Run schema migrations", H, 14, 30, "0"),
+        ("backup-restore", "Backup and restore", H, 14, 30, "0"),
+        ("superuser", "Superuser", C, 3, 7, "0"),
+    ],
+    "k8s": [
+        ("view", "View workloads", L, 180, 365, "0"),
+        ("deploy", "Deploy workloads", M, 60, 180, "0"),
+        ("exec", "Exec into pods", H, 7, 30, "0"),
+        ("namespace-admin", "Namespace admin", H, 30, 90, "0"),
+        ("cluster-admin", "Cluster admin", C, 3, 7, "0"),
+    ],
+    "saas": [
+        ("viewer", "Viewer seat", L, 180, 365, "{v}"),
+        ("editor", "Editor seat", L, 180, 365, "{e}"),
+        ("admin", "Admin seat", H, 30, 90, "{a}"),
+        ("billing-admin", "Billing admin", C, 14, 30, "{a}"),
+    ],
+    "console": [
+        ("read", "Read", L, 180, 365, "0"),
+        ("operator", "Operator", M, 60, 180, "0"),
+        ("audit-log", "Audit log access", M, 30, 90, "0"),
+        ("admin", "Administrator", C, 7, 14, "0"),
+    ],
+}
+
+# (slug, name, owner team, tier, kind, seat costs v/e/a, description)
+SERVICES: list[tuple[str, str, str, int, str, tuple[str, str, str], str]] = [
+    ("search-api", "Search API", "search", 1, "app", ("", "", ""), "Public product search endpoint (200M queries a day)."),
+    ("search-indexer", "Search Indexer", "search", 2, "app", ("", "", ""), "Streams catalog changes into the search indexes."),
+    ("elasticsearch-prod", "Elasticsearch (prod)", "search", 1, "db", ("", "", ""), "The production search cluster."),
+    ("query-analytics", "Query Analytics", "search", 3, "console", ("", "", ""), "Search query logs and relevance dashboards."),
+    ("search-console", "Search Console", "search", 2, "console", ("", "", ""), "Synonyms, boosts and ranking experiments."),
+    ("payments-ledger", "Payments Ledger", "payments", 0, "ledger", ("", "", ""), "Double-entry ledger of every payment and payout."),
+    ("payouts", "Payouts Service", "payments", 0, "app", ("", "", ""), "Sends merchant payouts to banks."),
+    ("card-vault", "Card Vault", "payments", 0, "console", ("", "", ""), "PCI-scoped tokenisation of card numbers."),
+    ("billing-db", "Billing Database", "payments", 1, "db", ("", "", ""), "Invoices, subscriptions and dunning state."),
+    ("sso-gateway", "SSO Gateway", "identity", 0, "app", ("", "", ""), "OIDC/SAML front door for every internal app."),
+    ("iam-console", "IAM Console", "identity", 0, "console", ("", "", ""), "Cloud IAM roles and policies."),
+    ("user-directory", "User Directory", "identity", 1, "app", ("", "", ""), "People and groups, synced from HR."),
+    ("object-store", "Object Store", "storage", 1, "console", ("", "", ""), "S3-compatible blob storage."),
+    ("backup-vault", "Backup Vault", "storage", 1, "console", ("", "", ""), "Immutable backups of every production database."),
+    ("k8s-prod", "Kubernetes (prod)", "compute", 0, "k8s", ("", "", ""), "Production clusters in three regions."),
+    ("k8s-staging", "Kubernetes (staging)", "compute", 2, "k8s", ("", "", ""), "Staging clusters."),
+    ("ci-runners", "CI Runners", "compute", 2, "console", ("", "", ""), "Self-hosted build runners."),
+    ("edge-cdn", "Edge CDN", "networking", 1, "console", ("", "", ""), "CDN configuration and cache purges."),
+    ("vpn", "Corporate VPN", "networking", 1, "vpn", ("", "", ""), "Network access to production subnets."),
+    ("dns-manager", "DNS Manager", "networking", 1, "console", ("", "", ""), "Public and private DNS zones."),
+    ("grafana", "Grafana", "observability", 2, "saas", ("0", "0", "0"), "Dashboards over metrics and logs."),
+    ("datadog", "Datadog", "observability", 2, "saas", ("0", "23.00", "31.00"), "APM, logs and infrastructure monitoring."),
+    ("pagerduty", "PagerDuty", "observability", 1, "saas", ("0", "41.00", "41.00"), "On-call schedules and incident paging."),
+    ("sentry", "Sentry", "observability", 3, "saas", ("0", "26.00", "26.00"), "Application error tracking."),
+    ("orders-postgres", "Orders PostgreSQL", "databases", 0, "db", ("", "", ""), "The orders and fulfilment database."),
+    ("snowflake", "Snowflake Warehouse", "databases", 1, "saas", ("0", "40.00", "40.00"), "The analytics data warehouse."),
+    ("redis-cache", "Redis Cache", "databases", 2, "db", ("", "", ""), "Session and page caches."),
+    ("kafka", "Kafka", "databases", 1, "console", ("", "", ""), "Event streaming platform."),
+    ("checkout-service", "Checkout Service", "checkout", 0, "app", ("", "", ""), "Cart, checkout and order placement."),
+    ("promotions-admin", "Promotions Admin", "checkout", 2, "console", ("", "", ""), "Discount codes and campaigns."),
+    ("product-catalog", "Product Catalog", "catalog", 1, "app", ("", "", ""), "Products, prices and availability."),
+    ("app-store-connect", "App Store Connect", "mobile", 2, "saas", ("0", "0", "0"), "iOS releases and TestFlight."),
+    ("firebase", "Firebase Console", "mobile", 2, "saas", ("0", "0", "0"), "Crash reports, remote config and push."),
+    ("looker", "Looker", "analytics", 3, "saas", ("30.00", "60.00", "60.00"), "Business intelligence dashboards."),
+    ("tableau", "Tableau", "analytics", 3, "saas", ("15.00", "70.00", "70.00"), "Finance and ops reporting."),
+    ("feature-store", "Feature Store", "ml-platform", 2, "app", ("", "", ""), "Online and offline ML features."),
+    ("ml-training", "ML Training Cluster", "ml-platform", 2, "k8s", ("", "", ""), "GPU cluster for model training."),
+    ("airflow", "Airflow", "ingestion", 2, "console", ("", "", ""), "Batch pipelines and schedules."),
+    ("github", "GitHub Enterprise", "appsec", 1, "saas", ("0", "21.00", "21.00"), "Source code, reviews and Actions."),
+    ("vault", "Vault Secrets", "appsec", 0, "console", ("", "", ""), "Secrets and dynamic database credentials."),
+    ("siem", "SIEM", "secops", 1, "console", ("", "", ""), "Security events from every system."),
+]
+
+EXTRA_KINDS: dict[str, list[Template]] = {
+    "ledger": [
+        ("read", "Read ledger entries", L, 90, 180, "0"),
+        ("create-payout", "Create payouts", H, 30, 90, "0"),
+        ("approve-payout", "Approve payouts", H, 30, 90, "0"),
+        ("adjust-balance", "Manual balance adjustments", C, 3, 7, "0"),
+        ("reconcile", "Run reconciliation", M, 60, 180, "0"),
+    ],
+    "vpn": [
+        ("connect", "Connect to production subnets", L, 180, 365, "0"),
+        ("bastion", "Bastion host login", H, 14, 30, "0"),
+        ("admin", "VPN administrator", C, 7, 14, "0"),
+    ],
+}
+
+
+@dataclass
+class Counts:
+    approved: int = 0
+    auto_approved: int = 0
+    denied: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    pending: int = 0
+    skipped: int = 0
+    revoked: int = 0
+
+
+def _user(email: str) -> User:
+    return User.objects.get(email=email)
+
+
+def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[Entitlement], dict[str, ApprovalPolicy]]:
+    teams = {t.slug: t for t in Team.objects.all()}
+    dbas = list(User.objects.filter(team__slug="databases", is_active=True).order_by("email")[:3])
+    policies = {
+        "default": services.policy_create(
+            actor=admin,
+            slug=workflow.DEFAULT_POLICY_SLUG,
+            name="Manager, then service owner",
+            description="The standard path: the requester's manager, then one person of the owner team.",
+            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "service_owner", "name": "Service owner"}],
+        ),
+        "low": services.policy_create(
+            actor=admin,
+            slug="low-risk-peers",
+            name="Low risk: auto-approve when most of the team has it",
+            description="Auto-approved when the risk is low and at least half the requester's team holds it; otherwise the manager decides.",
+            stages=[{"kind": "manager", "name": "Manager"}],
+            auto_approve_max_risk=Risk.LOW,
+            auto_approve_peer_ratio=Decimal("0.5"),
+        ),
+        "critical": services.policy_create(
+            actor=admin,
+            slug="critical-access",
+            name="Critical: manager, owner and security",
+            description="Tier-0 administration and anything critical.",
+            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "service_owner", "name": "Service owner"}, {"kind": "security", "name": "Security"}],
+            sod_action=ApprovalPolicy.SodAction.ROUTE_TO_SECURITY,
+            remind_after=timedelta(hours=8),
+            escalate_after=timedelta(hours=24),
+            expire_after=timedelta(days=5),
+        ),
+        "dba": services.policy_create(
+            actor=admin,
+            slug="dba-quorum",
+            name="Two of three DBAs",
+            description="Write and superuser access to shared databases needs two of the named DBAs.",
+            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "users", "name": "DBA quorum", "required": 2, "users": dbas}],
+        ),
+        "payments": services.policy_create(
+            actor=admin,
+            slug="payments-sensitive",
+            name="Payments: manager and owner; toxic pairs go to security",
+            description="Money movement. A maker-checker conflict adds a security stage instead of refusing.",
+            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "service_owner", "name": "Payments owner"}],
+            sod_action=ApprovalPolicy.SodAction.ROUTE_TO_SECURITY,
+        ),
+    }
+    entitlements: list[Entitlement] = []
+    by_key: dict[tuple[str, str], Entitlement] = {}
+    kinds = {**KINDS, **EXTRA_KINDS}
+    for slug, name, team, tier, kind, costs, description in SERVICES:
+        service = services.service_create(
+            actor=admin, slug=slug, name=name, owner_team=teams[team], tier=tier, description=description, docs_url=f"https://docs.{DOMAIN}/services/{slug}"
+        )
+        v, e, a = costs
+        for ent_slug, ent_name, risk, default, maximum, cost in kinds[kind]:
+            cost = cost.format(v=v or "0", e=e or "0", a=a or "0")
+            if risk == C or (tier == 0 and risk == H):
+                policy = policies["critical"]
+            elif slug == "payments-ledger":
+                policy = policies["payments"]
+            elif kind == "db" and risk == H and team == "databases":
+                policy = policies["dba"]
+            elif risk == L:
+                policy = policies["low"]
+            else:
+                policy = None  # the default policy
+            ent = services.entitlement_create(
+                actor=admin,
+                service=service,
+                slug=ent_slug,
+                name=ent_name,
+                description=f"{ent_name} on {name}.",
+                risk=risk,
+                default_duration_days=default,
+                max_duration_days=maximum,
+                seat_cost_monthly=Decimal(cost),
+                policy=policy,
+                allows_break_glass=risk in (H, C) and tier == 0,
+            )
+            entitlements.append(ent)
+            by_key[(slug, ent_slug)] = ent
+    # Prerequisites: production shell access needs the VPN.
+    vpn = by_key[("vpn", "connect")]
+    for key in [("k8s-prod", "exec"), ("vpn", "bastion")]:
+        by_key[key].prerequisites.set([vpn])
+    pairs = [
+        (("payments-ledger", "create-payout"), ("payments-ledger", "approve-payout"), "maker-checker: nobody both creates and approves a payout"),
+        (("vault", "admin"), ("siem", "admin"), "a secrets admin must not be able to erase the trail of secret access"),
+        (("payouts", "deploy"), ("payments-ledger", "adjust-balance"), "code that moves money and manual balance edits stay in different hands"),
+    ]
+    for first, second, reason in pairs:
+        services.toxic_pair_create(actor=security, first=by_key[first], second=by_key[second], reason=reason)
+    return entitlements, policies
+
+
+def _approve_current_stage(req: AccessRequest, rng: random.Random) -> AccessRequest:
+    """Approve the current stage with as many eligible people as it needs."""
+    stage = req.current_stage
+    while req.status == AccessRequest.Status.PENDING and req.current_stage == stage:
+        eligible = sorted(uid for uid, via in workflow.eligible_approvers(request=req).items() if via is None)
+        done = workflow.approved_slots(request=req, stage_index=stage)
+        eligible = [uid for uid in eligible if uid not in done]
+        if not eligible:
+            raise DomainError("no eligible approver left")
+        approver = User.objects.get(pk=rng.choice(eligible))
+        req = services.access_request_approve(actor=approver, request_id=req.pk, reason=rng.choice(APPROVE_REASONS))
+    return req
+
+
+APPROVE_REASONS = ["", "", "ok", "approved for the project", "matches the team's access", "as discussed", "LGTM"]
+DENY_REASONS = [
+    "use the read replica instead",
+    "not needed for your current project",
+    "please request the narrower role",
+    "needs a ticket reference",
+    "too long: ask for 7 days",
+    "production write is for on-call only",
+]
+JUSTIFICATIONS = [
+    "on-call rotation starts next week",
+    "debugging a customer incident",
+    "quarterly reporting",
+    "migration to the new cluster",
+    "onboarding onto the team",
+    "performance investigation",
+    "new feature needs this data",
+    "support escalation",
+    "running the load test",
+    "cost review",
+]
+
+
+def _history(*, entitlements: list[Entitlement], rng: random.Random, now: datetime, counts: Counts) -> None:
+    people = list(User.objects.filter(is_active=True, manager__isnull=False).select_related("manager", "team").order_by("email"))
+    engineer = next(p for p in people if p.email == f"engineer@{DOMAIN}")
+    by_team: dict[int, list[Entitlement]] = {}
+    for ent in entitlements:
+        by_team.setdefault(ent.service.owner_team_id, []).append(ent)
+    low = [e for e in entitlements if e.risk == Risk.LOW]
+    # Request dates over the last year, more of them recent; processed oldest first.
+    ages = sorted((365 * rng.random() ** 1.4 + 3 for _ in range(HISTORY_REQUESTS)), reverse=True)
+    request_dates: list[tuple[int, datetime, datetime]] = []
+    grant_dates: dict[int, datetime] = {}
+    for age_days in ages:
+        principal = engineer if rng.random() < 0.01 else rng.choice(people)
+        roll = rng.random()
+        if roll < 0.45:
+            ent = rng.choice(low)  # common, low-risk tools: the peer auto-approval kicks in
+        elif roll < 0.75 and principal.team_id in by_team:
+            ent = rng.choice(by_team[principal.team_id])  # the team's own services
+        else:
+            ent = rng.choice(entitlements)
+        on_behalf = rng.random() < 0.05
+        actor = principal.manager if on_behalf else principal
+        days = rng.choice([d for d in (ent.default_duration_days, 7, 14, 30, 90, 180) if d <= ent.max_duration_days])
+        created = now - timedelta(days=age_days, hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
+        try:
+            with transaction.atomic():
+                req = services.access_request_submit(actor=actor, principal=principal, entitlement=ent, justification=rng.choice(JUSTIFICATIONS), duration_days=days)
+                if req.status == AccessRequest.Status.APPROVED:
+                    counts.auto_approved += 1
+                    decided = created + timedelta(seconds=2)
+                else:
+                    decided = created + timedelta(hours=rng.uniform(0.2, 60))
+                    outcome = rng.choices(["approve", "deny", "cancel", "expire"], weights=[76, 12, 7, 5])[0]
+                    if outcome == "approve":
+                        while req.status == AccessRequest.Status.PENDING:
+                            req = _approve_current_stage(req, rng)
+                        counts.approved += 1
+                    elif outcome == "deny":
+                        at = rng.randrange(len(req.stages))
+                        while req.current_stage < at and req.status == AccessRequest.Status.PENDING:
+                            req = _approve_current_stage(req, rng)
+                        eligible = sorted(uid for uid, via in workflow.eligible_approvers(request=req).items() if via is None)
+                        services.access_request_deny(actor=User.objects.get(pk=rng.choice(eligible)), request_id=req.pk, reason=rng.choice(DENY_REASONS))
+                        counts.denied += 1
+                    elif outcome == "cancel":
+                        services.access_request_cancel(actor=actor, request_id=req.pk, reason="no longer needed")
+                        counts.cancelled += 1
+                    else:
+                        policy = workflow.policy_for(ent) or ApprovalPolicy()
+                        decided = created + policy.expire_after
+                        services.access_request_expire(request_id=req.pk, now=now)
+                        counts.expired += 1
+        except DomainError:
+            counts.skipped += 1
+            continue
+        request_dates.append((req.pk, created, decided))
+        grant = Grant.objects.filter(request_id=req.pk).first()
+        if grant is not None and grant.status == Grant.Status.ACTIVE:
+            if grant.version == 1:
+                grant_dates[grant.pk] = decided
+            if decided + timedelta(days=req.duration_days) < now:
+                services.grant_revoke(actor=GRANT_EXPIRY_ACTOR, grant_id=grant.pk, reason="the access period ended")
+                counts.revoked += 1
+    _backdate(request_dates, grant_dates)
+
+
+def _backdate(request_dates: list[tuple[int, datetime, datetime]], grant_dates: dict[int, datetime]) -> None:
+    reqs = AccessRequest.objects.in_bulk([pk for pk, _, _ in request_dates])
+    for pk, created, decided in request_dates:
+        reqs[pk].created_at = created
+        reqs[pk].decided_at = decided
+    AccessRequest.objects.bulk_update(reqs.values(), ["created_at", "decided_at"], batch_size=500)
+    grants = Grant.objects.in_bulk(list(grant_dates))
+    for pk, at in grant_dates.items():
+        grants[pk].created_at = at
+        grants[pk].starts_at = at
+    Grant.objects.bulk_update(grants.values(), ["created_at", "starts_at"], batch_size=500)
+
+
+def _pending(*, entitlements: list[Entitlement], rng: random.Random, counts: Counts) -> AccessRequest:
+    """Open requests waiting in the demo inboxes (manager@, owner@, security@, DBAs)."""
+    engineer, manager, owner = _user(f"engineer@{DOMAIN}"), _user(f"manager@{DOMAIN}"), _user(f"owner@{DOMAIN}")
+    by_key = {(e.service.slug, e.slug): e for e in entitlements}
+    wanted = by_key[("elasticsearch-prod", "read-write")]
+    # The demo engineer's request that the demo manager can approve (manager, then owner@'s team).
+    demo = services.access_request_submit(actor=engineer, principal=engineer, entitlement=wanted, justification="reindexing the product catalogue for the autumn sale", duration_days=14)
+    assert demo.status == AccessRequest.Status.PENDING and manager.pk in workflow.eligible_approvers(request=demo)
+    counts.pending += 1
+    people = list(User.objects.filter(is_active=True, manager__isnull=False).exclude(pk=engineer.pk).order_by("email"))
+    search_ents = [e for e in entitlements if e.service.owner_team_id == owner.team_id and e.risk != Risk.LOW]
+    others = [e for e in entitlements if e.risk != Risk.LOW]
+    made = 0
+    while made < 80:
+        principal = rng.choice(people)
+        ent = rng.choice(search_ents if made % 3 == 0 else others)
+        days = min(ent.default_duration_days, 14)
+        try:
+            with transaction.atomic():
+                req = services.access_request_submit(actor=principal, principal=principal, entitlement=ent, justification=rng.choice(JUSTIFICATIONS), duration_days=days)
+                if req.status != AccessRequest.Status.PENDING:
+                    continue
+                # Some have passed their first stage and wait on the owners or security.
+                if len(req.stages) > 1 and rng.random() < 0.6:
+                    req = _approve_current_stage(req, rng)
+        except DomainError:
+            continue
+        made += 1
+        counts.pending += 1
+        age = timedelta(hours=rng.uniform(0.5, 20))
+        AccessRequest.objects.filter(pk=req.pk).update(created_at=timezone.now() - age)
+    return demo
+
+
+def seed_access(*, stdout, rng: random.Random) -> None:
+    if Service.objects.exists():
+        stdout.write("access: catalog already present; skipped")
+        return
+    admin = User.objects.filter(groups__name=PlatformRole.PLATFORM_ADMIN, email=f"admin@{DOMAIN}").first() or _user(f"admin@{DOMAIN}")
+    security = _user(f"security@{DOMAIN}")
+    now = timezone.now()
+    counts = Counts()
+    with services.notifications_muted(), transaction.atomic():
+        entitlements, policies = _catalog(admin=admin, security=security, rng=rng)
+        _history(entitlements=entitlements, rng=rng, now=now, counts=counts)
+        demo = _pending(entitlements=entitlements, rng=rng, counts=counts)
+        owner = _user(f"owner@{DOMAIN}")
+        teammate = User.objects.filter(team_id=owner.team_id, is_active=True).exclude(pk=owner.pk).order_by("email").first()
+        if teammate is not None:
+            start = timezone.localdate() + timedelta(days=14)
+            services.delegation_create(actor=owner, delegate=teammate, starts_on=start, ends_on=start + timedelta(days=6), reason="conference week")
+    active = Grant.objects.filter(status=Grant.Status.ACTIVE).count()
+    stdout.write(
+        f"access: {Service.objects.count()} services, {len(entitlements)} entitlements, {len(policies)} policies; "
+        f"{AccessRequest.objects.count()} requests (approved {counts.approved}, auto-approved {counts.auto_approved}, denied {counts.denied}, "
+        f"cancelled {counts.cancelled}, expired {counts.expired}, pending {counts.pending}; {counts.skipped} refused by policy), "
+        f"{active} active grants; engineer@{DOMAIN}'s request #{demo.pk} waits on manager@{DOMAIN}"
+    )

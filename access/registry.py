@@ -1,0 +1,27 @@
+"""Audit action names of the access app."""
+
+from audit.registry import register
+
+SERVICE_CREATED = register("service.created", "A catalog service was created")
+SERVICE_UPDATED = register("service.updated", "A catalog service was changed")
+ENTITLEMENT_CREATED = register("entitlement.created", "An entitlement was created")
+ENTITLEMENT_UPDATED = register("entitlement.updated", "An entitlement was changed")
+POLICY_CREATED = register("policy.created", "An approval policy was created")
+POLICY_UPDATED = register("policy.updated", "An approval policy was changed")
+TOXIC_PAIR_CREATED = register("sod.pair_created", "A separation-of-duties pair was declared")
+DELEGATION_CREATED = register("delegation.created", "An approver delegated approvals")
+DELEGATION_ENDED = register("delegation.ended", "A delegation was ended early")
+REQUEST_SUBMITTED = register("request.submitted", "An access request was submitted")
+REQUEST_APPROVAL_GIVEN = register("request.approval_given", "An approver approved a stage")
+REQUEST_ADVANCED = register("request.advance", "A request moved to its next stage")
+REQUEST_APPROVED = register("request.approve", "A request was approved")
+REQUEST_DENIED = register("request.deny", "A request was denied")
+REQUEST_CANCELLED = register("request.cancel", "A request was cancelled")
+REQUEST_EXPIRED = register("request.expire", "A pending request expired")
+REQUEST_REMINDED = register("request.reminded", "Approvers were reminded")
+REQUEST_ESCALATED = register("request.escalated", "A request was escalated to the approvers' managers")
+GRANT_CREATED = register("grant.created", "A grant was created")
+GRANT_TRANSITIONS = {
+    action: register(f"grant.{action}", f"Grant transition: {action}")
+    for action in ("activate", "fail", "retry", "revoke", "extend", "expire", "complete_revoke", "fail_revoke")
+}

@@ -1,0 +1,267 @@
+"""Approval workflow rules: stage snapshots, eligibility, auto-approval, SoD, prerequisites.
+
+Pure reads (no writes): services call these inside their transactions, after locking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.contrib.auth.models import Group
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Membership, PlatformRole, User
+
+from .models import (
+    RISK_ORDER,
+    AccessRequest,
+    Approval,
+    ApprovalAssignment,
+    ApprovalPolicy,
+    Delegation,
+    Entitlement,
+    Grant,
+    PolicyStage,
+    ToxicPair,
+)
+
+DEFAULT_POLICY_SLUG = "default"
+K = PolicyStage.ApproverKind
+
+
+def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
+    if entitlement.policy_id:
+        return entitlement.policy
+    return ApprovalPolicy.objects.filter(slug=DEFAULT_POLICY_SLUG).first()
+
+
+def build_stages(entitlement: Entitlement) -> list[dict]:
+    """Snapshot the policy's stages (a request keeps the stages it was submitted with)."""
+    policy = policy_for(entitlement)
+    if policy is None:
+        # No policy anywhere: the manager, then the owner team for anything above low risk.
+        stages = [{"name": "Manager", "kind": K.MANAGER, "required": 1, "group_id": None, "user_ids": [], "source": "builtin"}]
+        if RISK_ORDER[entitlement.risk] > 0:
+            stages.append({"name": "Service owner", "kind": K.SERVICE_OWNER, "required": 1, "group_id": None, "user_ids": [], "source": "builtin"})
+        return stages
+    return [
+        {
+            "name": s.name or s.get_approver_kind_display(),
+            "kind": s.approver_kind,
+            "required": s.required,
+            "group_id": s.group_id,
+            "user_ids": sorted(u.pk for u in s.users.all()),
+            "source": f"policy:{policy.slug}",
+        }
+        for s in policy.stages.order_by("order").prefetch_related("users")
+    ]
+
+
+def security_stage() -> dict:
+    return {"name": "Security (separation of duties)", "kind": K.SECURITY, "required": 1, "group_id": None, "user_ids": [], "source": "sod"}
+
+
+def _active_users(qs):
+    return qs.filter(is_active=True)
+
+
+def stage_candidates(*, request: AccessRequest, stage: dict) -> set[int]:
+    """Who the stage names, from live data (before exclusions and delegation)."""
+    kind = stage["kind"]
+    if kind == K.MANAGER:
+        # The principal's manager; when that person is inactive, or is the requester (a
+        # manager asking on a report's behalf may not approve it), the next manager up.
+        excluded = excluded_approvers(request)
+        current = request.principal.manager
+        seen: set[int] = set()
+        while current is not None and current.pk not in seen:
+            seen.add(current.pk)
+            if current.is_active and current.pk not in excluded:
+                return {current.pk}
+            current = current.manager
+        return set()
+    if kind == K.SERVICE_OWNER:
+        team_id = request.entitlement.service.owner_team_id
+        return set(
+            _active_users(User.objects.filter(Q(team_id=team_id) | Q(memberships__team_id=team_id))).values_list("pk", flat=True)
+        )
+    if kind == K.SECURITY:
+        return set(_active_users(User.objects.filter(groups__name=PlatformRole.SECURITY)).values_list("pk", flat=True))
+    if kind == K.GROUP:
+        if not stage.get("group_id"):
+            return set()
+        return set(_active_users(User.objects.filter(groups__id=stage["group_id"])).values_list("pk", flat=True))
+    if kind == K.USERS:
+        return set(_active_users(User.objects.filter(pk__in=stage.get("user_ids") or [])).values_list("pk", flat=True))
+    return set()
+
+
+def excluded_approvers(request: AccessRequest) -> set[int]:
+    """Nobody approves their own request, nor one they made on someone's behalf."""
+    return {request.requester_id, request.principal_id}
+
+
+def active_delegations(*, on: date | None = None):
+    on = on or timezone.localdate()
+    return Delegation.objects.filter(starts_on__lte=on, ends_on__gte=on, delegate__is_active=True)
+
+
+def eligible_approvers(*, request: AccessRequest, stage_index: int | None = None) -> dict[int, int | None]:
+    """user id -> the delegator they act for (None when acting as themselves), from live data."""
+    index = request.current_stage if stage_index is None else stage_index
+    if not (0 <= index < len(request.stages)):
+        return {}
+    stage = request.stages[index]
+    direct = stage_candidates(request=request, stage=stage)
+    direct |= set(
+        ApprovalAssignment.objects.filter(request=request, stage=index, escalated=True, approver__is_active=True).values_list("approver_id", flat=True)
+    )
+    excluded = excluded_approvers(request)
+    result: dict[int, int | None] = {uid: None for uid in direct if uid not in excluded}
+    for delegator_id, delegate_id in active_delegations().filter(delegator_id__in=direct).values_list("delegator_id", "delegate_id"):
+        if delegate_id not in excluded and delegate_id not in result and delegator_id not in excluded:
+            result[delegate_id] = delegator_id
+    return result
+
+
+def approved_slots(*, request: AccessRequest, stage_index: int) -> set[int]:
+    """The people whose approval a stage already has. A delegate's approval fills the
+    delegator's slot, so a delegator and their delegate never count twice toward N of M."""
+    rows = Approval.objects.filter(request=request, stage=stage_index, decision=Approval.Decision.APPROVE)
+    return {on_behalf or approver for approver, on_behalf in rows.values_list("approver_id", "on_behalf_of_id")}
+
+
+def stage_requirement_problem(*, request: AccessRequest, stage_index: int) -> str | None:
+    stage = request.stages[stage_index]
+    eligible = {uid for uid, via in eligible_approvers(request=request, stage_index=stage_index).items() if via is None}
+    if len(eligible) < stage["required"]:
+        return f"stage {stage_index + 1} ({stage['name']}) needs {stage['required']} approver(s) but only {len(eligible)} eligible person(s) exist"
+    return None
+
+
+@dataclass
+class PeerHolding:
+    holders: int
+    team_size: int
+
+    @property
+    def ratio(self) -> Decimal:
+        if not self.team_size:
+            return Decimal("0")
+        return (Decimal(self.holders) / Decimal(self.team_size)).quantize(Decimal("0.001"))
+
+
+def peer_holding(*, principal: User, entitlement: Entitlement) -> PeerHolding:
+    if not principal.team_id:
+        return PeerHolding(0, 0)
+    peers = User.objects.filter(team_id=principal.team_id, is_active=True).exclude(pk=principal.pk)
+    holders = Grant.objects.filter(entitlement=entitlement, status=Grant.Status.ACTIVE, principal__in=peers).values("principal").distinct().count()
+    return PeerHolding(holders, peers.count())
+
+
+def auto_approval_reason(*, principal: User, entitlement: Entitlement) -> str | None:
+    policy = policy_for(entitlement)
+    if policy is None:
+        return None
+    if policy.auto_approve_users.filter(pk=principal.pk).exists():
+        return f"auto-approved: {principal.email} is on the allow list of policy {policy.slug}"
+    if (
+        policy.auto_approve_max_risk
+        and policy.auto_approve_peer_ratio is not None
+        and RISK_ORDER[entitlement.risk] <= RISK_ORDER[policy.auto_approve_max_risk]
+    ):
+        peers = peer_holding(principal=principal, entitlement=entitlement)
+        if peers.team_size and peers.ratio >= policy.auto_approve_peer_ratio:
+            pct = int(peers.ratio * 100)
+            need = int(policy.auto_approve_peer_ratio * 100)
+            return f"auto-approved: {entitlement.risk} risk and held by {pct}% of the team ({peers.holders} of {peers.team_size}; policy needs {need}%)"
+    return None
+
+
+def toxic_conflicts(*, principal: User, entitlement: Entitlement) -> list[tuple[ToxicPair, Entitlement]]:
+    pairs = ToxicPair.objects.filter(Q(first=entitlement) | Q(second=entitlement)).select_related("first__service", "second__service")
+    if not pairs:
+        return []
+    held = set(Grant.objects.filter(principal=principal, status__in=Grant.HELD_STATUSES).values_list("entitlement_id", flat=True))
+    held |= set(AccessRequest.objects.filter(principal=principal, status=AccessRequest.Status.PENDING).exclude(entitlement=entitlement).values_list("entitlement_id", flat=True))
+    out = []
+    for pair in pairs:
+        other = pair.second if pair.first_id == entitlement.pk else pair.first
+        if other.pk in held:
+            out.append((pair, other))
+    return out
+
+
+def missing_prerequisites(*, principal: User, entitlement: Entitlement) -> list[Entitlement]:
+    required = list(entitlement.prerequisites.select_related("service"))
+    if not required:
+        return []
+    held = set(Grant.objects.filter(principal=principal, status=Grant.Status.ACTIVE, entitlement__in=required).values_list("entitlement_id", flat=True))
+    return [e for e in required if e.pk not in held]
+
+
+@dataclass
+class Preview:
+    entitlement: Entitlement
+    stages: list[dict] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    auto_approval: str | None = None
+    peers: PeerHolding | None = None
+    extension_of: Grant | None = None
+
+
+def preview(*, requester: User, principal: User, entitlement: Entitlement, duration_days: int | None = None) -> Preview:
+    """What a request would go through, and what would refuse it, before it is submitted."""
+    from .policies import may_request_for
+
+    result = Preview(entitlement=entitlement, peers=peer_holding(principal=principal, entitlement=entitlement))
+    if not may_request_for(requester, principal):
+        result.refusals.append(f"you may not request access for {principal.email}: only for yourself or your reports")
+    if not entitlement.requestable:
+        result.refusals.append(f"{entitlement} is not requestable")
+    if not principal.is_active:
+        result.refusals.append(f"{principal.email} is not active")
+    if duration_days is not None and (duration_days < 1 or duration_days > entitlement.max_duration_days):
+        result.refusals.append(f"duration must be between 1 and {entitlement.max_duration_days} days (the maximum for {entitlement})")
+    if AccessRequest.objects.filter(principal=principal, entitlement=entitlement, status=AccessRequest.Status.PENDING).exists():
+        result.refusals.append(f"{principal.email} already has an open request for {entitlement}")
+    missing = missing_prerequisites(principal=principal, entitlement=entitlement)
+    if missing:
+        result.refusals.append("missing prerequisite access: " + ", ".join(str(e) for e in missing))
+    held = Grant.objects.filter(principal=principal, entitlement=entitlement, status__in=Grant.HELD_STATUSES).first()
+    if held is not None and held.status != Grant.Status.ACTIVE:
+        result.refusals.append(f"{principal.email} already holds {entitlement} (grant #{held.pk} is {held.get_status_display().lower()})")
+    result.extension_of = held if held is not None and held.status == Grant.Status.ACTIVE else None
+    stages = build_stages(entitlement)
+    conflicts = toxic_conflicts(principal=principal, entitlement=entitlement)
+    if conflicts:
+        policy = policy_for(entitlement)
+        text = "; ".join(f"{entitlement} with {other}: {pair.reason}" for pair, other in conflicts)
+        if policy is not None and policy.sod_action == ApprovalPolicy.SodAction.ROUTE_TO_SECURITY:
+            stages.append(security_stage())
+            result.warnings.append(f"separation of duties — routed to security: {text}")
+        else:
+            result.refusals.append(f"separation of duties: {text}")
+    result.stages = stages
+    if not conflicts:
+        result.auto_approval = auto_approval_reason(principal=principal, entitlement=entitlement)
+    return result
+
+
+def describe_stage_approvers(*, request: AccessRequest, stage: dict, limit: int = 5) -> list[str]:
+    ids = stage_candidates(request=request, stage=stage) - excluded_approvers(request)
+    names = list(User.objects.filter(pk__in=ids).order_by("name").values_list("name", "email")[:limit])
+    return [n or e for n, e in names]
+
+
+def group_for_role(role: str) -> Group | None:
+    return Group.objects.filter(name=role).first()
+
+
+def lead_of(team_id: int) -> User | None:
+    m = Membership.objects.filter(team_id=team_id, role=Membership.Role.LEAD, user__is_active=True).select_related("user").first()
+    return m.user if m else None

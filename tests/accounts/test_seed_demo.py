@@ -1,0 +1,146 @@
+"""seed_demo: deterministic demo people through the directory import, refused outside the demo."""
+
+from __future__ import annotations
+
+import random
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+
+from accounts import demo
+from accounts.models import Membership, Team, TeamMove, User
+from audit.models import AuditEvent
+from portal.core.management.commands import seed_demo
+
+
+def snapshot():
+    return (
+        User.objects.count(),
+        Team.objects.count(),
+        Membership.objects.count(),
+        TeamMove.objects.count(),
+        AuditEvent.objects.count(),
+        list(User.objects.values_list("email", "password", "status", "team__slug", "manager_id")),
+    )
+
+
+@pytest.fixture
+def fast_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_seed_demo_creates_the_demo_org_accounts_and_a_verifiable_trail(client, fast_hasher):
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+
+    last_month, today, leads = demo.build_directory(random.Random(seed_demo.SEED))
+    assert User.objects.count() == len(today) == len(last_month)
+    assert 280 <= User.objects.count() <= 320
+    assert Team.objects.count() == 25
+    assert Team.objects.filter(parent=None).count() == 2
+    assert Team.objects.get(slug="payments").parent.parent.slug == "engineering"
+    assert User.objects.filter(status="leaver", is_active=False).count() == 5
+    assert TeamMove.objects.count() == 3
+    contractors = User.objects.filter(worker_type="contractor").count()
+    assert 0.05 * len(today) <= contractors <= 0.15 * len(today)
+
+    engineer = User.objects.get(email="engineer@tollgate.test")
+    manager = User.objects.get(email="manager@tollgate.test")
+    assert engineer.team.slug == "payments" and engineer.manager == manager
+    assert Membership.objects.get(team__slug="payments", user=manager).role == "lead"
+    platform_lead = User.objects.get(email=leads["platform"])
+    assert manager.manager == platform_lead
+    assert Membership.objects.get(team__slug="platform", user=platform_lead).role == "lead"
+    assert User.objects.get(email="owner@tollgate.test").team.slug == "search"
+    roles = {
+        email: sorted(User.objects.get(email=email).groups.values_list("name", flat=True))
+        for email in demo.DEMO_EMAILS
+    }
+    assert roles == {
+        "manager@tollgate.test": [],
+        "engineer@tollgate.test": [],
+        "owner@tollgate.test": [],
+        "security@tollgate.test": ["security"],
+        "admin@tollgate.test": ["platform-admin"],
+        "finance@tollgate.test": ["finance"],
+        "auditor@tollgate.test": ["auditor"],
+    }
+    # A real audit trail: the people came through the directory import.
+    assert AuditEvent.objects.filter(action="user.created").count() == len(today)
+    assert AuditEvent.objects.filter(action="user.left").count() == 5
+    assert AuditEvent.objects.filter(action="user.moved").count() == 3
+    assert AuditEvent.objects.filter(action="directory.imported").count() == 2
+    assert "demo data ready" in out.getvalue()
+
+    verify = StringIO()
+    call_command("verify_audit", stdout=verify)
+    assert "audit chain OK" in verify.getvalue()
+
+    response = client.post(
+        reverse("account_login"),
+        {"login": "engineer@tollgate.test", "password": demo.DEMO_PASSWORD},
+    )
+    assert response.status_code == 302
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "manager@tollgate.test" in home.content.decode()
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_seed_demo_if_empty_and_a_plain_rerun_change_nothing(fast_hasher):
+    call_command("seed_demo", stdout=StringIO())
+    before = snapshot()
+
+    out = StringIO()
+    call_command("seed_demo", "--if-empty", stdout=out)
+    assert "already present" in out.getvalue()
+    assert snapshot() == before
+
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    rows = len(demo.build_directory(random.Random(seed_demo.SEED))[1])
+    assert f"people (today's directory): {rows} rows read; no changes" in out.getvalue()
+    assert snapshot() == before
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_when_the_demo_is_not_allowed(settings):
+    settings.DEMO_ALLOWED = False
+
+    with pytest.raises(CommandError, match="DEMO_ALLOWED is false"):
+        call_command("seed_demo", stdout=StringIO())
+
+    assert User.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_seed_steps_that_do_not_exist_yet_are_skipped_with_a_note(monkeypatch):
+    monkeypatch.setattr(
+        seed_demo, "DEMO_STEPS", ["accounts.no_such_demo.seed_x", "no_such_app.demo.seed_y"]
+    )
+    out = StringIO()
+
+    call_command("seed_demo", stdout=out)
+
+    assert "accounts.no_such_demo.seed_x: skipped (accounts.no_such_demo does not exist yet)" in (
+        out.getvalue()
+    )
+    assert "no_such_app.demo.seed_y: skipped" in out.getvalue()
+    assert User.objects.count() == 0
+
+
+def test_the_demo_directory_is_deterministic():
+    first = demo.build_directory(random.Random(seed_demo.SEED))
+    second = demo.build_directory(random.Random(seed_demo.SEED))
+    assert first == second
+    last_month, today, leads = first
+    assert len(leads) == 25
+    assert len({p.email for p in today}) == len(today)
+    assert leads["payments"] == "manager@tollgate.test"

@@ -1,0 +1,310 @@
+"""Sign-in with allauth: local login, closed sign-up, audit of sign-ins, logout, MFA for admins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.contrib.sessions.models import Session
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from audit.models import AuditEvent
+from audit.verify import verify_chain
+from tests.conftest import PASSWORD, make_user
+
+LOGIN_URL = "/accounts/login/"
+HEADERS = {"X-Request-ID": "req-login-0001", "User-Agent": "pytest-browser/1.0"}
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    # allauth's login_failed limit counts in the (shared Redis) cache across runs.
+    settings.ACCOUNT_RATE_LIMITS = False
+
+
+def _events(action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action).order_by("seq"))
+
+
+# --- local sign-in ----------------------------------------------------------------------
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_login_with_email_and_password_signs_in_and_is_audited(client, requester):
+    response = client.post(
+        LOGIN_URL,
+        {"login": "Requester@Example.com", "password": PASSWORD},
+        headers=HEADERS,
+        REMOTE_ADDR="203.0.113.7",
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+    assert int(client.session["_auth_user_id"]) == requester.pk
+    assert client.get("/").status_code == 200
+    (event,) = _events("auth.login")
+    assert event.actor_id == requester.pk
+    assert event.actor_label == "requester@example.com"
+    assert (event.target_type, event.target_id) == ("accounts.user", str(requester.pk))
+    assert event.request_id == "req-login-0001"
+    assert event.ip == "203.0.113.7"
+    assert event.user_agent == "pytest-browser/1.0"
+    assert _events("auth.login_failed") == []
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db
+def test_failed_login_is_audited_and_signs_nobody_in(client, requester):
+    response = client.post(
+        LOGIN_URL,
+        {"login": "requester@example.com", "password": "wrong-password"},
+        headers=HEADERS,
+        REMOTE_ADDR="198.51.100.9",
+    )
+
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+    assert _events("auth.login") == []
+    (event,) = _events("auth.login_failed")
+    assert event.actor_id is None
+    assert event.actor_label == "anonymous"
+    assert event.after == {"attempted": "requester@example.com"}
+    assert event.request_id == "req-login-0001"
+    assert event.ip == "198.51.100.9"
+    assert "wrong-password" not in str(event.after) + event.reason
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_leaver_cannot_sign_in(client, org):
+    leaver = make_user("gone@example.com", team=org["payments"])
+    User.objects.filter(pk=leaver.pk).update(is_active=False, status=User.Status.LEAVER)
+
+    response = client.post(LOGIN_URL, {"login": "gone@example.com", "password": PASSWORD})
+
+    assert "_auth_user_id" not in client.session
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_inactive")
+    assert _events("auth.login") == []
+
+
+@pytest.mark.django_db
+def test_open_signup_is_closed(client, settings):
+    assert settings.ACCOUNT_ALLOW_SIGNUP is False
+    count = User.objects.count()
+
+    page = client.get("/accounts/signup/")
+    attempt = client.post(
+        "/accounts/signup/",
+        {
+            "email": "newcomer@example.com",
+            "password1": "a-very-long-passphrase-42",
+            "password2": "a-very-long-passphrase-42",
+        },
+    )
+
+    assert page.status_code == 200
+    assert "account/signup_closed.html" in [t.name for t in page.templates]
+    assert attempt.status_code == 200
+    assert "account/signup_closed.html" in [t.name for t in attempt.templates]
+    assert User.objects.count() == count
+    assert not User.objects.filter(email="newcomer@example.com").exists()
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.count() == 0
+
+
+# --- logout and sessions ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_logout_is_post_only(client, requester):
+    client.force_login(requester)
+
+    confirm = client.get("/accounts/logout/")
+    assert confirm.status_code == 200
+    assert client.get("/").status_code == 200  # still signed in after GET
+    assert _events("auth.logout") == []
+
+    done = client.post("/accounts/logout/")
+    assert done.status_code == 302
+    assert done["Location"] == reverse("account_login")
+    home = client.get("/")
+    assert home.status_code == 302
+    assert home["Location"].startswith(reverse("account_login"))
+    (event,) = _events("auth.logout")
+    assert event.actor_id == requester.pk
+
+
+@pytest.mark.django_db
+def test_sessions_expire(client, requester, settings):
+    assert settings.SESSION_COOKIE_AGE == 12 * 3600
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE is True
+    client.post(LOGIN_URL, {"login": "requester@example.com", "password": PASSWORD})
+    session = Session.objects.get(session_key=client.session.session_key)
+    expected = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    assert abs((session.expire_date - expected).total_seconds()) < 60
+    assert client.get("/").status_code == 200
+
+    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - timedelta(seconds=1))
+
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+
+# --- MFA for admins ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_without_totp_is_sent_to_totp_activation(client, admin, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    User.objects.filter(pk=admin.pk).update(is_staff=True)
+    client.force_login(admin)
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("mfa_activate_totp") + "?next=%2Fadmin%2F"
+    deep = client.get("/admin/accounts/user/?q=x")
+    assert (
+        deep["Location"]
+        == reverse("mfa_activate_totp") + "?next=%2Fadmin%2Faccounts%2Fuser%2F%3Fq%3Dx"
+    )
+
+
+@pytest.mark.django_db
+def test_admin_with_totp_is_let_through(client, admin, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    User.objects.filter(pk=admin.pk).update(is_staff=True)
+    TOTP.activate(admin, generate_totp_secret())
+    assert Authenticator.objects.filter(user=admin, type=Authenticator.Type.TOTP).count() == 1
+    client.force_login(admin)
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 200
+    assert b"Tollgate administration" in response.content
+
+
+@pytest.mark.django_db
+def test_recovery_codes_alone_do_not_count_as_totp(client, admin, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    User.objects.filter(pk=admin.pk).update(is_staff=True)
+    Authenticator.objects.create(user=admin, type=Authenticator.Type.RECOVERY_CODES, data={})
+    client.force_login(admin)
+
+    assert client.get("/admin/")["Location"].startswith(reverse("mfa_activate_totp"))
+
+
+@pytest.mark.django_db
+def test_staff_without_platform_role_also_needs_totp(client, org, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    staff = make_user("staff@example.com", team=org["platform"], is_staff=True)
+    client.force_login(staff)
+
+    assert client.get("/admin/")["Location"].startswith(reverse("mfa_activate_totp"))
+
+
+@pytest.mark.django_db
+def test_non_admin_is_not_affected_by_admin_mfa(client, requester, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    client.force_login(requester)
+
+    assert client.get("/").status_code == 200
+    admin_page = client.get("/admin/")
+    # Django admin itself turns a non-staff user away; the MFA gate does not intervene.
+    assert admin_page.status_code == 302
+    assert admin_page["Location"] == "/admin/login/?next=/admin/"
+
+
+@pytest.mark.django_db
+def test_admin_mfa_is_off_on_the_embedded_default(client, admin, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = False
+    User.objects.filter(pk=admin.pk).update(is_staff=True)
+    client.force_login(admin)
+
+    assert client.get("/admin/").status_code == 200
+
+
+# --- the sign-in pages ------------------------------------------------------------------
+
+
+def _no_inline_code(body: str) -> None:
+    """The strict CSP forbids inline scripts and style attributes."""
+    assert "<script>" not in body
+    assert "<script " not in body.replace('<script src="/static/', "")
+    assert 'style="' not in body
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_login_page_is_in_the_house_style(client):
+    response = client.get(LOGIN_URL)
+
+    assert response.status_code == 200
+    names = [t.name for t in response.templates]
+    assert "account/login.html" in names
+    assert "base.html" in names
+    body = response.content.decode()
+    assert 'name="csrfmiddlewaretoken"' in body
+    assert 'name="login"' in body and 'type="email"' in body
+    assert 'name="password"' in body
+    assert "/accounts/signup/" not in body  # no invitation to an open sign-up
+    _no_inline_code(body)
+
+
+@pytest.mark.django_db
+def test_totp_activation_asks_for_the_password_again_then_renders(client, admin):
+    client.force_login(admin)  # a session without a recent password sign-in
+    redirect = client.get(reverse("mfa_activate_totp"))
+    assert redirect.status_code == 302
+    assert redirect["Location"].startswith(reverse("account_reauthenticate"))
+    confirm = client.get(redirect["Location"])
+    assert "account/reauthenticate.html" in [t.name for t in confirm.templates]
+    _no_inline_code(confirm.content.decode())
+
+    confirmed = client.post(redirect["Location"], {"password": PASSWORD})
+    assert confirmed.status_code == 302
+    assert confirmed["Location"] == reverse("mfa_activate_totp")
+    response = client.get(reverse("mfa_activate_totp"))
+
+    assert response.status_code == 200
+    assert "mfa/totp/activate_form.html" in [t.name for t in response.templates]
+    body = response.content.decode()
+    assert 'src="data:image/svg+xml' in body
+    assert 'name="code"' in body
+    _no_inline_code(body)
+
+
+@pytest.mark.django_db
+def test_admin_with_totp_must_enter_a_code_to_sign_in(client, admin):
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    secret = generate_totp_secret()
+    TOTP.activate(admin, secret)
+
+    first = client.post(LOGIN_URL, {"login": "admin@example.com", "password": PASSWORD})
+
+    assert first.status_code == 302
+    assert first["Location"] == reverse("mfa_authenticate")
+    assert "_auth_user_id" not in client.session  # the password alone does not sign in
+    page = client.get(reverse("mfa_authenticate"))
+    assert "mfa/authenticate.html" in [t.name for t in page.templates]
+    _no_inline_code(page.content.decode())
+
+    wrong = client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    assert wrong.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+    counter = int(timezone.now().timestamp()) // 30
+    code = format_hotp_value(hotp_value(secret, counter))
+    done = client.post(reverse("mfa_authenticate"), {"code": code})
+
+    assert done.status_code == 302
+    assert int(client.session["_auth_user_id"]) == admin.pk
+    assert [e.actor_id for e in _events("auth.login")] == [admin.pk]

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django import forms
+
+from .models import Scope
+
+EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("never", "Never")]
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. 'laptop script'.")
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.READ, Scope.WRITE],
+    )
+    expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires after")

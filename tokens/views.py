@@ -1,0 +1,77 @@
+"""API token pages: list mine, create (the secret is shown once), revoke."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.core.errors import Conflict, DomainError, NotFound
+
+from . import selectors, services
+from .forms import TokenCreateForm
+
+
+def _render_list(request, form, *, created=None, plaintext=None, status=200):
+    return render(
+        request,
+        "tokens/token_list.html",
+        {
+            "tokens": selectors.my_api_tokens(viewer=request.user),
+            "form": form,
+            "created": created,
+            "plaintext": plaintext,
+            "now": timezone.now(),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@login_required
+def token_list(request):
+    return _render_list(request, TokenCreateForm())
+
+
+@never_cache
+@require_POST
+@login_required
+def token_create(request):
+    form = TokenCreateForm(request.POST)
+    if not form.is_valid():
+        return _render_list(request, form, status=400)
+    expires = form.cleaned_data["expires_in"]
+    expires_at = None if expires == "never" else timezone.now() + timedelta(days=int(expires))
+    try:
+        token, plaintext = services.api_token_create(
+            actor=request.user,
+            user=request.user,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=expires_at,
+        )
+    except DomainError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _render_list(request, form, status=400)
+    # Rendered, not redirected: the secret must never be stored (session, messages, logs).
+    return _render_list(request, TokenCreateForm(), created=token, plaintext=plaintext)
+
+
+@require_POST
+@login_required
+def token_revoke(request, pk: int):
+    try:
+        token = services.api_token_revoke(actor=request.user, token_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except Conflict as exc:
+        messages.info(request, exc.message)
+        return redirect("tokens:list")
+    messages.success(request, f"Token “{token.name}” ({token.prefix}…) revoked.")
+    return redirect("tokens:list")
