@@ -9,6 +9,7 @@ Deterministic for a given ``rng`` seed.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,16 @@ from accounts.models import PlatformRole, Team, User
 from portal.core.errors import DomainError
 
 from . import services, workflow
-from .models import AccessRequest, ApprovalPolicy, Entitlement, Grant, Risk, Service
+from .models import (
+    AccessRequest,
+    Approval,
+    ApprovalAssignment,
+    ApprovalPolicy,
+    Entitlement,
+    Grant,
+    Risk,
+    Service,
+)
 
 DOMAIN = "tollgate.test"
 GRANT_EXPIRY_ACTOR = "system:grant-expiry"
@@ -110,6 +120,11 @@ SERVICES: list[tuple[str, str, str, int, str, tuple[str, str, str], str]] = [
     ("github", "GitHub Enterprise", "appsec", 1, "saas", ("0", "21.00", "21.00"), "Source code, reviews and Actions."),
     ("vault", "Vault Secrets", "appsec", 0, "console", ("", "", ""), "Secrets and dynamic database credentials."),
     ("siem", "SIEM", "secops", 1, "console", ("", "", ""), "Security events from every system."),
+    ("jira", "Jira", "platform", 3, "saas", ("0", "8.15", "8.15"), "Issues and sprint boards."),
+    ("figma", "Figma", "mobile", 3, "saas", ("0", "45.00", "45.00"), "Design files and prototypes."),
+    ("launchdarkly", "LaunchDarkly", "checkout", 2, "saas", ("0", "12.00", "12.00"), "Feature flags for every service."),
+    ("stripe-dashboard", "Stripe Dashboard", "payments", 0, "console", ("", "", ""), "Refunds, disputes and payouts at the card processor."),
+    ("zendesk", "Zendesk", "catalog", 3, "saas", ("0", "55.00", "55.00"), "Customer support tickets."),
 ]
 
 EXTRA_KINDS: dict[str, list[Template]] = {
@@ -240,17 +255,30 @@ def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[E
     return entitlements, policies
 
 
+_users: dict[int, User] = {}
+
+
+def _by_pk(pk: int) -> User:
+    if pk not in _users:
+        _users[pk] = User.objects.get(pk=pk)
+    return _users[pk]
+
+
+def _assigned(req: AccessRequest) -> list[int]:
+    """Who the current stage waits on (the inbox rows), minus those who already approved."""
+    done = set(Approval.objects.filter(request=req, stage=req.current_stage).values_list("approver_id", flat=True))
+    ids = ApprovalAssignment.objects.filter(request=req, stage=req.current_stage).values_list("approver_id", flat=True)
+    return sorted(set(ids) - done)
+
+
 def _approve_current_stage(req: AccessRequest, rng: random.Random) -> AccessRequest:
-    """Approve the current stage with as many eligible people as it needs."""
+    """Approve the current stage with as many assigned people as it needs."""
     stage = req.current_stage
     while req.status == AccessRequest.Status.PENDING and req.current_stage == stage:
-        eligible = sorted(uid for uid, via in workflow.eligible_approvers(request=req).items() if via is None)
-        done = workflow.approved_slots(request=req, stage_index=stage)
-        eligible = [uid for uid in eligible if uid not in done]
-        if not eligible:
-            raise DomainError("no eligible approver left")
-        approver = User.objects.get(pk=rng.choice(eligible))
-        req = services.access_request_approve(actor=approver, request_id=req.pk, reason=rng.choice(APPROVE_REASONS))
+        candidates = _assigned(req)
+        if not candidates:
+            raise DomainError("no approver left")
+        req = services.access_request_approve(actor=_by_pk(rng.choice(candidates)), request_id=req.pk, reason=rng.choice(APPROVE_REASONS))
     return req
 
 
@@ -283,23 +311,31 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
     by_team: dict[int, list[Entitlement]] = {}
     for ent in entitlements:
         by_team.setdefault(ent.service.owner_team_id, []).append(ent)
-    low = [e for e in entitlements if e.risk == Risk.LOW]
+    low = [e for e in entitlements if e.risk == Risk.LOW and not e.prerequisites.exists()]
+    # Each team's usual tools: most of the team ends up holding them, so later requests
+    # for them are auto-approved by the peer rule.
+    bundles = {team_id: rng.sample(low, 4) for team_id in sorted({p.team_id for p in people})}
     # Request dates over the last year, more of them recent; processed oldest first.
     ages = sorted((365 * rng.random() ** 1.4 + 3 for _ in range(HISTORY_REQUESTS)), reverse=True)
     request_dates: list[tuple[int, datetime, datetime]] = []
     grant_dates: dict[int, datetime] = {}
+    bundle_held: set[tuple[int, int]] = set()
     for age_days in ages:
         principal = engineer if rng.random() < 0.01 else rng.choice(people)
         roll = rng.random()
-        if roll < 0.45:
-            ent = rng.choice(low)  # common, low-risk tools: the peer auto-approval kicks in
+        missing = [e for e in bundles[principal.team_id] if (principal.pk, e.pk) not in bundle_held]
+        if roll < 0.55 and missing:
+            ent = rng.choice(missing)
         elif roll < 0.75 and principal.team_id in by_team:
             ent = rng.choice(by_team[principal.team_id])  # the team's own services
         else:
             ent = rng.choice(entitlements)
         on_behalf = rng.random() < 0.05
         actor = principal.manager if on_behalf else principal
-        days = rng.choice([d for d in (ent.default_duration_days, 7, 14, 30, 90, 180) if d <= ent.max_duration_days])
+        if ent in bundles[principal.team_id]:
+            days = ent.max_duration_days  # the team's everyday tools, for the year
+        else:
+            days = rng.choice([d for d in (ent.default_duration_days, 7, 14, 30, 90, 180) if d <= ent.max_duration_days])
         created = now - timedelta(days=age_days, hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
         try:
             with transaction.atomic():
@@ -309,7 +345,7 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
                     decided = created + timedelta(seconds=2)
                 else:
                     decided = created + timedelta(hours=rng.uniform(0.2, 60))
-                    outcome = rng.choices(["approve", "deny", "cancel", "expire"], weights=[76, 12, 7, 5])[0]
+                    outcome = rng.choices(["approve", "deny", "cancel", "expire"], weights=[72, 13, 9, 6])[0]
                     if outcome == "approve":
                         while req.status == AccessRequest.Status.PENDING:
                             req = _approve_current_stage(req, rng)
@@ -318,8 +354,7 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
                         at = rng.randrange(len(req.stages))
                         while req.current_stage < at and req.status == AccessRequest.Status.PENDING:
                             req = _approve_current_stage(req, rng)
-                        eligible = sorted(uid for uid, via in workflow.eligible_approvers(request=req).items() if via is None)
-                        services.access_request_deny(actor=User.objects.get(pk=rng.choice(eligible)), request_id=req.pk, reason=rng.choice(DENY_REASONS))
+                        services.access_request_deny(actor=_by_pk(rng.choice(_assigned(req))), request_id=req.pk, reason=rng.choice(DENY_REASONS))
                         counts.denied += 1
                     elif outcome == "cancel":
                         services.access_request_cancel(actor=actor, request_id=req.pk, reason="no longer needed")
@@ -335,6 +370,8 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
         request_dates.append((req.pk, created, decided))
         grant = Grant.objects.filter(request_id=req.pk).first()
         if grant is not None and grant.status == Grant.Status.ACTIVE:
+            if ent in bundles[principal.team_id]:
+                bundle_held.add((principal.pk, ent.pk))
             if grant.version == 1:
                 grant_dates[grant.pk] = decided
             if decided + timedelta(days=req.duration_days) < now:
@@ -394,10 +431,22 @@ def seed_access(*, stdout, rng: random.Random) -> None:
     if Service.objects.exists():
         stdout.write("access: catalog already present; skipped")
         return
-    admin = User.objects.filter(groups__name=PlatformRole.PLATFORM_ADMIN, email=f"admin@{DOMAIN}").first() or _user(f"admin@{DOMAIN}")
-    security = _user(f"security@{DOMAIN}")
     now = timezone.now()
     counts = Counts()
+    # The back-fill writes every audit event to the database (and verifies); it does not
+    # also stream tens of thousands of them to the console log.
+    audit_log = logging.getLogger("portal.audit")
+    level = audit_log.level
+    audit_log.setLevel(logging.WARNING)
+    try:
+        _seed(stdout=stdout, rng=rng, now=now, counts=counts)
+    finally:
+        audit_log.setLevel(level)
+
+
+def _seed(*, stdout, rng: random.Random, now: datetime, counts: Counts) -> None:
+    admin = User.objects.filter(groups__name=PlatformRole.PLATFORM_ADMIN, email=f"admin@{DOMAIN}").first() or _user(f"admin@{DOMAIN}")
+    security = _user(f"security@{DOMAIN}")
     with services.notifications_muted(), transaction.atomic():
         entitlements, policies = _catalog(admin=admin, security=security, rng=rng)
         _history(entitlements=entitlements, rng=rng, now=now, counts=counts)

@@ -212,10 +212,16 @@ def approval_inbox_rows(*, viewer: User) -> QuerySet[AccessRequest]:
         .select_related("entitlement", "entitlement__service")
         .order_by("entitlement__service__name", "entitlement__name")
     )
-    return approval_inbox(viewer=viewer).annotate(
-        peers_count=Coalesce(Subquery(peers, output_field=IntegerField()), 0),
-        team_size=Coalesce(Subquery(team, output_field=IntegerField()), 0),
-    ).prefetch_related(Prefetch("principal__grants", queryset=other[:10], to_attr="other_access"))
+    return (
+        approval_inbox(viewer=viewer)
+        .annotate(
+            peers_count=Coalesce(Subquery(peers, output_field=IntegerField()), 0),
+            team_size=Coalesce(Subquery(team, output_field=IntegerField()), 0),
+        )
+        .prefetch_related(
+            Prefetch("principal__grants", queryset=other[:10], to_attr="other_access")
+        )
+    )
 
 
 def approval_inbox_count(*, viewer: User) -> int:
@@ -223,14 +229,20 @@ def approval_inbox_count(*, viewer: User) -> int:
 
 
 def request_approvals(*, request: AccessRequest) -> list[Approval]:
-    return list(request.approvals.select_related("approver", "on_behalf_of").order_by("stage", "created_at"))
+    return list(
+        request.approvals.select_related("approver", "on_behalf_of").order_by("stage", "created_at")
+    )
 
 
 def open_request_for(*, viewer: User, principal: User, entitlement_ids) -> AccessRequest | None:
     """The open request (visible to the viewer) that blocks a new one, e.g. after a double submit."""
     return (
         access_requests_for_viewer(viewer=viewer)
-        .filter(principal=principal, entitlement_id__in=list(entitlement_ids), status=AccessRequest.Status.PENDING)
+        .filter(
+            principal=principal,
+            entitlement_id__in=list(entitlement_ids),
+            status=AccessRequest.Status.PENDING,
+        )
         .order_by("created_at")
         .first()
     )
@@ -239,16 +251,26 @@ def open_request_for(*, viewer: User, principal: User, entitlement_ids) -> Acces
 def catalog_owner_teams():
     from accounts.models import Team
 
-    return Team.objects.filter(Exists(Service.objects.filter(owner_team=OuterRef("pk")))).order_by("name")
+    return Team.objects.filter(Exists(Service.objects.filter(owner_team=OuterRef("pk")))).order_by(
+        "name"
+    )
 
 
 def delegations_given(*, viewer: User):
     from .models import Delegation
 
-    return Delegation.objects.filter(delegator=viewer).select_related("delegate").order_by("-starts_on", "-pk")
+    return (
+        Delegation.objects.filter(delegator=viewer)
+        .select_related("delegate")
+        .order_by("-starts_on", "-pk")
+    )
 
 
 def delegations_received(*, viewer: User):
     from .models import Delegation
 
-    return Delegation.objects.filter(delegate=viewer).select_related("delegator").order_by("-starts_on", "-pk")
+    return (
+        Delegation.objects.filter(delegate=viewer)
+        .select_related("delegator")
+        .order_by("-starts_on", "-pk")
+    )

@@ -283,12 +283,13 @@ def delegation_end(*, actor: User, delegation_id: int) -> Delegation:
 
 
 # --- Requests -------------------------------------------------------------------------
-def _enter_stage(request: AccessRequest, index: int) -> None:
+def _enter_stage(request: AccessRequest, index: int, eligible: dict[int, int | None] | None = None) -> None:
     request.current_stage = index
     request.stage_started_at = timezone.now()
     request.reminded_at = None
     request.escalated_at = None
-    eligible = workflow.eligible_approvers(request=request, stage_index=index)
+    if eligible is None:
+        eligible = workflow.eligible_approvers(request=request, stage_index=index)
     direct = [uid for uid, via in eligible.items() if via is None]
     ApprovalAssignment.objects.bulk_create(
         [ApprovalAssignment(request=request, stage=index, approver_id=uid) for uid in direct], ignore_conflicts=True
@@ -349,11 +350,14 @@ def access_request_submit(*, actor: User, principal: User, entitlement: Entitlem
                 request.auto_approval_reason = preview.auto_approval
                 _finish_approved(request, actor=SYSTEM_AUTO, reason=preview.auto_approval)
                 return request
+            first_stage: dict[int, int | None] = {}
             for index in range(len(request.stages)):
-                problem = workflow.stage_requirement_problem(request=request, stage_index=index)
+                eligible = workflow.eligible_approvers(request=request, stage_index=index)
+                first_stage = eligible if index == 0 else first_stage
+                problem = workflow.stage_requirement_problem(request=request, stage_index=index, eligible=eligible)
                 if problem:
                     raise ValidationError(f"this request cannot be approved as policy stands: {problem}", field="entitlement")
-            _enter_stage(request, 0)
+            _enter_stage(request, 0, eligible=first_stage)
             request.save()
             _notify("notify_approvers", request.pk, "new")
     except IntegrityError as exc:
@@ -409,16 +413,18 @@ def access_request_approve(*, actor: User, request_id: int, reason: str = "") ->
         if actor.pk not in eligible:
             raise NotPermitted(f"you are not an approver of stage {request.current_stage + 1} ({request.stage['name']}) of request #{request.pk}")
         on_behalf_of = eligible[actor.pk]
-        slots = workflow.approved_slots(request=request, stage_index=request.current_stage)
-        if Approval.objects.filter(request=request, stage=request.current_stage, approver=actor).exists():
+        given = list(Approval.objects.filter(request=request, stage=request.current_stage).values_list("approver_id", "on_behalf_of_id"))
+        slots = {behalf or approver for approver, behalf in given}
+        if any(approver == actor.pk for approver, _ in given):
             raise Conflict("you have already approved this stage")
         if on_behalf_of is not None and on_behalf_of in slots:
             raise Conflict("the person you stand in for has already approved this stage")
-        _lock_held_grants(principal_id=request.principal_id, entitlement_id=request.entitlement_id)
-        Approval.objects.create(request=request, stage=request.current_stage, approver=actor, on_behalf_of_id=on_behalf_of, decision=Approval.Decision.APPROVE, reason=reason)
         # N of M counts people: a delegate's approval fills their delegator's place.
         count = len(slots | {on_behalf_of or actor.pk})
         required = request.stage["required"]
+        if count >= required and request.current_stage + 1 == len(request.stages):
+            _lock_held_grants(principal_id=request.principal_id, entitlement_id=request.entitlement_id)
+        Approval.objects.create(request=request, stage=request.current_stage, approver=actor, on_behalf_of_id=on_behalf_of, decision=Approval.Decision.APPROVE, reason=reason)
         audit_record(actor=actor, action=actions.REQUEST_APPROVAL_GIVEN, target=request, after={"stage": request.current_stage + 1, "approvals": count, "required": required, "on_behalf_of": eligible[actor.pk]}, reason=reason)
         if count < required:
             return request

@@ -116,9 +116,11 @@ def eligible_approvers(*, request: AccessRequest, stage_index: int | None = None
         return {}
     stage = request.stages[index]
     direct = stage_candidates(request=request, stage=stage)
-    direct |= set(
-        ApprovalAssignment.objects.filter(request=request, stage=index, escalated=True, approver__is_active=True).values_list("approver_id", flat=True)
-    )
+    if request.escalated_at is not None and index == request.current_stage:
+        # Escalation added the approvers' managers to the current stage (reset on stage entry).
+        direct |= set(
+            ApprovalAssignment.objects.filter(request=request, stage=index, escalated=True, approver__is_active=True).values_list("approver_id", flat=True)
+        )
     excluded = excluded_approvers(request)
     result: dict[int, int | None] = {uid: None for uid in direct if uid not in excluded}
     for delegator_id, delegate_id in active_delegations().filter(delegator_id__in=direct).values_list("delegator_id", "delegate_id"):
@@ -134,9 +136,11 @@ def approved_slots(*, request: AccessRequest, stage_index: int) -> set[int]:
     return {on_behalf or approver for approver, on_behalf in rows.values_list("approver_id", "on_behalf_of_id")}
 
 
-def stage_requirement_problem(*, request: AccessRequest, stage_index: int) -> str | None:
+def stage_requirement_problem(*, request: AccessRequest, stage_index: int, eligible: dict[int, int | None] | None = None) -> str | None:
     stage = request.stages[stage_index]
-    eligible = {uid for uid, via in eligible_approvers(request=request, stage_index=stage_index).items() if via is None}
+    if eligible is None:
+        eligible = eligible_approvers(request=request, stage_index=stage_index)
+    eligible = {uid for uid, via in eligible.items() if via is None}
     if len(eligible) < stage["required"]:
         return f"stage {stage_index + 1} ({stage['name']}) needs {stage['required']} approver(s) but only {len(eligible)} eligible person(s) exist"
     return None
@@ -162,7 +166,7 @@ def peer_holding(*, principal: User, entitlement: Entitlement) -> PeerHolding:
     return PeerHolding(holders, peers.count())
 
 
-def auto_approval_reason(*, principal: User, entitlement: Entitlement) -> str | None:
+def auto_approval_reason(*, principal: User, entitlement: Entitlement, peers: PeerHolding | None = None) -> str | None:
     policy = policy_for(entitlement)
     if policy is None:
         return None
@@ -173,7 +177,7 @@ def auto_approval_reason(*, principal: User, entitlement: Entitlement) -> str | 
         and policy.auto_approve_peer_ratio is not None
         and RISK_ORDER[entitlement.risk] <= RISK_ORDER[policy.auto_approve_max_risk]
     ):
-        peers = peer_holding(principal=principal, entitlement=entitlement)
+        peers = peers or peer_holding(principal=principal, entitlement=entitlement)
         if peers.team_size and peers.ratio >= policy.auto_approve_peer_ratio:
             pct = int(peers.ratio * 100)
             need = int(policy.auto_approve_peer_ratio * 100)
@@ -248,7 +252,7 @@ def preview(*, requester: User, principal: User, entitlement: Entitlement, durat
             result.refusals.append(f"separation of duties: {text}")
     result.stages = stages
     if not conflicts:
-        result.auto_approval = auto_approval_reason(principal=principal, entitlement=entitlement)
+        result.auto_approval = auto_approval_reason(principal=principal, entitlement=entitlement, peers=result.peers)
     return result
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tollgate_bench_costs")
+DB_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tollgate_bench_costs"
+)
 
 
 def ensure_database() -> dict:
@@ -22,7 +24,9 @@ def ensure_database() -> dict:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
-    env = dict(os.environ, DATABASE_URL=DB_URL, CELERY_TASK_ALWAYS_EAGER="true", LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ, DATABASE_URL=DB_URL, CELERY_TASK_ALWAYS_EAGER="true", LOG_LEVEL="WARNING"
+    )
     env.pop("REDIS_URL", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     return env

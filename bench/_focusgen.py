@@ -6,7 +6,13 @@ import csv
 import datetime as dt
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "costs" / "focus10_sample_multicloud_1000.csv"
+SAMPLE = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "costs"
+    / "focus10_sample_multicloud_1000.csv"
+)
 
 
 def build(path: Path, rows: int) -> Path:

@@ -31,10 +31,13 @@ def bare_copy(path: Path) -> float:
         conn.execute("DROP TABLE IF EXISTS bench_bare_copy")
         conn.execute(f"CREATE TABLE bench_bare_copy ({cols})")
         start = time.perf_counter()
-        with conn.cursor() as cur, open(path, "rb") as fh:
-            with cur.copy("COPY bench_bare_copy FROM STDIN (FORMAT csv, HEADER true)") as copy:
-                while chunk := fh.read(1 << 20):
-                    copy.write(chunk)
+        with (
+            conn.cursor() as cur,
+            open(path, "rb") as fh,
+            cur.copy("COPY bench_bare_copy FROM STDIN (FORMAT csv, HEADER true)") as copy,
+        ):
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
         elapsed = time.perf_counter() - start
         conn.execute("DROP TABLE bench_bare_copy")
     return elapsed
@@ -51,7 +54,15 @@ def main() -> None:
             build(path, n)
         copy_s = bare_copy(path)
         ingest_s, rss_mb, out = run_measured(
-            [sys.executable, "manage.py", "import_focus", str(path), "--source", f"bench-{n}", "--no-progress"],
+            [
+                sys.executable,
+                "manage.py",
+                "import_focus",
+                str(path),
+                "--source",
+                f"bench-{n}",
+                "--no-progress",
+            ],
             env,
         )
         figures["sizes"][n] = {

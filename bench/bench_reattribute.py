@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import ROOT, ensure_database, run_measured, write_results  # noqa: E402
 from _focusgen import build  # noqa: E402
@@ -21,7 +22,13 @@ from _focusgen import build  # noqa: E402
 def main() -> None:
     rows = int(os.environ.get("BENCH_REATTR_ROWS", "1000000"))
     env = ensure_database()
-    os.environ.update({k: v for k, v in env.items() if k in ("DATABASE_URL", "CELERY_TASK_ALWAYS_EAGER", "LOG_LEVEL")})
+    os.environ.update(
+        {
+            k: v
+            for k, v in env.items()
+            if k in ("DATABASE_URL", "CELERY_TASK_ALWAYS_EAGER", "LOG_LEVEL")
+        }
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
@@ -37,16 +44,40 @@ def main() -> None:
         path = work / f"focus_{rows}.csv"
         if not path.exists():
             build(path, rows)
-        run_measured([sys.executable, "manage.py", "import_focus", str(path), "--source", source, "--no-progress"], env)
+        run_measured(
+            [
+                sys.executable,
+                "manage.py",
+                "import_focus",
+                str(path),
+                "--source",
+                source,
+                "--no-progress",
+            ],
+            env,
+        )
     team, _ = Team.objects.get_or_create(slug="bench-team", defaults={"name": "Bench team"})
     AttributionRule.objects.filter(name__startswith="bench ").update(enabled=False)
     name = f"bench prod {int(time.time())}"
     services.rule_save(
         actor="system:bench",
         rule=None,
-        data={"name": name, "position": 1, "tag_key": "ENVIRONMENT", "tag_value": "prod", "method": "direct", "team": team.slug},
+        data={
+            "name": name,
+            "position": 1,
+            "tag_key": "ENVIRONMENT",
+            "tag_value": "prod",
+            "method": "direct",
+            "team": team.slug,
+        },
     )
-    periods = sorted(set(CostLine.objects.filter(source__name=source).values_list("billing_period_start", flat=True).distinct()))
+    periods = sorted(
+        set(
+            CostLine.objects.filter(source__name=source)
+            .values_list("billing_period_start", flat=True)
+            .distinct()
+        )
+    )
     total = CostLine.objects.filter(billing_period_start__in=periods).count()
     start = time.perf_counter()
     from django.db import transaction

@@ -23,7 +23,15 @@ class BillingSourceAdmin(ReadOnlyAdmin):
 
 @admin.register(ImportRun)
 class ImportRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "source", "status", "file_name", "rows_loaded", "error_count", "created_at")
+    list_display = (
+        "id",
+        "source",
+        "status",
+        "file_name",
+        "rows_loaded",
+        "error_count",
+        "created_at",
+    )
     list_filter = ("status", "origin", "source")
 
 

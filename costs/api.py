@@ -120,4 +120,6 @@ class CostLineListApi(ListAPIView):
         except ValueError:
             raise DRFValidationError({"month": ["required, as YYYY-MM"]}) from None
         team = self.request.query_params.get("team") or None
-        return selectors.cost_lines_for_viewer(viewer=self.request.user, month=month, team_slug=team)
+        return selectors.cost_lines_for_viewer(
+            viewer=self.request.user, month=month, team_slug=team
+        )

@@ -186,7 +186,9 @@ def attr_key(attrs: LineAttrs) -> int:
         separators=(",", ":"),
         default=str,
     )
-    return int.from_bytes(hashlib.blake2b(blob.encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(blob.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 class Attributor:

@@ -26,28 +26,138 @@ from .models import AttributionRule, ImportRun
 
 # (provider, service, category, sku, unit, daily cost low, high, region) from the sample
 CATALOG = [
-    ("AWS", "Amazon Elastic Compute Cloud", "Compute", "G2N9F3PVUVK8ZTGY", "Hrs", 4.0, 60.0, "us-west-2"),
-    ("AWS", "Amazon Elastic Compute Cloud", "Storage", "6PG7D3AX4WNS8CFX", "GB-Mo", 0.5, 8.0, "us-east-1"),
-    ("AWS", "Amazon Simple Storage Service", "Storage", "WP9ANXZGBYYSGJEA", "GB-Mo", 0.2, 12.0, "us-east-1"),
-    ("AWS", "Amazon Relational Database Service", "Databases", "QG5NZ8FTDKR9Q3YY", "Hrs", 6.0, 45.0, "us-east-2"),
+    (
+        "AWS",
+        "Amazon Elastic Compute Cloud",
+        "Compute",
+        "G2N9F3PVUVK8ZTGY",
+        "Hrs",
+        4.0,
+        60.0,
+        "us-west-2",
+    ),
+    (
+        "AWS",
+        "Amazon Elastic Compute Cloud",
+        "Storage",
+        "6PG7D3AX4WNS8CFX",
+        "GB-Mo",
+        0.5,
+        8.0,
+        "us-east-1",
+    ),
+    (
+        "AWS",
+        "Amazon Simple Storage Service",
+        "Storage",
+        "WP9ANXZGBYYSGJEA",
+        "GB-Mo",
+        0.2,
+        12.0,
+        "us-east-1",
+    ),
+    (
+        "AWS",
+        "Amazon Relational Database Service",
+        "Databases",
+        "QG5NZ8FTDKR9Q3YY",
+        "Hrs",
+        6.0,
+        45.0,
+        "us-east-2",
+    ),
     ("AWS", "AWS Lambda", "Compute", "TG3BHX9Z8RR8GWC5", "Lambda-GB-Second", 0.1, 5.0, "us-west-2"),
-    ("AWS", "Amazon DynamoDB", "Databases", "NYXF7W6ZSVHKA6BH", "ReadRequestUnits", 0.3, 9.0, "eu-central-1"),
-    ("AWS", "Amazon Elastic Container Service", "Compute", "8QXWMAJT3G7K8EXQ", "vCPU-Hours", 2.0, 25.0, "us-west-2"),
-    ("AWS", "Elastic Load Balancing", "Networking", "2ETY8Y426S4237JU", "LCU-Hours", 0.5, 6.0, "us-west-2"),
-    ("AWS", "AmazonCloudWatch", "Management and Governance", "7Z4V7ATHHJ4KZ8C6", "Metrics", 0.2, 3.0, "us-east-1"),
-    ("AWS", "Amazon Simple Queue Service", "Integration", "G95FST5FTYV3JSRX", "Requests", 0.05, 1.5, "us-west-2"),
+    (
+        "AWS",
+        "Amazon DynamoDB",
+        "Databases",
+        "NYXF7W6ZSVHKA6BH",
+        "ReadRequestUnits",
+        0.3,
+        9.0,
+        "eu-central-1",
+    ),
+    (
+        "AWS",
+        "Amazon Elastic Container Service",
+        "Compute",
+        "8QXWMAJT3G7K8EXQ",
+        "vCPU-Hours",
+        2.0,
+        25.0,
+        "us-west-2",
+    ),
+    (
+        "AWS",
+        "Elastic Load Balancing",
+        "Networking",
+        "2ETY8Y426S4237JU",
+        "LCU-Hours",
+        0.5,
+        6.0,
+        "us-west-2",
+    ),
+    (
+        "AWS",
+        "AmazonCloudWatch",
+        "Management and Governance",
+        "7Z4V7ATHHJ4KZ8C6",
+        "Metrics",
+        0.2,
+        3.0,
+        "us-east-1",
+    ),
+    (
+        "AWS",
+        "Amazon Simple Queue Service",
+        "Integration",
+        "G95FST5FTYV3JSRX",
+        "Requests",
+        0.05,
+        1.5,
+        "us-west-2",
+    ),
     ("Microsoft", "Storage Accounts", "Storage", "DZH318Z0BQ4P", "GB/Month", 0.3, 7.0, "eastus"),
-    ("Microsoft", "Azure Machine Learning", "AI and Machine Learning", "DZH318Z0BPVW", "Hours", 5.0, 80.0, "eastus2"),
+    (
+        "Microsoft",
+        "Azure Machine Learning",
+        "AI and Machine Learning",
+        "DZH318Z0BPVW",
+        "Hours",
+        5.0,
+        80.0,
+        "eastus2",
+    ),
     ("Oracle", "COMPUTE", "Compute", "B93113", "OCPU Hours", 1.0, 15.0, "us-ashburn-1"),
 ]
-SHARED_NETWORK = ("AWS", "Amazon Virtual Private Cloud", "Networking", "NATGATEWAY01", "Hrs", 30.0, 45.0, "us-east-1")
-SHARED_CLUSTER = ("AWS", "Amazon Elastic Container Service for Kubernetes", "Compute", "EKSCLUSTER01", "Hrs", 60.0, 90.0, "us-west-2")
+SHARED_NETWORK = (
+    "AWS",
+    "Amazon Virtual Private Cloud",
+    "Networking",
+    "NATGATEWAY01",
+    "Hrs",
+    30.0,
+    45.0,
+    "us-east-1",
+)
+SHARED_CLUSTER = (
+    "AWS",
+    "Amazon Elastic Container Service for Kubernetes",
+    "Compute",
+    "EKSCLUSTER01",
+    "Hrs",
+    60.0,
+    90.0,
+    "us-west-2",
+)
 BILLING_ACCOUNT = ("1234567890123", "Tollgate Demo Org")
 
 
 def _resource_id(provider: str, service: str, account: str, name: str) -> str:
     if provider == "Microsoft":
-        return f"/subscriptions/{account}/resourceGroups/{name}/providers/Microsoft.Resources/{name}"
+        return (
+            f"/subscriptions/{account}/resourceGroups/{name}/providers/Microsoft.Resources/{name}"
+        )
     if provider == "Oracle":
         return f"ocid1.instance.oc1.iad.{name}"
     short = service.split()[-1].lower()
@@ -121,11 +231,13 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
     header = list(COLUMNS)
     accounts = {t.slug: str(rng.randrange(10**10, 10**11)) for t in teams}
     resources = []  # (team or None, catalog entry, resource id, tags, scale)
-    for team in teams:
+    for t_index, team in enumerate(teams):
         for i in range(resources_per_team):
             entry = rng.choice(CATALOG)
             rid = _resource_id(entry[0], entry[1], accounts[team.slug], f"{team.slug}-{i:02d}")
             roll = rng.random()
+            if i == resources_per_team - 1 and t_index % 2 == 0:
+                roll = 0.9  # every other team has one resource without a team tag
             if roll < 0.75:
                 tags = {"team": team.slug, "environment": rng.choice(["prod", "dev"])}
             elif roll < 0.88:
@@ -136,8 +248,18 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
                 tags = {}
             resources.append((team, entry, rid, tags, rng.uniform(0.6, 1.6)))
     shared_acct = str(rng.randrange(10**10, 10**11))
-    resources.append((None, SHARED_NETWORK, _resource_id("AWS", "vpc", shared_acct, "natgw-core"), {"shared": "network"}, 1.0))
-    resources.append((None, SHARED_CLUSTER, f"arn:aws:eks:us-west-2:{shared_acct}:cluster/shared-main", {}, 1.0))
+    resources.append(
+        (
+            None,
+            SHARED_NETWORK,
+            _resource_id("AWS", "vpc", shared_acct, "natgw-core"),
+            {"shared": "network"},
+            1.0,
+        )
+    )
+    resources.append(
+        (None, SHARED_CLUSTER, f"arn:aws:eks:us-west-2:{shared_acct}:cluster/shared-main", {}, 1.0)
+    )
     today = dt.date.today()
     total_lines = 0
     with tempfile.TemporaryDirectory(prefix="tollgate-demo-") as tmp:
@@ -155,7 +277,9 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
                     weekday = 0.8 if day.weekday() >= 5 else 1.0
                     for team, entry, rid, tags, scale in resources:
                         provider, service, category, sku, unit, low, high, region = entry
-                        cost = Decimal(str(round(rng.uniform(low, high) * scale * growth * weekday, 6)))
+                        cost = Decimal(
+                            str(round(rng.uniform(low, high) * scale * growth * weekday, 6))
+                        )
                         qty = Decimal(str(round(float(cost) * rng.uniform(3, 12), 4)))
                         account = accounts[team.slug] if team else shared_acct
                         row = {
@@ -217,5 +341,7 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
                 raise RuntimeError(f"demo import failed: {run.errors[:3]}")
             total_lines += run.rows_loaded
             ImportRun.objects.filter(pk=run.pk).update(file_path="")
-    stdout.write(f"seed_costs: {total_lines:,} cost lines over {months} months for {len(teams)} teams\n")
+    stdout.write(
+        f"seed_costs: {total_lines:,} cost lines over {months} months for {len(teams)} teams\n"
+    )
     return total_lines

@@ -68,7 +68,9 @@ class RuleForm(forms.Form):
     def initial_for(rule: AttributionRule) -> dict:
         data = {f: getattr(rule, f) for f in RuleForm.base_fields if hasattr(rule, f)}
         data["team"] = rule.team.slug if rule.team_id else ""
-        data["shares"] = "\n".join(f"{s.team.slug}:{s.weight.normalize()}" for s in rule.shares.all())
+        data["shares"] = "\n".join(
+            f"{s.team.slug}:{s.weight.normalize()}" for s in rule.shares.all()
+        )
         return data
 
     def rule_data(self) -> tuple[dict, list[tuple[str, str]]]:

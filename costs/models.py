@@ -259,9 +259,7 @@ class CostDaily(models.Model):
 
     billing_period_start = models.DateField()
     day = models.DateField()
-    team = models.ForeignKey(
-        "accounts.Team", null=True, on_delete=models.PROTECT, related_name="+"
-    )
+    team = models.ForeignKey("accounts.Team", null=True, on_delete=models.PROTECT, related_name="+")
     allocation = models.CharField(max_length=16, choices=Allocation.choices)
     attributed_service = models.CharField(max_length=120, default="")
     project = models.CharField(max_length=120, default="")

@@ -70,9 +70,7 @@ def rebuild_rollups(*, periods: list[dt.date], rules=None) -> int:
     if not shared:
         return inserted
     if rules is None:
-        rules = [
-            RuleSpec.from_model(r) for r in AttributionRule.objects.prefetch_related("shares")
-        ]
+        rules = [RuleSpec.from_model(r) for r in AttributionRule.objects.prefetch_related("shares")]
     specs = {r.id: r for r in rules}
     weights_cache: dict = {}
     out: list[CostDaily] = []

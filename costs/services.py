@@ -22,7 +22,14 @@ from portal.core.errors import NotPermitted, ValidationError
 from . import audit_actions as actions
 from .attribution import Attributor, LineAttrs, RuleSpec
 from .ingest.pipeline import ImportRefused, load_file
-from .models import AttributionRule, BillingSource, CostDaily, ImportRun, ReattributionRun, RuleShare
+from .models import (
+    AttributionRule,
+    BillingSource,
+    CostDaily,
+    ImportRun,
+    ReattributionRun,
+    RuleShare,
+)
 from .policies import may_edit_costs
 from .rollups import rebuild_rollups
 
@@ -193,9 +200,9 @@ def import_run_execute(
             focus_version=refused.version or run.focus_version,
             rows_read=refused.rows_read,
             rows_loaded=0,
-            rows_rejected=rejected_rows if refused.error_count <= len(refused.errors) else max(
-                rejected_rows, min(refused.error_count, refused.rows_read)
-            ),
+            rows_rejected=rejected_rows
+            if refused.error_count <= len(refused.errors)
+            else max(rejected_rows, min(refused.error_count, refused.rows_read)),
             error_count=refused.error_count,
             errors=[e.as_dict() for e in refused.errors],
             finished_at=timezone.now(),
@@ -284,7 +291,9 @@ def _clean_rule(data: dict, shares: list[tuple[str, str]]) -> tuple[dict, list]:
         try:
             re.compile(data["resource_pattern"])
         except re.error as exc:
-            raise ValidationError(f"bad regular expression: {exc}", field="resource_pattern") from None
+            raise ValidationError(
+                f"bad regular expression: {exc}", field="resource_pattern"
+            ) from None
     if not (data.get("name") or "").strip():
         raise ValidationError("a rule needs a name", field="name")
     team = None
@@ -314,7 +323,9 @@ def _clean_rule(data: dict, shares: list[tuple[str, str]]) -> tuple[dict, list]:
     if method in ("even", "fixed") and not resolved:
         raise ValidationError("a shared rule lists the teams that share", field="shares")
     if method == "proportional" and not (data.get("proportional_category") or "").strip():
-        raise ValidationError("name the category whose spend sets the shares", field="proportional_category")
+        raise ValidationError(
+            "name the category whose spend sets the shares", field="proportional_category"
+        )
     data = {k: v for k, v in data.items() if k in RULE_FIELDS}
     data["team"] = team
     return data, resolved
@@ -347,9 +358,7 @@ def rule_save(
             rule.save()
             rule.shares.all().delete()
             action = actions.RULE_UPDATED
-        RuleShare.objects.bulk_create(
-            [RuleShare(rule=rule, team=t, weight=w) for t, w in resolved]
-        )
+        RuleShare.objects.bulk_create([RuleShare(rule=rule, team=t, weight=w) for t, w in resolved])
         after = _rule_snapshot(rule)
         if before == after:
             return rule
@@ -445,7 +454,9 @@ def reattribute_lines(*, periods: list[dt.date], rules: list[RuleSpec]) -> int:
                     copy.write_row(row)
             cursor.execute("ANALYZE costs_reattr_map")
         else:
-            cursor.executemany("INSERT INTO costs_reattr_map VALUES (%s, %s, %s, %s, %s, %s)", mapping)
+            cursor.executemany(
+                "INSERT INTO costs_reattr_map VALUES (%s, %s, %s, %s, %s, %s)", mapping
+            )
         cursor.execute(
             "UPDATE costs_costline SET allocation = m.allocation, team_id = m.team_id, "  # noqa: S608
             "attributed_service = m.service, project = m.project, rule_id = m.rule_id "

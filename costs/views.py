@@ -161,7 +161,9 @@ def _rule_form_page(request, rule: AttributionRule | None):
                 if request.GET.get(key):
                     initial[key] = request.GET[key][:500]
             if initial.get("resource_pattern"):
-                initial["resource_pattern"] = re.sub(r"([*?\[])", r"[\1]", initial["resource_pattern"])
+                initial["resource_pattern"] = re.sub(
+                    r"([*?\[])", r"[\1]", initial["resource_pattern"]
+                )
         form = RuleForm(initial=initial)
         status = 200
     return render(request, "costs/rule_form.html", {"form": form, "rule": rule}, status=status)

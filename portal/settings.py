@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "access",
     "tokens",
     "costs",
+    "patterns",
 ]
 if env.bool("SAML_ENABLED", default=False):  # needs the `saml` extra (python3-saml, xmlsec)
     INSTALLED_APPS.append("allauth.socialaccount.providers.saml")
@@ -328,6 +329,19 @@ SPECTACULAR_SETTINGS = {
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # Slack-compatible incoming webhook for approver and requester notifications (empty = off).
 CHAT_WEBHOOK_URL = env.str("CHAT_WEBHOOK_URL", default="")
+
+# --- Connectors (A6; docs/CONNECTORS.md) ---------------------------------------------
+# Name -> class; a service names one in Service.connector. Secrets never live in a
+# service's connector_config: it names environment variables (e.g. "dsn_env"), which must
+# start with TOLLGATE_CONNECTOR_ENV_PREFIX so a config cannot read the portal's own secrets.
+TOLLGATE_CONNECTORS = {
+    "postgres": "connectors.postgres.PostgresRoleConnector",
+    "webhook": "connectors.webhook.WebhookConnector",
+    "manual": "connectors.manual.ManualConnector",
+}
+if not PRODUCTION:  # in-memory, per process: tests and the demo only
+    TOLLGATE_CONNECTORS["fake"] = "connectors.fake.FakeConnector"
+TOLLGATE_CONNECTOR_ENV_PREFIX = "TOLLGATE_"
 
 # --- Costs ----------------------------------------------------------------------------
 # FOCUS files dropped into <COSTS_WATCH_DIR>/<source-name>/ are imported by a beat task.

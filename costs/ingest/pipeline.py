@@ -150,7 +150,14 @@ def _converter(kind: str, column: str):
 
 _NULL_TOKENS = frozenset({"", "NULL", "null", "Null"})
 TEXT, MONEY, QTY, TS, OTHER, TAGS = range(6)
-_KIND_CODES = {"text": TEXT, "money": MONEY, "quantity": QTY, "date": TS, "datetime": TS, "tags": TAGS}
+_KIND_CODES = {
+    "text": TEXT,
+    "money": MONEY,
+    "quantity": QTY,
+    "date": TS,
+    "datetime": TS,
+    "tags": TAGS,
+}
 
 
 def _is_null(cell) -> bool:
@@ -188,7 +195,14 @@ class RowParser:
         index = {fname: idx for idx, _, fname, _ in schema.columns}
         self.attr_idx = [
             index.get(f)
-            for f in ("billing_account_id", "sub_account_id", "resource_id", "service_name", "region_id", "tags")
+            for f in (
+                "billing_account_id",
+                "sub_account_id",
+                "resource_id",
+                "service_name",
+                "region_id",
+                "tags",
+            )
         ]
         self.width = None
         self.version_column = schema.version_column
@@ -209,7 +223,14 @@ class RowParser:
             for n, (i, f) in enumerate(
                 zip(
                     self.attr_idx,
-                    ("billing_account_id", "sub_account_id", "resource_id", "service_name", "region_id", "tags"),
+                    (
+                        "billing_account_id",
+                        "sub_account_id",
+                        "resource_id",
+                        "service_name",
+                        "region_id",
+                        "tags",
+                    ),
                     strict=True,
                 )
             )
@@ -324,9 +345,7 @@ def _write_batch(rows: list[tuple]) -> None:
                     copy.write_row(row)
         else:
             marks = ", ".join(["%s"] * len(LINE_COLUMNS))
-            prepared = [
-                tuple(str(v) if isinstance(v, Decimal) else v for v in row) for row in rows
-            ]
+            prepared = [tuple(str(v) if isinstance(v, Decimal) else v for v in row) for row in rows]
             cursor.executemany(
                 f"INSERT INTO costs_costline ({cols}) VALUES ({marks})",  # noqa: S608
                 prepared,

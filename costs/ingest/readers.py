@@ -6,6 +6,7 @@ name. Memory is bounded by the batch size: nothing reads the whole file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -79,10 +80,8 @@ class Reader:
     def close(self) -> None:
         for handle in (self._text, self._raw):
             if handle is not None:
-                try:
+                with contextlib.suppress(Exception):
                     handle.close()
-                except Exception:  # noqa: BLE001, S110
-                    pass
         self._text = self._raw = None
 
     def _bytes_done(self) -> int:
@@ -105,7 +104,9 @@ class Reader:
                     row_no += len(batch)
                     batch = []
         except (csv.Error, UnicodeDecodeError, OSError, EOFError) as exc:
-            raise UnreadableFile(f"cannot read the file after data row {row_no + len(batch) - 1}: {exc}") from exc
+            raise UnreadableFile(
+                f"cannot read the file after data row {row_no + len(batch) - 1}: {exc}"
+            ) from exc
         if batch:
             yield Batch(batch, row_no, self.total_bytes)
 

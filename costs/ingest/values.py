@@ -118,9 +118,7 @@ def currency(raw) -> str:
     return s.upper()
 
 
-_ENUM_LOOKUP = {
-    column: {v.lower(): v for v in values} for column, values in ENUMS.items()
-}
+_ENUM_LOOKUP = {column: {v.lower(): v for v in values} for column, values in ENUMS.items()}
 _CATEGORY_LOOKUP = {v.lower(): v for v in SERVICE_CATEGORIES}
 
 

@@ -39,20 +39,30 @@ def ents(org):
     return {
         "read": make_entitlement(service, slug="read", policy=mgr),
         "write": make_entitlement(service, slug="write", risk="high", policy=mgr),
-        "owner": make_entitlement(service, slug="owner-only", policy=make_policy("own", [("service_owner", 1)])),
+        "owner": make_entitlement(
+            service, slug="owner-only", policy=make_policy("own", [("service_owner", 1)])
+        ),
     }
 
 
 def submit(user, ent, principal=None, why="on-call"):
-    return services.access_request_submit(actor=user, principal=principal or user, entitlement=ent, justification=why, duration_days=5)
+    return services.access_request_submit(
+        actor=user, principal=principal or user, entitlement=ent, justification=why, duration_days=5
+    )
 
 
 @pytest.mark.sqlite
-def test_inbox_shows_exactly_what_waits_on_me_with_context(client, requester, manager, service_owner, other_team_user, ents, org):
+def test_inbox_shows_exactly_what_waits_on_me_with_context(
+    client, requester, manager, service_owner, other_team_user, ents, org
+):
     peer = make_user("peer@example.com", team=requester.team, manager=manager)
     Grant.objects.create(principal=peer, entitlement=ents["read"], status=Grant.Status.ACTIVE)
     ledger = make_service(org["payments"], slug="ledger")
-    Grant.objects.create(principal=requester, entitlement=make_entitlement(ledger, slug="viewer"), status=Grant.Status.ACTIVE)
+    Grant.objects.create(
+        principal=requester,
+        entitlement=make_entitlement(ledger, slug="viewer"),
+        status=Grant.Status.ACTIVE,
+    )
     mine = submit(requester, ents["read"], why="dashboards for the incident")
     owners = submit(requester, ents["owner"])  # waits on the owner team, not the manager
     other_mgr = make_user("othermgr@example.com", team=org["other"])
@@ -81,13 +91,19 @@ def test_inbox_shows_exactly_what_waits_on_me_with_context(client, requester, ma
 def test_approve_from_the_inbox_creates_the_grant(client, requester, manager, ents):
     req = submit(requester, ents["read"])
     client.force_login(manager)
-    response = client.post(reverse("access:request-approve", args=[req.pk]), {"reason": "fine", "back": "inbox"})
+    response = client.post(
+        reverse("access:request-approve", args=[req.pk]), {"reason": "fine", "back": "inbox"}
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("access:approvals")
     req.refresh_from_db()
     assert req.status == AccessRequest.Status.APPROVED
     grant = Grant.objects.get(request=req)
-    assert (grant.principal, grant.status, grant.approved_by) == (requester, Grant.Status.ACTIVE, [manager.email])
+    assert (grant.principal, grant.status, grant.approved_by) == (
+        requester,
+        Grant.Status.ACTIVE,
+        [manager.email],
+    )
     page = text(client.get(response["Location"]))
     assert f"Request #{req.pk}: approved." in page
     assert "Nothing waits on you." in page
@@ -96,12 +112,19 @@ def test_approve_from_the_inbox_creates_the_grant(client, requester, manager, en
 def test_htmx_approve_swaps_the_row(client, requester, manager, ents):
     req = submit(requester, ents["read"])
     client.force_login(manager)
-    response = client.post(reverse("access:request-approve", args=[req.pk]), {"reason": "ok"}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("access:request-approve", args=[req.pk]), {"reason": "ok"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert body.startswith(f'<tr id="inbox-row-{req.pk}" class="inbox-done">')
-    assert f"#{req.pk} requester@example.com · search-index/read: approved; the grant is on its way. Approved" in text(response)
-    again = client.post(reverse("access:request-approve", args=[req.pk]), {"reason": "ok"}, HTTP_HX_REQUEST="true")
+    assert (
+        f"#{req.pk} requester@example.com · search-index/read: approved; the grant is on its way. Approved"
+        in text(response)
+    )
+    again = client.post(
+        reverse("access:request-approve", args=[req.pk]), {"reason": "ok"}, HTTP_HX_REQUEST="true"
+    )
     assert again.status_code == 409
     assert f"not approved — request #{req.pk} is already approved." in text(again)
     assert Grant.objects.filter(request=req).count() == 1
@@ -111,7 +134,9 @@ def test_htmx_deny_without_reason_is_400_and_nothing_changes(client, requester, 
     req = submit(requester, ents["read"])
     client.force_login(manager)
     events = AuditEvent.objects.count()
-    response = client.post(reverse("access:request-deny", args=[req.pk]), {"reason": " "}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("access:request-deny", args=[req.pk]), {"reason": " "}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 400
     assert "not denied — a denial needs a reason." in text(response)
     req.refresh_from_db()
@@ -133,8 +158,12 @@ def test_deny_from_the_request_page(client, requester, manager, ents):
     assert not Grant.objects.filter(request=req).exists()
 
 
-def test_visible_but_not_eligible_approver_gets_403_and_nothing_changes(client, requester, manager, service_owner, ents):
-    req = submit(requester, ents["read"])  # manager stage; the owner team sees it but may not decide
+def test_visible_but_not_eligible_approver_gets_403_and_nothing_changes(
+    client, requester, manager, service_owner, ents
+):
+    req = submit(
+        requester, ents["read"]
+    )  # manager stage; the owner team sees it but may not decide
     client.force_login(service_owner)
     assert client.get(reverse("access:request-detail", args=[req.pk])).status_code == 200
     events = AuditEvent.objects.count()
@@ -154,7 +183,10 @@ def test_bulk_approve_reports_the_already_decided_item(client, requester, manage
     c = submit(c_user, ents["read"])
     services.access_request_approve(actor=manager, request_id=b.pk, reason="earlier")
     client.force_login(manager)
-    response = client.post(reverse("access:approvals-bulk"), {"ids": [a.pk, b.pk, c.pk, 999999], "decision": "approve", "reason": "batch"})
+    response = client.post(
+        reverse("access:approvals-bulk"),
+        {"ids": [a.pk, b.pk, c.pk, 999999], "decision": "approve", "reason": "batch"},
+    )
     assert response["Location"] == reverse("access:approvals")
     page = text(client.get(response["Location"]))
     assert f"2 approved: #{a.pk}, #{c.pk}." in page
@@ -167,7 +199,9 @@ def test_bulk_approve_reports_the_already_decided_item(client, requester, manage
 def test_bulk_deny_needs_a_reason_per_item(client, requester, manager, ents):
     a = submit(requester, ents["read"])
     client.force_login(manager)
-    response = client.post(reverse("access:approvals-bulk"), {"ids": [a.pk], "decision": "deny", "reason": ""})
+    response = client.post(
+        reverse("access:approvals-bulk"), {"ids": [a.pk], "decision": "deny", "reason": ""}
+    )
     page = text(client.get(response["Location"]))
     assert f"Not denied #{a.pk}: a denial needs a reason." in page
     a.refresh_from_db()
@@ -180,10 +214,14 @@ def test_bulk_with_nothing_ticked_decides_nothing(client, manager):
     assert "Nothing decided: tick at least one request." in text(client.get(response["Location"]))
 
 
-def test_bulk_on_another_teams_request_is_not_found_and_unchanged(client, requester, manager, other_team_user, ents):
+def test_bulk_on_another_teams_request_is_not_found_and_unchanged(
+    client, requester, manager, other_team_user, ents
+):
     req = submit(requester, ents["read"])
     client.force_login(other_team_user)
-    response = client.post(reverse("access:approvals-bulk"), {"ids": [req.pk], "decision": "approve"})
+    response = client.post(
+        reverse("access:approvals-bulk"), {"ids": [req.pk], "decision": "approve"}
+    )
     assert f"Not approved #{req.pk}: not found." in text(client.get(response["Location"]))
     req.refresh_from_db()
     assert req.status == AccessRequest.Status.PENDING

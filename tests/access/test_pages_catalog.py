@@ -103,7 +103,9 @@ def test_catalog_paginates_25_per_page(client, requester, org):
 
 
 @pytest.mark.parametrize("rows", [10, 50])
-def test_catalog_query_count_is_bounded(client, requester, org, rows, django_assert_max_num_queries):
+def test_catalog_query_count_is_bounded(
+    client, requester, org, rows, django_assert_max_num_queries
+):
     for i in range(rows):
         service = make_service(org["search"], slug=f"svc-{i:02d}")
         for j in range(4):
@@ -115,7 +117,9 @@ def test_catalog_query_count_is_bounded(client, requester, org, rows, django_ass
 
 
 # --- Service page ---------------------------------------------------------------------
-def test_service_page_shows_entitlements_owners_and_request_links(client, other_team_user, requester, manager, services_):
+def test_service_page_shows_entitlements_owners_and_request_links(
+    client, other_team_user, requester, manager, services_
+):
     client.force_login(other_team_user)
     billing = services_["billing"]
     read = billing.entitlements.get(slug="read")
@@ -127,12 +131,18 @@ def test_service_page_shows_entitlements_owners_and_request_links(client, other_
     assert "Read read Low 30 days by default, at most 90 12.50 — Request" in page
     assert "Admin admin Critical 7 days by default, at most 7 0.00 — Not requestable" in page
     assert f'href="/requests/new/?entitlement={read.pk}"' in response.content.decode()
-    assert "Owners" in page and "Manager manager@example.com" in page and "Requester requester@example.com" in page
+    assert (
+        "Owners" in page
+        and "Manager manager@example.com" in page
+        and "Requester requester@example.com" in page
+    )
     assert "Who holds what" not in page  # not an owner, not security
     assert "Edit service" not in page
 
 
-def test_holders_are_shown_to_owners_and_security_only(client, requester, service_owner, security, services_):
+def test_holders_are_shown_to_owners_and_security_only(
+    client, requester, service_owner, security, services_
+):
     query = services_["search"].entitlements.get(slug="query")
     Grant.objects.create(principal=requester, entitlement=query, status=Grant.Status.ACTIVE)
     url = reverse("access:service-detail", args=["search-index"])
@@ -140,7 +150,10 @@ def test_holders_are_shown_to_owners_and_security_only(client, requester, servic
     assert "Who holds what" not in text(client.get(url))
     client.force_login(service_owner)
     page = text(client.get(url))
-    assert "Who holds what Entitlement Holder Team Status Until Query requester@example.com Payments Active no end" in page
+    assert (
+        "Who holds what Entitlement Holder Team Status Until Query requester@example.com Payments Active no end"
+        in page
+    )
     assert "Edit service" in page
     client.force_login(security)
     assert "requester@example.com Payments Active" in text(client.get(url))
@@ -165,7 +178,9 @@ def test_edit_pages_are_404_for_non_owners_and_nothing_changes(client, other_tea
     ]
     for url in urls:
         assert client.get(url).status_code == 404, url
-        assert client.post(url, {"name": "Hacked", "slug": "x", "risk": "low"}).status_code == 404, url
+        assert (
+            client.post(url, {"name": "Hacked", "slug": "x", "risk": "low"}).status_code == 404
+        ), url
     search.refresh_from_db()
     assert search.name == "Search Index"
     assert Entitlement.objects.filter(service=search).count() == 1
@@ -177,24 +192,52 @@ def test_owner_edits_the_service_and_it_is_audited(client, service_owner, servic
     url = reverse("access:service-edit", args=["search-index"])
     form = client.get(url)
     assert 'name="owner_team"' not in form.content.decode()  # only admins move a service
-    response = client.post(url, {"name": "Search", "tier": "1", "description": "Full-text search", "docs_url": "https://docs.example.com/search"})
+    response = client.post(
+        url,
+        {
+            "name": "Search",
+            "tier": "1",
+            "description": "Full-text search",
+            "docs_url": "https://docs.example.com/search",
+        },
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("access:service-detail", args=["search-index"])
     service = Service.objects.get(slug="search-index")
     assert (service.name, service.tier, service.description) == ("Search", 1, "Full-text search")
     event = AuditEvent.objects.get(action="service.updated")
     assert event.actor == service_owner
-    assert event.after == {"name": "Search", "tier": 1, "description": "Full-text search", "docs_url": "https://docs.example.com/search"}
+    assert event.after == {
+        "name": "Search",
+        "tier": 1,
+        "description": "Full-text search",
+        "docs_url": "https://docs.example.com/search",
+    }
 
 
 def test_owner_adds_and_edits_an_entitlement(client, service_owner, services_):
     client.force_login(service_owner)
-    data = {"slug": "write", "name": "Write", "risk": "high", "default_duration_days": "7", "max_duration_days": "14", "seat_cost_monthly": "5.00", "requestable": "on"}
+    data = {
+        "slug": "write",
+        "name": "Write",
+        "risk": "high",
+        "default_duration_days": "7",
+        "max_duration_days": "14",
+        "seat_cost_monthly": "5.00",
+        "requestable": "on",
+    }
     response = client.post(reverse("access:entitlement-create", args=["search-index"]), data)
     assert response.status_code == 302
     ent = Entitlement.objects.get(service__slug="search-index", slug="write")
-    assert (ent.risk, ent.max_duration_days, str(ent.seat_cost_monthly), ent.requestable) == ("high", 14, "5.00", True)
-    assert AuditEvent.objects.filter(action="entitlement.created", target_id=str(ent.pk)).count() == 1
+    assert (ent.risk, ent.max_duration_days, str(ent.seat_cost_monthly), ent.requestable) == (
+        "high",
+        14,
+        "5.00",
+        True,
+    )
+    assert (
+        AuditEvent.objects.filter(action="entitlement.created", target_id=str(ent.pk)).count() == 1
+    )
     edit = reverse("access:entitlement-edit", args=["search-index", ent.pk])
     bad = client.post(edit, {**data, "default_duration_days": "30"})
     assert bad.status_code == 200
@@ -203,12 +246,22 @@ def test_owner_adds_and_edits_an_entitlement(client, service_owner, services_):
     assert ok.status_code == 302
     ent.refresh_from_db()
     assert (ent.max_duration_days, ent.requestable) == (21, False)
-    assert AuditEvent.objects.get(action="entitlement.updated").after == {"requestable": False, "max_duration_days": 21}
+    assert AuditEvent.objects.get(action="entitlement.updated").after == {
+        "requestable": False,
+        "max_duration_days": 21,
+    }
 
 
 def test_duplicate_entitlement_slug_is_a_field_error(client, service_owner, services_):
     client.force_login(service_owner)
-    data = {"slug": "query", "name": "Again", "risk": "low", "default_duration_days": "7", "max_duration_days": "14", "seat_cost_monthly": "0"}
+    data = {
+        "slug": "query",
+        "name": "Again",
+        "risk": "low",
+        "default_duration_days": "7",
+        "max_duration_days": "14",
+        "seat_cost_monthly": "0",
+    }
     response = client.post(reverse("access:entitlement-create", args=["search-index"]), data)
     assert response.status_code == 200
     assert "search-index already has an entitlement 'query'" in text(response)
@@ -218,18 +271,30 @@ def test_duplicate_entitlement_slug_is_a_field_error(client, service_owner, serv
 def test_entitlement_of_another_service_is_404_on_the_edit_url(client, service_owner, services_):
     read = services_["billing"].entitlements.get(slug="read")
     client.force_login(service_owner)
-    assert client.get(reverse("access:entitlement-edit", args=["search-index", read.pk])).status_code == 404
+    assert (
+        client.get(reverse("access:entitlement-edit", args=["search-index", read.pk])).status_code
+        == 404
+    )
 
 
 def test_admin_creates_a_service(client, admin, org):
     client.force_login(admin)
     assert "Add a service" in text(client.get(reverse("access:catalog")))
-    data = {"slug": "vault", "name": "Vault", "owner_team": "platform", "tier": "0", "description": "", "docs_url": ""}
+    data = {
+        "slug": "vault",
+        "name": "Vault",
+        "owner_team": "platform",
+        "tier": "0",
+        "description": "",
+        "docs_url": "",
+    }
     response = client.post(reverse("access:service-create"), data)
     assert response["Location"] == reverse("access:service-detail", args=["vault"])
     service = Service.objects.get(slug="vault")
     assert (service.owner_team.slug, service.tier) == ("platform", 0)
-    assert AuditEvent.objects.filter(action="service.created", target_id=str(service.pk)).count() == 1
+    assert (
+        AuditEvent.objects.filter(action="service.created", target_id=str(service.pk)).count() == 1
+    )
     again = client.post(reverse("access:service-create"), data)
     assert again.status_code == 200
     assert "a service with slug 'vault' already exists" in text(again)

@@ -38,7 +38,9 @@ def text(response) -> str:
 @pytest.fixture
 def catalog(org):
     service = make_service(org["search"], slug="search-index")
-    read = make_entitlement(service, slug="read", max_days=60, policy=make_policy("mgr", [("manager", 1)]))
+    read = make_entitlement(
+        service, slug="read", max_days=60, policy=make_policy("mgr", [("manager", 1)])
+    )
     two = make_entitlement(
         service,
         slug="admin",
@@ -63,11 +65,16 @@ def submit(client, *ents, duration=5, justification="on-call", principal=None, *
 
 # --- The form and its preview ---------------------------------------------------------
 @pytest.mark.sqlite
-def test_request_form_preview_shows_stages_approvers_and_peers(client, requester, manager, service_owner, catalog):
+def test_request_form_preview_shows_stages_approvers_and_peers(
+    client, requester, manager, service_owner, catalog
+):
     peer = make_user("peer@example.com", team=requester.team, manager=manager)
     Grant.objects.create(principal=peer, entitlement=catalog["admin"], status=Grant.Status.ACTIVE)
     login(client, requester)
-    url = reverse("access:request-new") + f"?entitlement={catalog['read'].pk}&entitlement={catalog['admin'].pk}"
+    url = (
+        reverse("access:request-new")
+        + f"?entitlement={catalog['read'].pk}&entitlement={catalog['admin'].pk}"
+    )
     response = client.get(url)
     assert response.status_code == 200
     page = text(response)
@@ -82,9 +89,15 @@ def test_request_form_preview_shows_stages_approvers_and_peers(client, requester
     assert "0 of 2 teammates hold it." in page  # read
 
 
-def test_preview_partial_names_refusals_and_updates_the_duration_hint(client, requester, manager, catalog, org):
-    ToxicPair.objects.create(first=catalog["read"], second=catalog["admin"], reason="reader may not administer")
-    Grant.objects.create(principal=requester, entitlement=catalog["read"], status=Grant.Status.ACTIVE)
+def test_preview_partial_names_refusals_and_updates_the_duration_hint(
+    client, requester, manager, catalog, org
+):
+    ToxicPair.objects.create(
+        first=catalog["read"], second=catalog["admin"], reason="reader may not administer"
+    )
+    Grant.objects.create(
+        principal=requester, entitlement=catalog["read"], status=Grant.Status.ACTIVE
+    )
     login(client, requester)
     response = client.get(
         reverse("access:request-preview"),
@@ -97,18 +110,29 @@ def test_preview_partial_names_refusals_and_updates_the_duration_hint(client, re
     assert 'id="duration-hint" hx-swap-oob="true"' in body
     page = text(response)
     assert "At most 7 days for what you picked" in page
-    assert "Will be refused: duration must be between 1 and 7 days (the maximum for search-index/admin)" in page
-    assert "Will be refused: separation of duties: search-index/admin with search-index/read: reader may not administer" in page
+    assert (
+        "Will be refused: duration must be between 1 and 7 days (the maximum for search-index/admin)"
+        in page
+    )
+    assert (
+        "Will be refused: separation of duties: search-index/admin with search-index/read: reader may not administer"
+        in page
+    )
 
 
 def test_preview_shows_auto_approval(client, requester, manager, org):
     service = make_service(org["search"], slug="wiki")
-    policy = make_policy("auto", [("manager", 1)], auto_approve_max_risk="low", auto_approve_peer_ratio="0.5")
+    policy = make_policy(
+        "auto", [("manager", 1)], auto_approve_max_risk="low", auto_approve_peer_ratio="0.5"
+    )
     ent = make_entitlement(service, slug="view", policy=policy)
     Grant.objects.create(principal=manager, entitlement=ent, status=Grant.Status.ACTIVE)
     login(client, requester)
     response = client.get(reverse("access:request-preview"), {"entitlement": [ent.pk]})
-    assert "Approved at once — auto-approved: low risk and held by 100% of the team (1 of 1; policy needs 50%)" in text(response)
+    assert (
+        "Approved at once — auto-approved: low risk and held by 100% of the team (1 of 1; policy needs 50%)"
+        in text(response)
+    )
 
 
 def test_picker_keeps_ticked_and_lists_matches(client, requester, catalog, org):
@@ -116,7 +140,9 @@ def test_picker_keeps_ticked_and_lists_matches(client, requester, catalog, org):
     make_entitlement(other, slug="reader")
     make_entitlement(other, slug="hidden", requestable=False)
     login(client, requester)
-    response = client.get(reverse("access:request-picker"), {"q": "ledger", "entitlement": [catalog["read"].pk]})
+    response = client.get(
+        reverse("access:request-picker"), {"q": "ledger", "entitlement": [catalog["read"].pk]}
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert f'value="{catalog["read"].pk}" checked' in body
@@ -133,7 +159,13 @@ def test_submit_one_creates_the_request_and_shows_it(client, requester, manager,
     req = AccessRequest.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("access:request-detail", args=[req.pk])
-    assert (req.requester, req.principal, req.entitlement, req.duration_days, req.justification) == (
+    assert (
+        req.requester,
+        req.principal,
+        req.entitlement,
+        req.duration_days,
+        req.justification,
+    ) == (
         requester,
         requester,
         catalog["read"],
@@ -142,7 +174,7 @@ def test_submit_one_creates_the_request_and_shows_it(client, requester, manager,
     )
     page = text(client.get(response["Location"]))
     assert f"Request #{req.pk} submitted." in page
-    assert "Request #%d Pending" % req.pk in page
+    assert f"Request #{req.pk} Pending" in page
     assert "The principal's manager — 1 approval needed · current" in page
     assert "An access request was submitted by requester@example.com" in page
 
@@ -152,7 +184,10 @@ def test_submit_several_makes_one_request_each(client, requester, service_owner,
     response = submit(client, catalog["read"], catalog["admin"], duration=7)
     assert response.status_code == 302
     assert response["Location"] == reverse("access:request-list")
-    assert sorted(AccessRequest.objects.values_list("entitlement__slug", flat=True)) == ["admin", "read"]
+    assert sorted(AccessRequest.objects.values_list("entitlement__slug", flat=True)) == [
+        "admin",
+        "read",
+    ]
 
 
 def test_double_submit_creates_one_request_and_redirects_to_it(client, requester, catalog):
@@ -160,9 +195,14 @@ def test_double_submit_creates_one_request_and_redirects_to_it(client, requester
     first = submit(client, catalog["read"])
     second = submit(client, catalog["read"])
     req = AccessRequest.objects.get()
-    assert first["Location"] == second["Location"] == reverse("access:request-detail", args=[req.pk])
+    assert (
+        first["Location"] == second["Location"] == reverse("access:request-detail", args=[req.pk])
+    )
     page = text(client.get(second["Location"]))
-    assert "Nothing new was submitted: requester@example.com already has an open request for search-index/read. Here is the open request." in page
+    assert (
+        "Nothing new was submitted: requester@example.com already has an open request for search-index/read. Here is the open request."
+        in page
+    )
     assert AuditEvent.objects.filter(action="request.submitted").count() == 1
 
 
@@ -177,12 +217,19 @@ def test_duration_above_maximum_is_a_field_error_and_nothing_is_written(client, 
 
 
 def test_service_refusal_is_shown_on_the_form(client, requester, catalog):
-    ToxicPair.objects.create(first=catalog["read"], second=catalog["admin"], reason="reader may not administer")
-    Grant.objects.create(principal=requester, entitlement=catalog["read"], status=Grant.Status.ACTIVE)
+    ToxicPair.objects.create(
+        first=catalog["read"], second=catalog["admin"], reason="reader may not administer"
+    )
+    Grant.objects.create(
+        principal=requester, entitlement=catalog["read"], status=Grant.Status.ACTIVE
+    )
     login(client, requester)
     response = submit(client, catalog["admin"], duration=3)
     assert response.status_code == 200
-    assert "separation of duties: search-index/admin with search-index/read: reader may not administer" in text(response)
+    assert (
+        "separation of duties: search-index/admin with search-index/read: reader may not administer"
+        in text(response)
+    )
     assert AccessRequest.objects.count() == 0
 
 
@@ -207,21 +254,37 @@ def test_manager_requests_for_a_report(client, requester, manager, service_owner
     assert (req.requester, req.principal) == (manager, requester)
 
 
-def test_requesting_for_someone_not_a_report_is_refused(client, requester, other_team_user, catalog):
+def test_requesting_for_someone_not_a_report_is_refused(
+    client, requester, other_team_user, catalog
+):
     login(client, requester)
     response = submit(client, catalog["read"], principal=other_team_user)
     assert response.status_code == 200
-    assert "Select a valid choice. That choice is not one of the available choices." in text(response)
+    assert "Select a valid choice. That choice is not one of the available choices." in text(
+        response
+    )
     assert AccessRequest.objects.count() == 0
 
 
 # --- My requests and the request page -------------------------------------------------
 def test_my_requests_lists_mine_only(client, requester, other_team_user, catalog):
-    mine = services.access_request_submit(actor=requester, principal=requester, entitlement=catalog["read"], justification="x", duration_days=3)
+    mine = services.access_request_submit(
+        actor=requester,
+        principal=requester,
+        entitlement=catalog["read"],
+        justification="x",
+        duration_days=3,
+    )
     other_mgr = make_user("othermgr@example.com", team=other_team_user.team)
     other_team_user.manager = other_mgr
     other_team_user.save()
-    theirs = services.access_request_submit(actor=other_team_user, principal=other_team_user, entitlement=catalog["read"], justification="y", duration_days=3)
+    theirs = services.access_request_submit(
+        actor=other_team_user,
+        principal=other_team_user,
+        entitlement=catalog["read"],
+        justification="y",
+        duration_days=3,
+    )
     login(client, requester)
     response = client.get(reverse("access:request-list"))
     body = response.content.decode()
@@ -232,25 +295,51 @@ def test_my_requests_lists_mine_only(client, requester, other_team_user, catalog
     assert "No requests with this status." in text(pending)
 
 
-def test_request_detail_of_another_team_is_404_and_unchanged(client, requester, other_team_user, catalog):
-    req = services.access_request_submit(actor=requester, principal=requester, entitlement=catalog["read"], justification="x", duration_days=3)
+def test_request_detail_of_another_team_is_404_and_unchanged(
+    client, requester, other_team_user, catalog
+):
+    req = services.access_request_submit(
+        actor=requester,
+        principal=requester,
+        entitlement=catalog["read"],
+        justification="x",
+        duration_days=3,
+    )
     login(client, other_team_user)
     events = AuditEvent.objects.count()
     assert client.get(reverse("access:request-detail", args=[req.pk])).status_code == 404
     assert client.post(reverse("access:request-cancel", args=[req.pk])).status_code == 404
-    assert client.post(reverse("access:request-approve", args=[req.pk]), {"reason": "x"}).status_code == 404
-    assert client.post(reverse("access:request-deny", args=[req.pk]), {"reason": "x"}).status_code == 404
+    assert (
+        client.post(reverse("access:request-approve", args=[req.pk]), {"reason": "x"}).status_code
+        == 404
+    )
+    assert (
+        client.post(reverse("access:request-deny", args=[req.pk]), {"reason": "x"}).status_code
+        == 404
+    )
     req.refresh_from_db()
     assert req.status == AccessRequest.Status.PENDING
     assert AuditEvent.objects.count() == events
 
 
-def test_request_detail_for_approver_shows_context_and_decision_form(client, requester, manager, catalog, org):
+def test_request_detail_for_approver_shows_context_and_decision_form(
+    client, requester, manager, catalog, org
+):
     peer = make_user("peer@example.com", team=requester.team, manager=manager)
     Grant.objects.create(principal=peer, entitlement=catalog["read"], status=Grant.Status.ACTIVE)
     other_service = make_service(org["payments"], slug="ledger")
-    Grant.objects.create(principal=requester, entitlement=make_entitlement(other_service, slug="viewer"), status=Grant.Status.ACTIVE)
-    req = services.access_request_submit(actor=requester, principal=requester, entitlement=catalog["read"], justification="dashboards", duration_days=3)
+    Grant.objects.create(
+        principal=requester,
+        entitlement=make_entitlement(other_service, slug="viewer"),
+        status=Grant.Status.ACTIVE,
+    )
+    req = services.access_request_submit(
+        actor=requester,
+        principal=requester,
+        entitlement=catalog["read"],
+        justification="dashboards",
+        duration_days=3,
+    )
     login(client, manager)
     response = client.get(reverse("access:request-detail", args=[req.pk]))
     page = text(response)
@@ -262,7 +351,13 @@ def test_request_detail_for_approver_shows_context_and_decision_form(client, req
 
 
 def test_requester_sees_no_decision_form_and_cancels(client, requester, catalog):
-    req = services.access_request_submit(actor=requester, principal=requester, entitlement=catalog["read"], justification="x", duration_days=3)
+    req = services.access_request_submit(
+        actor=requester,
+        principal=requester,
+        entitlement=catalog["read"],
+        justification="x",
+        duration_days=3,
+    )
     login(client, requester)
     page = text(client.get(reverse("access:request-detail", args=[req.pk])))
     assert "Your decision" not in page
@@ -276,11 +371,19 @@ def test_requester_sees_no_decision_form_and_cancels(client, requester, catalog)
     assert "A request was cancelled by requester@example.com" in page
     again = client.post(reverse("access:request-cancel", args=[req.pk]))
     assert again.status_code == 302
-    assert f"Could not cancel: request #{req.pk} is already cancelled." in text(client.get(again["Location"]))
+    assert f"Could not cancel: request #{req.pk} is already cancelled." in text(
+        client.get(again["Location"])
+    )
 
 
 def test_approver_who_may_see_but_not_cancel_gets_403(client, requester, manager, catalog):
-    req = services.access_request_submit(actor=requester, principal=requester, entitlement=catalog["read"], justification="x", duration_days=3)
+    req = services.access_request_submit(
+        actor=requester,
+        principal=requester,
+        entitlement=catalog["read"],
+        justification="x",
+        duration_days=3,
+    )
     login(client, manager)
     response = client.post(reverse("access:request-cancel", args=[req.pk]))
     assert response.status_code == 403
@@ -289,11 +392,20 @@ def test_approver_who_may_see_but_not_cancel_gets_403(client, requester, manager
 
 
 @pytest.mark.parametrize("rows", [10, 50])
-def test_my_requests_query_count_is_bounded(client, requester, org, rows, django_assert_max_num_queries):
+def test_my_requests_query_count_is_bounded(
+    client, requester, org, rows, django_assert_max_num_queries
+):
     service = make_service(org["search"], slug="bulk")
     for i in range(rows):
         ent = make_entitlement(service, slug=f"e{i}")
-        AccessRequest.objects.create(requester=requester, principal=requester, entitlement=ent, justification="x", duration_days=1, stages=[])
+        AccessRequest.objects.create(
+            requester=requester,
+            principal=requester,
+            entitlement=ent,
+            justification="x",
+            duration_days=1,
+            stages=[],
+        )
     login(client, requester)
     with django_assert_max_num_queries(12):
         response = client.get(reverse("access:request-list"))

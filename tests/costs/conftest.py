@@ -56,7 +56,9 @@ def do_import(path, source="sample", period=None, focus_version=None, actor="sys
 def snapshot() -> dict:
     """Everything an import may change, to prove a refused one changed nothing."""
     return {
-        "lines": sorted(CostLine.objects.values_list("id", "billed_cost", "import_run_id", "team_id")),
+        "lines": sorted(
+            CostLine.objects.values_list("id", "billed_cost", "import_run_id", "team_id")
+        ),
         "daily": CostDaily.objects.aggregate(s=Sum("billed_cost"), n=Sum("lines")),
         "daily_rows": CostDaily.objects.count(),
         "audit": AuditEvent.objects.count(),

@@ -73,12 +73,16 @@ def test_account_resource_region_conditions():
 
 @pytest.mark.sqlite
 def test_split_remainder_goes_to_the_largest_share_to_the_cent():
-    assert split_amount(Decimal("100.00"), [("a", Decimal(1)), ("b", Decimal(1)), ("c", Decimal(1))]) == {
+    assert split_amount(
+        Decimal("100.00"), [("a", Decimal(1)), ("b", Decimal(1)), ("c", Decimal(1))]
+    ) == {
         "a": Decimal("33.34"),
         "b": Decimal("33.33"),
         "c": Decimal("33.33"),
     }
-    parts = split_amount(Decimal("10.00"), [("a", Decimal(1)), ("b", Decimal(2)), ("c", Decimal(4))])
+    parts = split_amount(
+        Decimal("10.00"), [("a", Decimal(1)), ("b", Decimal(2)), ("c", Decimal(4))]
+    )
     assert parts == {"a": Decimal("1.42"), "b": Decimal("2.85"), "c": Decimal("5.73")}
     credit = split_amount(Decimal("-0.05"), [("a", Decimal(1)), ("b", Decimal(1))])
     assert credit == {"a": Decimal("-0.03"), "b": Decimal("-0.02")}
@@ -87,8 +91,10 @@ def test_split_remainder_goes_to_the_largest_share_to_the_cent():
 
 
 @given(
-    amount=st.decimals(min_value=-10**6, max_value=10**6, places=12, allow_nan=False),
-    weights=st.lists(st.decimals(min_value="0.01", max_value=1000, places=2), min_size=1, max_size=8),
+    amount=st.decimals(min_value=-(10**6), max_value=10**6, places=12, allow_nan=False),
+    weights=st.lists(
+        st.decimals(min_value="0.01", max_value=1000, places=2), min_size=1, max_size=8
+    ),
 )
 def test_split_always_sums_exactly(amount, weights):
     parts = split_amount(amount, list(enumerate(weights)))
@@ -122,13 +128,25 @@ def test_reattribution_after_a_rule_change_moves_exactly_the_matching_lines(
 
     ti = header.index("Tags")
     matching = [
-        r for r in rows if r[ti] not in ("", "NULL") and {k.strip().lower(): v for k, v in json.loads(r[ti]).items()}.get("environment", "").lower() == "prod"
+        r
+        for r in rows
+        if r[ti] not in ("", "NULL")
+        and {k.strip().lower(): v for k, v in json.loads(r[ti]).items()}.get(
+            "environment", ""
+        ).lower()
+        == "prod"
     ]
     expected = sum((Decimal(r[header.index("BilledCost")]) for r in matching), Decimal(0))
     services.rule_save(
         actor="system:test",
         rule=None,
-        data={"name": "prod to payments", "tag_key": "ENVIRONMENT", "tag_value": "prod", "method": "direct", "team": "payments"},
+        data={
+            "name": "prod to payments",
+            "tag_key": "ENVIRONMENT",
+            "tag_value": "prod",
+            "method": "direct",
+            "team": "payments",
+        },
     )
     # saving alone moves nothing
     assert CostLine.objects.filter(team__isnull=False).count() == 0
@@ -138,16 +156,27 @@ def test_reattribution_after_a_rule_change_moves_exactly_the_matching_lines(
     assert any("reattribution_request" in repr(cb) for cb in callbacks)
     run.refresh_from_db()
     assert run.status == ReattributionRun.Status.SUCCEEDED
-    assert run.lines_changed == len([r for r in matching if r[header.index("BillingPeriodStart")].startswith("2024-09")])
+    assert run.lines_changed == len(
+        [r for r in matching if r[header.index("BillingPeriodStart")].startswith("2024-09")]
+    )
     assert AuditEvent.objects.count() == audit_before + 2  # requested + applied
     payments = teams["payments"]
     moved = CostLine.objects.filter(team=payments)
     assert moved.count() == run.lines_changed
     assert {line.rule.name for line in moved} == {"prod to payments"}
     assert CostDaily.objects.filter(team=payments).aggregate(s=Sum("billed_cost"))["s"] == expected
-    _invariant("2024-09-01", Decimal("20.52022672899") - sum(
-        (Decimal(r[header.index("BilledCost")]) for r in rows if r[header.index("BillingPeriodStart")].startswith("2024-10")), Decimal(0)
-    ))
+    _invariant(
+        "2024-09-01",
+        Decimal("20.52022672899")
+        - sum(
+            (
+                Decimal(r[header.index("BilledCost")])
+                for r in rows
+                if r[header.index("BillingPeriodStart")].startswith("2024-10")
+            ),
+            Decimal(0),
+        ),
+    )
     # a second run with no rule change changes nothing
     with django_capture_on_commit_callbacks(execute=True):
         again = services.reattribution_request(actor="system:test")
@@ -192,16 +221,49 @@ def test_shared_rules_split_even_fixed_and_proportional(teams, tmp_path):
         line("Shared Mon", "Management and Governance", "1.00", '{"shared": "mon"}'),
     ]
     for slug in ("payments", "search"):
-        services.rule_save(actor="system:test", rule=None, data={"name": slug, "tag_key": "team", "tag_value": slug, "method": "direct", "team": slug})
-    services.rule_save(actor="system:test", rule=None, data={"name": "db", "tag_key": "shared", "tag_value": "db", "method": "proportional", "proportional_category": "compute"}, shares=[("payments", "1"), ("search", "1")])
-    services.rule_save(actor="system:test", rule=None, data={"name": "net", "tag_key": "shared", "tag_value": "net", "method": "fixed"}, shares=[("payments", "1"), ("search", "2")])
-    services.rule_save(actor="system:test", rule=None, data={"name": "mon", "tag_key": "shared", "tag_value": "mon", "method": "even"}, shares=[("payments", "1"), ("search", "1"), ("platform", "1")])
+        services.rule_save(
+            actor="system:test",
+            rule=None,
+            data={
+                "name": slug,
+                "tag_key": "team",
+                "tag_value": slug,
+                "method": "direct",
+                "team": slug,
+            },
+        )
+    services.rule_save(
+        actor="system:test",
+        rule=None,
+        data={
+            "name": "db",
+            "tag_key": "shared",
+            "tag_value": "db",
+            "method": "proportional",
+            "proportional_category": "compute",
+        },
+        shares=[("payments", "1"), ("search", "1")],
+    )
+    services.rule_save(
+        actor="system:test",
+        rule=None,
+        data={"name": "net", "tag_key": "shared", "tag_value": "net", "method": "fixed"},
+        shares=[("payments", "1"), ("search", "2")],
+    )
+    services.rule_save(
+        actor="system:test",
+        rule=None,
+        data={"name": "mon", "tag_key": "shared", "tag_value": "mon", "method": "even"},
+        shares=[("payments", "1"), ("search", "1"), ("platform", "1")],
+    )
     run = do_import(write_csv(tmp_path / "shared.csv", header, data))
     assert run.status == "succeeded", run.errors
     assert CostLine.objects.filter(allocation=SHARED).count() == 3
 
     def team_total(slug, allocation):
-        return CostDaily.objects.filter(team__slug=slug, allocation=allocation).aggregate(s=Sum("billed_cost"))["s"]
+        return CostDaily.objects.filter(team__slug=slug, allocation=allocation).aggregate(
+            s=Sum("billed_cost")
+        )["s"]
 
     assert team_total("payments", DIRECT) == Decimal("30")
     assert team_total("payments", SHARED) == Decimal("75") + Decimal("3.33") + Decimal("0.34")
@@ -234,13 +296,17 @@ rule_st = st.fixed_dictionaries(
         "service": st.sampled_from(SERVICES),
         "account": st.sampled_from(ACCOUNTS),
         "method": st.sampled_from(["direct", "direct", "even", "fixed", "proportional"]),
-        "teams": st.lists(st.sampled_from(["payments", "search", "platform"]), min_size=1, max_size=3, unique=True),
+        "teams": st.lists(
+            st.sampled_from(["payments", "search", "platform"]), min_size=1, max_size=3, unique=True
+        ),
     }
 )
 
 
 @pytest.mark.django_db
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(lines=st.lists(line_st, min_size=1, max_size=25), rules=st.lists(rule_st, max_size=5))
 def test_attributed_plus_unallocated_equals_the_file_total(teams, tmp_path, lines, rules):
     from costs.models import AttributionRule, RuleShare
@@ -261,7 +327,9 @@ def test_attributed_plus_unallocated_equals_the_file_total(teams, tmp_path, line
             data["team"] = r["teams"][0]
         if r["method"] == "proportional":
             data["proportional_category"] = "Storage"
-        shares = [(t, str(n + 1)) for n, t in enumerate(r["teams"])] if r["method"] != "direct" else []
+        shares = (
+            [(t, str(n + 1)) for n, t in enumerate(r["teams"])] if r["method"] != "direct" else []
+        )
         services.rule_save(actor="system:test", rule=None, data=data, shares=shares)
     header, rows = read_sample()
     col = header.index

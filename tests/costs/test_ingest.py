@@ -105,7 +105,10 @@ def test_reimport_of_one_period_leaves_other_periods_and_sources(sample_path, tm
     half = write_csv(tmp_path / "half.csv", header, september[:100])
     run = do_import(half, period="2024-09")
     assert run.status == "succeeded", run.errors
-    assert CostLine.objects.filter(source__name="sample", billing_period_start="2024-09-01").count() == 100
+    assert (
+        CostLine.objects.filter(source__name="sample", billing_period_start="2024-09-01").count()
+        == 100
+    )
     assert CostLine.objects.filter(billing_period_start="2024-10-01").count() == october_before == 2
     assert CostLine.objects.filter(source__name="other-source").count() == 1000
 
@@ -150,10 +153,14 @@ def test_a_missing_mandatory_column_is_refused_and_changes_nothing(sample_path, 
     before = snapshot()
     header, rows = read_sample()
     i = header.index("BilledCost")
-    path = write_csv(tmp_path / "nocost.csv", header[:i] + header[i + 1 :], [r[:i] + r[i + 1 :] for r in rows])
+    path = write_csv(
+        tmp_path / "nocost.csv", header[:i] + header[i + 1 :], [r[:i] + r[i + 1 :] for r in rows]
+    )
     run = do_import(path)
     assert run.status == "failed"
-    assert run.errors == [{"row": 0, "column": "BilledCost", "reason": "missing mandatory FOCUS column"}]
+    assert run.errors == [
+        {"row": 0, "column": "BilledCost", "reason": "missing mandatory FOCUS column"}
+    ]
     assert snapshot() == before
 
 
@@ -168,7 +175,9 @@ def test_an_unknown_focus_version_is_refused(sample_path, tmp_path):
     rows[41][-1] = "2.7"
     run = do_import(write_csv(tmp_path / "v.csv", header + ["x_FocusVersion"], rows))
     assert run.status == "failed"
-    assert run.errors == [{"row": 42, "column": "FocusVersion", "reason": "unknown FOCUS version '2.7'"}]
+    assert run.errors == [
+        {"row": 42, "column": "FocusVersion", "reason": "unknown FOCUS version '2.7'"}
+    ]
     assert snapshot() == before
 
 
@@ -207,7 +216,11 @@ def test_messy_but_unambiguous_values_are_accepted(tmp_path):
     run = do_import(write_csv(tmp_path / "messy.csv", header, [row]))
     assert run.status == "succeeded", run.errors
     line = CostLine.objects.get()
-    assert (line.billing_currency, line.charge_category, line.service_category) == ("USD", "Usage", "Integration")
+    assert (line.billing_currency, line.charge_category, line.service_category) == (
+        "USD",
+        "Usage",
+        "Integration",
+    )
     assert line.billed_cost == Decimal("0.0000008")
     assert line.charge_period_end.isoformat() == "2024-09-18T23:00:00+00:00"
 
@@ -227,7 +240,9 @@ def test_focus_11_and_12_column_sets_are_recognised(tmp_path, extra, version):
 def test_batches_stream_with_bounded_size(sample_path, monkeypatch):
     sizes = []
     real = pipeline._write_batch
-    monkeypatch.setattr(pipeline, "_write_batch", lambda rows: (sizes.append(len(rows)), real(rows)))
+    monkeypatch.setattr(
+        pipeline, "_write_batch", lambda rows: (sizes.append(len(rows)), real(rows))
+    )
 
     run = services.import_run_create(
         actor="system:test", source_name="s", file_name="f", file_path=str(sample_path)

@@ -12,7 +12,13 @@ from .conftest import SAMPLE, do_import
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["costs:coverage", "costs:sources", "costs:rule-list", "costs:rule-create", "costs:unallocated"]
+PAGES = [
+    "costs:coverage",
+    "costs:sources",
+    "costs:rule-list",
+    "costs:rule-create",
+    "costs:unallocated",
+]
 
 
 @pytest.fixture
@@ -21,7 +27,13 @@ def loaded(org):
         services.rule_save(
             actor="system:test",
             rule=None,
-            data={"name": slug, "tag_key": "environment", "tag_value": value, "method": "direct", "team": slug},
+            data={
+                "name": slug,
+                "tag_key": "environment",
+                "tag_value": value,
+                "method": "direct",
+                "team": slug,
+            },
         )
     run = do_import(SAMPLE)
     assert run.status == "succeeded"
@@ -30,7 +42,9 @@ def loaded(org):
 
 @pytest.mark.sqlite
 @pytest.mark.parametrize("name", PAGES)
-def test_pages_answer_admin_and_finance_and_hide_from_team_members(client, name, loaded, admin, finance, requester):
+def test_pages_answer_admin_and_finance_and_hide_from_team_members(
+    client, name, loaded, admin, finance, requester
+):
     url = reverse(name)
     client.force_login(requester)
     assert client.get(url).status_code == 404
@@ -40,7 +54,9 @@ def test_pages_answer_admin_and_finance_and_hide_from_team_members(client, name,
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_pages_have_bounded_query_counts(client, name, loaded, admin, django_assert_max_num_queries):
+def test_pages_have_bounded_query_counts(
+    client, name, loaded, admin, django_assert_max_num_queries
+):
     client.force_login(admin)
     with django_assert_max_num_queries(14):
         assert client.get(reverse(name)).status_code == 200
@@ -51,7 +67,10 @@ def test_auditor_sees_but_cannot_edit(client, loaded, auditor):
     assert client.get(reverse("costs:rule-list")).status_code == 200
     assert client.get(reverse("costs:rule-create")).status_code == 404
     before = AttributionRule.objects.count()
-    response = client.post(reverse("costs:rule-create"), {"name": "x", "method": "direct", "team": "payments", "resource_pattern_kind": "glob"})
+    response = client.post(
+        reverse("costs:rule-create"),
+        {"name": "x", "method": "direct", "team": "payments", "resource_pattern_kind": "glob"},
+    )
     assert response.status_code == 404
     assert AttributionRule.objects.count() == before
 
@@ -83,7 +102,9 @@ def test_upload_page_imports_the_file(client, org, admin, django_capture_on_comm
 def test_mutations_need_csrf(org, admin):
     csrf_client = Client(enforce_csrf_checks=True)
     csrf_client.force_login(admin)
-    response = csrf_client.post(reverse("costs:rule-create"), {"name": "x", "method": "direct", "team": "payments"})
+    response = csrf_client.post(
+        reverse("costs:rule-create"), {"name": "x", "method": "direct", "team": "payments"}
+    )
     assert response.status_code == 403
     assert AttributionRule.objects.count() == 0
     assert csrf_client.get(reverse("costs:reattribute")).status_code == 405
@@ -126,21 +147,36 @@ def test_lines_api_scopes_to_the_callers_team(client, loaded, requester, org):
     response = client.get("/api/v1/costs/lines/", {"month": "2024-09", "limit": 1000})
     assert response.status_code == 200
     body = response.json()
-    payments_lines = CostLine.objects.filter(team=org["payments"], charge_period_start__year=2024, charge_period_start__month=9)
+    payments_lines = CostLine.objects.filter(
+        team=org["payments"], charge_period_start__year=2024, charge_period_start__month=9
+    )
     assert body["count"] == payments_lines.count() > 0
     assert {line["team"] for line in body["results"]} == {"payments"}
     first = body["results"][0]
     assert isinstance(first["billed_cost"], str) and isinstance(first["effective_cost"], str)
     assert first["rule"] == "payments"
-    assert client.get("/api/v1/costs/lines/", {"month": "2024-09", "team": "search"}).status_code == 404
-    assert client.get("/api/v1/costs/lines/", {"month": "2024-09", "team": "nope"}).status_code == 404
-    assert client.get("/api/v1/costs/lines/", {"month": "2024-09", "team": "payments"}).json()["count"] == body["count"]
+    assert (
+        client.get("/api/v1/costs/lines/", {"month": "2024-09", "team": "search"}).status_code
+        == 404
+    )
+    assert (
+        client.get("/api/v1/costs/lines/", {"month": "2024-09", "team": "nope"}).status_code == 404
+    )
+    assert (
+        client.get("/api/v1/costs/lines/", {"month": "2024-09", "team": "payments"}).json()["count"]
+        == body["count"]
+    )
 
 
 def test_lines_api_for_finance_includes_unallocated(client, loaded, finance):
     client.force_login(finance)
     body = client.get("/api/v1/costs/lines/", {"month": "2024-09", "limit": 5}).json()
-    assert body["count"] == CostLine.objects.filter(charge_period_start__year=2024, charge_period_start__month=9).count()
+    assert (
+        body["count"]
+        == CostLine.objects.filter(
+            charge_period_start__year=2024, charge_period_start__month=9
+        ).count()
+    )
     assert client.get("/api/v1/costs/lines/").status_code == 400
     assert client.get("/api/v1/costs/lines/", {"month": "2024-9x"}).status_code == 400
 
