@@ -79,52 +79,380 @@ KINDS: dict[str, list[Template]] = {
 
 # (slug, name, owner team, tier, kind, seat costs v/e/a, description)
 SERVICES: list[tuple[str, str, str, int, str, tuple[str, str, str], str]] = [
-    ("search-api", "Search API", "search", 1, "app", ("", "", ""), "Public product search endpoint (200M queries a day)."),
-    ("search-indexer", "Search Indexer", "search", 2, "app", ("", "", ""), "Streams catalog changes into the search indexes."),
-    ("elasticsearch-prod", "Elasticsearch (prod)", "search", 1, "db", ("", "", ""), "The production search cluster."),
-    ("query-analytics", "Query Analytics", "search", 3, "console", ("", "", ""), "Search query logs and relevance dashboards."),
-    ("search-console", "Search Console", "search", 2, "console", ("", "", ""), "Synonyms, boosts and ranking experiments."),
-    ("payments-ledger", "Payments Ledger", "payments", 0, "ledger", ("", "", ""), "Double-entry ledger of every payment and payout."),
-    ("payouts", "Payouts Service", "payments", 0, "app", ("", "", ""), "Sends merchant payouts to banks."),
-    ("card-vault", "Card Vault", "payments", 0, "console", ("", "", ""), "PCI-scoped tokenisation of card numbers."),
-    ("billing-db", "Billing Database", "payments", 1, "db", ("", "", ""), "Invoices, subscriptions and dunning state."),
-    ("sso-gateway", "SSO Gateway", "identity", 0, "app", ("", "", ""), "OIDC/SAML front door for every internal app."),
-    ("iam-console", "IAM Console", "identity", 0, "console", ("", "", ""), "Cloud IAM roles and policies."),
-    ("user-directory", "User Directory", "identity", 1, "app", ("", "", ""), "People and groups, synced from HR."),
-    ("object-store", "Object Store", "storage", 1, "console", ("", "", ""), "S3-compatible blob storage."),
-    ("backup-vault", "Backup Vault", "storage", 1, "console", ("", "", ""), "Immutable backups of every production database."),
-    ("k8s-prod", "Kubernetes (prod)", "compute", 0, "k8s", ("", "", ""), "Production clusters in three regions."),
+    (
+        "search-api",
+        "Search API",
+        "search",
+        1,
+        "app",
+        ("", "", ""),
+        "Public product search endpoint (200M queries a day).",
+    ),
+    (
+        "search-indexer",
+        "Search Indexer",
+        "search",
+        2,
+        "app",
+        ("", "", ""),
+        "Streams catalog changes into the search indexes.",
+    ),
+    (
+        "elasticsearch-prod",
+        "Elasticsearch (prod)",
+        "search",
+        1,
+        "db",
+        ("", "", ""),
+        "The production search cluster.",
+    ),
+    (
+        "query-analytics",
+        "Query Analytics",
+        "search",
+        3,
+        "console",
+        ("", "", ""),
+        "Search query logs and relevance dashboards.",
+    ),
+    (
+        "search-console",
+        "Search Console",
+        "search",
+        2,
+        "console",
+        ("", "", ""),
+        "Synonyms, boosts and ranking experiments.",
+    ),
+    (
+        "payments-ledger",
+        "Payments Ledger",
+        "payments",
+        0,
+        "ledger",
+        ("", "", ""),
+        "Double-entry ledger of every payment and payout.",
+    ),
+    (
+        "payouts",
+        "Payouts Service",
+        "payments",
+        0,
+        "app",
+        ("", "", ""),
+        "Sends merchant payouts to banks.",
+    ),
+    (
+        "card-vault",
+        "Card Vault",
+        "payments",
+        0,
+        "console",
+        ("", "", ""),
+        "PCI-scoped tokenisation of card numbers.",
+    ),
+    (
+        "billing-db",
+        "Billing Database",
+        "payments",
+        1,
+        "db",
+        ("", "", ""),
+        "Invoices, subscriptions and dunning state.",
+    ),
+    (
+        "sso-gateway",
+        "SSO Gateway",
+        "identity",
+        0,
+        "app",
+        ("", "", ""),
+        "OIDC/SAML front door for every internal app.",
+    ),
+    (
+        "iam-console",
+        "IAM Console",
+        "identity",
+        0,
+        "console",
+        ("", "", ""),
+        "Cloud IAM roles and policies.",
+    ),
+    (
+        "user-directory",
+        "User Directory",
+        "identity",
+        1,
+        "app",
+        ("", "", ""),
+        "People and groups, synced from HR.",
+    ),
+    (
+        "object-store",
+        "Object Store",
+        "storage",
+        1,
+        "console",
+        ("", "", ""),
+        "S3-compatible blob storage.",
+    ),
+    (
+        "backup-vault",
+        "Backup Vault",
+        "storage",
+        1,
+        "console",
+        ("", "", ""),
+        "Immutable backups of every production database.",
+    ),
+    (
+        "k8s-prod",
+        "Kubernetes (prod)",
+        "compute",
+        0,
+        "k8s",
+        ("", "", ""),
+        "Production clusters in three regions.",
+    ),
     ("k8s-staging", "Kubernetes (staging)", "compute", 2, "k8s", ("", "", ""), "Staging clusters."),
-    ("ci-runners", "CI Runners", "compute", 2, "console", ("", "", ""), "Self-hosted build runners."),
-    ("edge-cdn", "Edge CDN", "networking", 1, "console", ("", "", ""), "CDN configuration and cache purges."),
-    ("vpn", "Corporate VPN", "networking", 1, "vpn", ("", "", ""), "Network access to production subnets."),
-    ("dns-manager", "DNS Manager", "networking", 1, "console", ("", "", ""), "Public and private DNS zones."),
-    ("grafana", "Grafana", "observability", 2, "saas", ("0", "0", "0"), "Dashboards over metrics and logs."),
-    ("datadog", "Datadog", "observability", 2, "saas", ("0", "23.00", "31.00"), "APM, logs and infrastructure monitoring."),
-    ("pagerduty", "PagerDuty", "observability", 1, "saas", ("0", "41.00", "41.00"), "On-call schedules and incident paging."),
-    ("sentry", "Sentry", "observability", 3, "saas", ("0", "26.00", "26.00"), "Application error tracking."),
-    ("orders-postgres", "Orders PostgreSQL", "databases", 0, "db", ("", "", ""), "The orders and fulfilment database."),
-    ("snowflake", "Snowflake Warehouse", "databases", 1, "saas", ("0", "40.00", "40.00"), "The analytics data warehouse."),
+    (
+        "ci-runners",
+        "CI Runners",
+        "compute",
+        2,
+        "console",
+        ("", "", ""),
+        "Self-hosted build runners.",
+    ),
+    (
+        "edge-cdn",
+        "Edge CDN",
+        "networking",
+        1,
+        "console",
+        ("", "", ""),
+        "CDN configuration and cache purges.",
+    ),
+    (
+        "vpn",
+        "Corporate VPN",
+        "networking",
+        1,
+        "vpn",
+        ("", "", ""),
+        "Network access to production subnets.",
+    ),
+    (
+        "dns-manager",
+        "DNS Manager",
+        "networking",
+        1,
+        "console",
+        ("", "", ""),
+        "Public and private DNS zones.",
+    ),
+    (
+        "grafana",
+        "Grafana",
+        "observability",
+        2,
+        "saas",
+        ("0", "0", "0"),
+        "Dashboards over metrics and logs.",
+    ),
+    (
+        "datadog",
+        "Datadog",
+        "observability",
+        2,
+        "saas",
+        ("0", "23.00", "31.00"),
+        "APM, logs and infrastructure monitoring.",
+    ),
+    (
+        "pagerduty",
+        "PagerDuty",
+        "observability",
+        1,
+        "saas",
+        ("0", "41.00", "41.00"),
+        "On-call schedules and incident paging.",
+    ),
+    (
+        "sentry",
+        "Sentry",
+        "observability",
+        3,
+        "saas",
+        ("0", "26.00", "26.00"),
+        "Application error tracking.",
+    ),
+    (
+        "orders-postgres",
+        "Orders PostgreSQL",
+        "databases",
+        0,
+        "db",
+        ("", "", ""),
+        "The orders and fulfilment database.",
+    ),
+    (
+        "snowflake",
+        "Snowflake Warehouse",
+        "databases",
+        1,
+        "saas",
+        ("0", "40.00", "40.00"),
+        "The analytics data warehouse.",
+    ),
     ("redis-cache", "Redis Cache", "databases", 2, "db", ("", "", ""), "Session and page caches."),
     ("kafka", "Kafka", "databases", 1, "console", ("", "", ""), "Event streaming platform."),
-    ("checkout-service", "Checkout Service", "checkout", 0, "app", ("", "", ""), "Cart, checkout and order placement."),
-    ("promotions-admin", "Promotions Admin", "checkout", 2, "console", ("", "", ""), "Discount codes and campaigns."),
-    ("product-catalog", "Product Catalog", "catalog", 1, "app", ("", "", ""), "Products, prices and availability."),
-    ("app-store-connect", "App Store Connect", "mobile", 2, "saas", ("0", "0", "0"), "iOS releases and TestFlight."),
-    ("firebase", "Firebase Console", "mobile", 2, "saas", ("0", "0", "0"), "Crash reports, remote config and push."),
-    ("looker", "Looker", "analytics", 3, "saas", ("30.00", "60.00", "60.00"), "Business intelligence dashboards."),
-    ("tableau", "Tableau", "analytics", 3, "saas", ("15.00", "70.00", "70.00"), "Finance and ops reporting."),
-    ("feature-store", "Feature Store", "ml-platform", 2, "app", ("", "", ""), "Online and offline ML features."),
-    ("ml-training", "ML Training Cluster", "ml-platform", 2, "k8s", ("", "", ""), "GPU cluster for model training."),
-    ("airflow", "Airflow", "ingestion", 2, "console", ("", "", ""), "Batch pipelines and schedules."),
-    ("github", "GitHub Enterprise", "appsec", 1, "saas", ("0", "21.00", "21.00"), "Source code, reviews and Actions."),
-    ("vault", "Vault Secrets", "appsec", 0, "console", ("", "", ""), "Secrets and dynamic database credentials."),
+    (
+        "checkout-service",
+        "Checkout Service",
+        "checkout",
+        0,
+        "app",
+        ("", "", ""),
+        "Cart, checkout and order placement.",
+    ),
+    (
+        "promotions-admin",
+        "Promotions Admin",
+        "checkout",
+        2,
+        "console",
+        ("", "", ""),
+        "Discount codes and campaigns.",
+    ),
+    (
+        "product-catalog",
+        "Product Catalog",
+        "catalog",
+        1,
+        "app",
+        ("", "", ""),
+        "Products, prices and availability.",
+    ),
+    (
+        "app-store-connect",
+        "App Store Connect",
+        "mobile",
+        2,
+        "saas",
+        ("0", "0", "0"),
+        "iOS releases and TestFlight.",
+    ),
+    (
+        "firebase",
+        "Firebase Console",
+        "mobile",
+        2,
+        "saas",
+        ("0", "0", "0"),
+        "Crash reports, remote config and push.",
+    ),
+    (
+        "looker",
+        "Looker",
+        "analytics",
+        3,
+        "saas",
+        ("30.00", "60.00", "60.00"),
+        "Business intelligence dashboards.",
+    ),
+    (
+        "tableau",
+        "Tableau",
+        "analytics",
+        3,
+        "saas",
+        ("15.00", "70.00", "70.00"),
+        "Finance and ops reporting.",
+    ),
+    (
+        "feature-store",
+        "Feature Store",
+        "ml-platform",
+        2,
+        "app",
+        ("", "", ""),
+        "Online and offline ML features.",
+    ),
+    (
+        "ml-training",
+        "ML Training Cluster",
+        "ml-platform",
+        2,
+        "k8s",
+        ("", "", ""),
+        "GPU cluster for model training.",
+    ),
+    (
+        "airflow",
+        "Airflow",
+        "ingestion",
+        2,
+        "console",
+        ("", "", ""),
+        "Batch pipelines and schedules.",
+    ),
+    (
+        "github",
+        "GitHub Enterprise",
+        "appsec",
+        1,
+        "saas",
+        ("0", "21.00", "21.00"),
+        "Source code, reviews and Actions.",
+    ),
+    (
+        "vault",
+        "Vault Secrets",
+        "appsec",
+        0,
+        "console",
+        ("", "", ""),
+        "Secrets and dynamic database credentials.",
+    ),
     ("siem", "SIEM", "secops", 1, "console", ("", "", ""), "Security events from every system."),
     ("jira", "Jira", "platform", 3, "saas", ("0", "8.15", "8.15"), "Issues and sprint boards."),
-    ("figma", "Figma", "mobile", 3, "saas", ("0", "45.00", "45.00"), "Design files and prototypes."),
-    ("launchdarkly", "LaunchDarkly", "checkout", 2, "saas", ("0", "12.00", "12.00"), "Feature flags for every service."),
-    ("stripe-dashboard", "Stripe Dashboard", "payments", 0, "console", ("", "", ""), "Refunds, disputes and payouts at the card processor."),
-    ("zendesk", "Zendesk", "catalog", 3, "saas", ("0", "55.00", "55.00"), "Customer support tickets."),
+    (
+        "figma",
+        "Figma",
+        "mobile",
+        3,
+        "saas",
+        ("0", "45.00", "45.00"),
+        "Design files and prototypes.",
+    ),
+    (
+        "launchdarkly",
+        "LaunchDarkly",
+        "checkout",
+        2,
+        "saas",
+        ("0", "12.00", "12.00"),
+        "Feature flags for every service.",
+    ),
+    (
+        "stripe-dashboard",
+        "Stripe Dashboard",
+        "payments",
+        0,
+        "console",
+        ("", "", ""),
+        "Refunds, disputes and payouts at the card processor.",
+    ),
+    (
+        "zendesk",
+        "Zendesk",
+        "catalog",
+        3,
+        "saas",
+        ("0", "55.00", "55.00"),
+        "Customer support tickets.",
+    ),
 ]
 
 EXTRA_KINDS: dict[str, list[Template]] = {
@@ -159,7 +487,9 @@ def _user(email: str) -> User:
     return User.objects.get(email=email)
 
 
-def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[Entitlement], dict[str, ApprovalPolicy]]:
+def _catalog(
+    *, admin: User, security: User, rng: random.Random
+) -> tuple[list[Entitlement], dict[str, ApprovalPolicy]]:
     teams = {t.slug: t for t in Team.objects.all()}
     dbas = list(User.objects.filter(team__slug="databases", is_active=True).order_by("email")[:3])
     policies = {
@@ -168,7 +498,10 @@ def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[E
             slug=workflow.DEFAULT_POLICY_SLUG,
             name="Manager, then service owner",
             description="The standard path: the requester's manager, then one person of the owner team.",
-            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "service_owner", "name": "Service owner"}],
+            stages=[
+                {"kind": "manager", "name": "Manager"},
+                {"kind": "service_owner", "name": "Service owner"},
+            ],
         ),
         "low": services.policy_create(
             actor=admin,
@@ -184,7 +517,11 @@ def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[E
             slug="critical-access",
             name="Critical: manager, owner and security",
             description="Tier-0 administration and anything critical.",
-            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "service_owner", "name": "Service owner"}, {"kind": "security", "name": "Security"}],
+            stages=[
+                {"kind": "manager", "name": "Manager"},
+                {"kind": "service_owner", "name": "Service owner"},
+                {"kind": "security", "name": "Security"},
+            ],
             sod_action=ApprovalPolicy.SodAction.ROUTE_TO_SECURITY,
             remind_after=timedelta(hours=8),
             escalate_after=timedelta(hours=24),
@@ -195,14 +532,20 @@ def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[E
             slug="dba-quorum",
             name="Two of three DBAs",
             description="Write and superuser access to shared databases needs two of the named DBAs.",
-            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "users", "name": "DBA quorum", "required": 2, "users": dbas}],
+            stages=[
+                {"kind": "manager", "name": "Manager"},
+                {"kind": "users", "name": "DBA quorum", "required": 2, "users": dbas},
+            ],
         ),
         "payments": services.policy_create(
             actor=admin,
             slug="payments-sensitive",
             name="Payments: manager and owner; toxic pairs go to security",
             description="Money movement. A maker-checker conflict adds a security stage instead of refusing.",
-            stages=[{"kind": "manager", "name": "Manager"}, {"kind": "service_owner", "name": "Payments owner"}],
+            stages=[
+                {"kind": "manager", "name": "Manager"},
+                {"kind": "service_owner", "name": "Payments owner"},
+            ],
             sod_action=ApprovalPolicy.SodAction.ROUTE_TO_SECURITY,
         ),
     }
@@ -211,7 +554,13 @@ def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[E
     kinds = {**KINDS, **EXTRA_KINDS}
     for slug, name, team, tier, kind, costs, description in SERVICES:
         service = services.service_create(
-            actor=admin, slug=slug, name=name, owner_team=teams[team], tier=tier, description=description, docs_url=f"https://docs.{DOMAIN}/services/{slug}"
+            actor=admin,
+            slug=slug,
+            name=name,
+            owner_team=teams[team],
+            tier=tier,
+            description=description,
+            docs_url=f"https://docs.{DOMAIN}/services/{slug}",
         )
         v, e, a = costs
         for ent_slug, ent_name, risk, default, maximum, cost in kinds[kind]:
@@ -246,12 +595,26 @@ def _catalog(*, admin: User, security: User, rng: random.Random) -> tuple[list[E
     for key in [("k8s-prod", "exec"), ("vpn", "bastion")]:
         by_key[key].prerequisites.set([vpn])
     pairs = [
-        (("payments-ledger", "create-payout"), ("payments-ledger", "approve-payout"), "maker-checker: nobody both creates and approves a payout"),
-        (("vault", "admin"), ("siem", "admin"), "a secrets admin must not be able to erase the trail of secret access"),
-        (("payouts", "deploy"), ("payments-ledger", "adjust-balance"), "code that moves money and manual balance edits stay in different hands"),
+        (
+            ("payments-ledger", "create-payout"),
+            ("payments-ledger", "approve-payout"),
+            "maker-checker: nobody both creates and approves a payout",
+        ),
+        (
+            ("vault", "admin"),
+            ("siem", "admin"),
+            "a secrets admin must not be able to erase the trail of secret access",
+        ),
+        (
+            ("payouts", "deploy"),
+            ("payments-ledger", "adjust-balance"),
+            "code that moves money and manual balance edits stay in different hands",
+        ),
     ]
     for first, second, reason in pairs:
-        services.toxic_pair_create(actor=security, first=by_key[first], second=by_key[second], reason=reason)
+        services.toxic_pair_create(
+            actor=security, first=by_key[first], second=by_key[second], reason=reason
+        )
     return entitlements, policies
 
 
@@ -266,8 +629,14 @@ def _by_pk(pk: int) -> User:
 
 def _assigned(req: AccessRequest) -> list[int]:
     """Who the current stage waits on (the inbox rows), minus those who already approved."""
-    done = set(Approval.objects.filter(request=req, stage=req.current_stage).values_list("approver_id", flat=True))
-    ids = ApprovalAssignment.objects.filter(request=req, stage=req.current_stage).values_list("approver_id", flat=True)
+    done = set(
+        Approval.objects.filter(request=req, stage=req.current_stage).values_list(
+            "approver_id", flat=True
+        )
+    )
+    ids = ApprovalAssignment.objects.filter(request=req, stage=req.current_stage).values_list(
+        "approver_id", flat=True
+    )
     return sorted(set(ids) - done)
 
 
@@ -278,11 +647,23 @@ def _approve_current_stage(req: AccessRequest, rng: random.Random) -> AccessRequ
         candidates = _assigned(req)
         if not candidates:
             raise DomainError("no approver left")
-        req = services.access_request_approve(actor=_by_pk(rng.choice(candidates)), request_id=req.pk, reason=rng.choice(APPROVE_REASONS))
+        req = services.access_request_approve(
+            actor=_by_pk(rng.choice(candidates)),
+            request_id=req.pk,
+            reason=rng.choice(APPROVE_REASONS),
+        )
     return req
 
 
-APPROVE_REASONS = ["", "", "ok", "approved for the project", "matches the team's access", "as discussed", "LGTM"]
+APPROVE_REASONS = [
+    "",
+    "",
+    "ok",
+    "approved for the project",
+    "matches the team's access",
+    "as discussed",
+    "LGTM",
+]
 DENY_REASONS = [
     "use the read replica instead",
     "not needed for your current project",
@@ -305,8 +686,14 @@ JUSTIFICATIONS = [
 ]
 
 
-def _history(*, entitlements: list[Entitlement], rng: random.Random, now: datetime, counts: Counts) -> None:
-    people = list(User.objects.filter(is_active=True, manager__isnull=False).select_related("manager", "team").order_by("email"))
+def _history(
+    *, entitlements: list[Entitlement], rng: random.Random, now: datetime, counts: Counts
+) -> None:
+    people = list(
+        User.objects.filter(is_active=True, manager__isnull=False)
+        .select_related("manager", "team")
+        .order_by("email")
+    )
     engineer = next(p for p in people if p.email == f"engineer@{DOMAIN}")
     by_team: dict[int, list[Entitlement]] = {}
     for ent in entitlements:
@@ -335,17 +722,33 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
         if ent in bundles[principal.team_id]:
             days = ent.max_duration_days  # the team's everyday tools, for the year
         else:
-            days = rng.choice([d for d in (ent.default_duration_days, 7, 14, 30, 90, 180) if d <= ent.max_duration_days])
-        created = now - timedelta(days=age_days, hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
+            days = rng.choice(
+                [
+                    d
+                    for d in (ent.default_duration_days, 7, 14, 30, 90, 180)
+                    if d <= ent.max_duration_days
+                ]
+            )
+        created = now - timedelta(
+            days=age_days, hours=rng.randint(0, 23), minutes=rng.randint(0, 59)
+        )
         try:
             with transaction.atomic():
-                req = services.access_request_submit(actor=actor, principal=principal, entitlement=ent, justification=rng.choice(JUSTIFICATIONS), duration_days=days)
+                req = services.access_request_submit(
+                    actor=actor,
+                    principal=principal,
+                    entitlement=ent,
+                    justification=rng.choice(JUSTIFICATIONS),
+                    duration_days=days,
+                )
                 if req.status == AccessRequest.Status.APPROVED:
                     counts.auto_approved += 1
                     decided = created + timedelta(seconds=2)
                 else:
                     decided = created + timedelta(hours=rng.uniform(0.2, 60))
-                    outcome = rng.choices(["approve", "deny", "cancel", "expire"], weights=[72, 13, 9, 6])[0]
+                    outcome = rng.choices(
+                        ["approve", "deny", "cancel", "expire"], weights=[72, 13, 9, 6]
+                    )[0]
                     if outcome == "approve":
                         while req.status == AccessRequest.Status.PENDING:
                             req = _approve_current_stage(req, rng)
@@ -354,10 +757,16 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
                         at = rng.randrange(len(req.stages))
                         while req.current_stage < at and req.status == AccessRequest.Status.PENDING:
                             req = _approve_current_stage(req, rng)
-                        services.access_request_deny(actor=_by_pk(rng.choice(_assigned(req))), request_id=req.pk, reason=rng.choice(DENY_REASONS))
+                        services.access_request_deny(
+                            actor=_by_pk(rng.choice(_assigned(req))),
+                            request_id=req.pk,
+                            reason=rng.choice(DENY_REASONS),
+                        )
                         counts.denied += 1
                     elif outcome == "cancel":
-                        services.access_request_cancel(actor=actor, request_id=req.pk, reason="no longer needed")
+                        services.access_request_cancel(
+                            actor=actor, request_id=req.pk, reason="no longer needed"
+                        )
                         counts.cancelled += 1
                     else:
                         policy = workflow.policy_for(ent) or ApprovalPolicy()
@@ -375,12 +784,16 @@ def _history(*, entitlements: list[Entitlement], rng: random.Random, now: dateti
             if grant.version == 1:
                 grant_dates[grant.pk] = decided
             if decided + timedelta(days=req.duration_days) < now:
-                services.grant_revoke(actor=GRANT_EXPIRY_ACTOR, grant_id=grant.pk, reason="the access period ended")
+                services.grant_revoke(
+                    actor=GRANT_EXPIRY_ACTOR, grant_id=grant.pk, reason="the access period ended"
+                )
                 counts.revoked += 1
     _backdate(request_dates, grant_dates)
 
 
-def _backdate(request_dates: list[tuple[int, datetime, datetime]], grant_dates: dict[int, datetime]) -> None:
+def _backdate(
+    request_dates: list[tuple[int, datetime, datetime]], grant_dates: dict[int, datetime]
+) -> None:
     reqs = AccessRequest.objects.in_bulk([pk for pk, _, _ in request_dates])
     for pk, created, decided in request_dates:
         reqs[pk].created_at = created
@@ -393,17 +806,38 @@ def _backdate(request_dates: list[tuple[int, datetime, datetime]], grant_dates: 
     Grant.objects.bulk_update(grants.values(), ["created_at", "starts_at"], batch_size=500)
 
 
-def _pending(*, entitlements: list[Entitlement], rng: random.Random, counts: Counts) -> AccessRequest:
+def _pending(
+    *, entitlements: list[Entitlement], rng: random.Random, counts: Counts
+) -> AccessRequest:
     """Open requests waiting in the demo inboxes (manager@, owner@, security@, DBAs)."""
-    engineer, manager, owner = _user(f"engineer@{DOMAIN}"), _user(f"manager@{DOMAIN}"), _user(f"owner@{DOMAIN}")
+    engineer, manager, owner = (
+        _user(f"engineer@{DOMAIN}"),
+        _user(f"manager@{DOMAIN}"),
+        _user(f"owner@{DOMAIN}"),
+    )
     by_key = {(e.service.slug, e.slug): e for e in entitlements}
     wanted = by_key[("elasticsearch-prod", "read-write")]
     # The demo engineer's request that the demo manager can approve (manager, then owner@'s team).
-    demo = services.access_request_submit(actor=engineer, principal=engineer, entitlement=wanted, justification="reindexing the product catalogue for the autumn sale", duration_days=14)
-    assert demo.status == AccessRequest.Status.PENDING and manager.pk in workflow.eligible_approvers(request=demo)
+    demo = services.access_request_submit(
+        actor=engineer,
+        principal=engineer,
+        entitlement=wanted,
+        justification="reindexing the product catalogue for the autumn sale",
+        duration_days=14,
+    )
+    assert (
+        demo.status == AccessRequest.Status.PENDING
+        and manager.pk in workflow.eligible_approvers(request=demo)
+    )
     counts.pending += 1
-    people = list(User.objects.filter(is_active=True, manager__isnull=False).exclude(pk=engineer.pk).order_by("email"))
-    search_ents = [e for e in entitlements if e.service.owner_team_id == owner.team_id and e.risk != Risk.LOW]
+    people = list(
+        User.objects.filter(is_active=True, manager__isnull=False)
+        .exclude(pk=engineer.pk)
+        .order_by("email")
+    )
+    search_ents = [
+        e for e in entitlements if e.service.owner_team_id == owner.team_id and e.risk != Risk.LOW
+    ]
     others = [e for e in entitlements if e.risk != Risk.LOW]
     made = 0
     while made < 80:
@@ -412,7 +846,13 @@ def _pending(*, entitlements: list[Entitlement], rng: random.Random, counts: Cou
         days = min(ent.default_duration_days, 14)
         try:
             with transaction.atomic():
-                req = services.access_request_submit(actor=principal, principal=principal, entitlement=ent, justification=rng.choice(JUSTIFICATIONS), duration_days=days)
+                req = services.access_request_submit(
+                    actor=principal,
+                    principal=principal,
+                    entitlement=ent,
+                    justification=rng.choice(JUSTIFICATIONS),
+                    duration_days=days,
+                )
                 if req.status != AccessRequest.Status.PENDING:
                     continue
                 # Some have passed their first stage and wait on the owners or security.
@@ -445,17 +885,30 @@ def seed_access(*, stdout, rng: random.Random) -> None:
 
 
 def _seed(*, stdout, rng: random.Random, now: datetime, counts: Counts) -> None:
-    admin = User.objects.filter(groups__name=PlatformRole.PLATFORM_ADMIN, email=f"admin@{DOMAIN}").first() or _user(f"admin@{DOMAIN}")
+    admin = User.objects.filter(
+        groups__name=PlatformRole.PLATFORM_ADMIN, email=f"admin@{DOMAIN}"
+    ).first() or _user(f"admin@{DOMAIN}")
     security = _user(f"security@{DOMAIN}")
     with services.notifications_muted(), transaction.atomic():
         entitlements, policies = _catalog(admin=admin, security=security, rng=rng)
         _history(entitlements=entitlements, rng=rng, now=now, counts=counts)
         demo = _pending(entitlements=entitlements, rng=rng, counts=counts)
         owner = _user(f"owner@{DOMAIN}")
-        teammate = User.objects.filter(team_id=owner.team_id, is_active=True).exclude(pk=owner.pk).order_by("email").first()
+        teammate = (
+            User.objects.filter(team_id=owner.team_id, is_active=True)
+            .exclude(pk=owner.pk)
+            .order_by("email")
+            .first()
+        )
         if teammate is not None:
             start = timezone.localdate() + timedelta(days=14)
-            services.delegation_create(actor=owner, delegate=teammate, starts_on=start, ends_on=start + timedelta(days=6), reason="conference week")
+            services.delegation_create(
+                actor=owner,
+                delegate=teammate,
+                starts_on=start,
+                ends_on=start + timedelta(days=6),
+                reason="conference week",
+            )
     active = Grant.objects.filter(status=Grant.Status.ACTIVE).count()
     stdout.write(
         f"access: {Service.objects.count()} services, {len(entitlements)} entitlements, {len(policies)} policies; "

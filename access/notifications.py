@@ -31,7 +31,11 @@ def absolute(path: str) -> str:
 
 def approver_message(request, recipients: list[str], kind: str) -> Message:
     link = absolute(reverse("access:request-detail", args=[request.pk]))
-    verb = {"new": "waits on your approval", "reminder": "still waits on your approval", "escalation": "was escalated to you"}[kind]
+    verb = {
+        "new": "waits on your approval",
+        "reminder": "still waits on your approval",
+        "escalation": "was escalated to you",
+    }[kind]
     subject = f"[Tollgate] Request #{request.pk} {verb}: {request.entitlement}"
     body = (
         f"{request.principal.email} requests {request.entitlement} ({request.entitlement.get_risk_display()} risk) "
@@ -61,7 +65,13 @@ def chat_payload(message: Message) -> dict:
 
 def send_email(message: Message) -> None:
     if message.to:
-        send_mail(message.subject, message.body, settings.DEFAULT_FROM_EMAIL, message.to, fail_silently=False)
+        send_mail(
+            message.subject,
+            message.body,
+            settings.DEFAULT_FROM_EMAIL,
+            message.to,
+            fail_silently=False,
+        )
 
 
 def post_chat(message: Message) -> bool:
@@ -72,7 +82,9 @@ def post_chat(message: Message) -> bool:
         return False
     if not url.startswith(("http://", "https://")):
         raise OSError(f"CHAT_WEBHOOK_URL must be http(s), not {url.split(':', 1)[0]}")
-    req = urllib.request.Request(url, data=json.dumps(chat_payload(message)).encode(), headers={"Content-Type": "application/json"}, method="POST")  # noqa: S310 - scheme checked above
+    body = json.dumps(chat_payload(message)).encode()
+    headers = {"Content-Type": "application/json"}
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - URL from settings
         if resp.status >= 300:
             raise OSError(f"chat webhook answered {resp.status}")

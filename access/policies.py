@@ -19,13 +19,20 @@ def is_security(user) -> bool:
 
 def sees_all_access(user) -> bool:
     """Security, auditors and platform admins see every request and grant."""
-    return is_platform_admin(user) or is_security(user) or user_has_role(user=user, role=PlatformRole.AUDITOR)
+    return (
+        is_platform_admin(user)
+        or is_security(user)
+        or user_has_role(user=user, role=PlatformRole.AUDITOR)
+    )
 
 
 def owns_service(user, service: Service) -> bool:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    return user.team_id == service.owner_team_id or user.memberships.filter(team_id=service.owner_team_id).exists()
+    return (
+        user.team_id == service.owner_team_id
+        or user.memberships.filter(team_id=service.owner_team_id).exists()
+    )
 
 
 def may_create_service(user) -> bool:
@@ -71,7 +78,11 @@ def may_decide_request(viewer: User, request: AccessRequest) -> bool:
 
 def may_revoke_grant(viewer: User, grant: Grant) -> bool:
     """The holder gives it up; the owner team or an admin takes it away."""
-    return viewer.pk == grant.principal_id or is_platform_admin(viewer) or owns_service(viewer, grant.entitlement.service)
+    return (
+        viewer.pk == grant.principal_id
+        or is_platform_admin(viewer)
+        or owns_service(viewer, grant.entitlement.service)
+    )
 
 
 def may_manage_delegations(viewer: User) -> bool:

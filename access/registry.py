@@ -19,9 +19,43 @@ REQUEST_DENIED = register("request.deny", "A request was denied")
 REQUEST_CANCELLED = register("request.cancel", "A request was cancelled")
 REQUEST_EXPIRED = register("request.expire", "A pending request expired")
 REQUEST_REMINDED = register("request.reminded", "Approvers were reminded")
-REQUEST_ESCALATED = register("request.escalated", "A request was escalated to the approvers' managers")
+REQUEST_ESCALATED = register(
+    "request.escalated", "A request was escalated to the approvers' managers"
+)
 GRANT_CREATED = register("grant.created", "A grant was created")
 GRANT_TRANSITIONS = {
     action: register(f"grant.{action}", f"Grant transition: {action}")
-    for action in ("activate", "fail", "retry", "revoke", "extend", "expire", "complete_revoke", "fail_revoke")
+    for action in (
+        "activate",
+        "fail",
+        "retry",
+        "revoke",
+        "extend",
+        "expire",
+        "complete_revoke",
+        "fail_revoke",
+    )
 }
+GRANT_BREAK_GLASS = register("grant.break_glass", "An emergency break-glass grant was taken")
+SYNC_JOB_CREATED = register("sync_job.created", "A provisioning job was written to the outbox")
+SYNC_JOB_TRANSITIONS = {
+    action: register(f"sync_job.{action}", f"Sync job transition: {action}")
+    for action in (
+        "start",
+        "succeed",
+        "defer",
+        "requeue",
+        "wait_manual",
+        "fail",
+        "complete",
+        "retry",
+        "cancel",
+    )
+}
+MANUAL_TASK_ANSWERED = register("manual_task.answered", "A manual provisioning task was answered")
+RECONCILIATION_RUN = register("reconciliation.run", "A reconciliation run recorded drift")
+GRANT_EXPIRY_REMINDED = register(
+    "grant.expiry_reminded", "A holder was reminded of an ending grant"
+)
+FOLLOW_UP_CREATED = register("follow_up.created", "A follow-up review item was opened")
+FOLLOW_UP_ANSWERED = register("follow_up.answered", "A follow-up review item was answered")

@@ -24,9 +24,13 @@ def viewer_team_ids(viewer: User) -> set[int]:
 
 
 # --- Catalog --------------------------------------------------------------------------
-def services_list(*, viewer: User, q: str = "", team: str = "", tier: str = "", risk: str = "") -> QuerySet[Service]:
+def services_list(
+    *, viewer: User, q: str = "", team: str = "", tier: str = "", risk: str = ""
+) -> QuerySet[Service]:
     """The catalog is visible to every signed-in person."""
-    qs = Service.objects.select_related("owner_team").annotate(entitlement_count=Count("entitlements"))
+    qs = Service.objects.select_related("owner_team").annotate(
+        entitlement_count=Count("entitlements")
+    )
     if q:
         qs = qs.filter(Q(name__icontains=q) | Q(slug__icontains=q) | Q(description__icontains=q))
     if team:
@@ -42,12 +46,19 @@ def service_get(*, viewer: User, slug: str) -> Service:
     return get_object_or_404(Service.objects.select_related("owner_team"), slug=slug)
 
 
-def entitlements_list(*, viewer: User, service: str = "", q: str = "", risk: str = "", requestable_only: bool = False) -> QuerySet[Entitlement]:
+def entitlements_list(
+    *, viewer: User, service: str = "", q: str = "", risk: str = "", requestable_only: bool = False
+) -> QuerySet[Entitlement]:
     qs = Entitlement.objects.select_related("service", "service__owner_team", "policy")
     if service:
         qs = qs.filter(service__slug=service)
     if q:
-        qs = qs.filter(Q(name__icontains=q) | Q(slug__icontains=q) | Q(service__name__icontains=q) | Q(service__slug__icontains=q))
+        qs = qs.filter(
+            Q(name__icontains=q)
+            | Q(slug__icontains=q)
+            | Q(service__name__icontains=q)
+            | Q(service__slug__icontains=q)
+        )
     if risk:
         qs = qs.filter(risk=risk)
     if requestable_only:
@@ -56,12 +67,16 @@ def entitlements_list(*, viewer: User, service: str = "", q: str = "", risk: str
 
 
 def entitlement_get(*, viewer: User, pk: int) -> Entitlement:
-    return get_object_or_404(Entitlement.objects.select_related("service", "service__owner_team", "policy"), pk=pk)
+    return get_object_or_404(
+        Entitlement.objects.select_related("service", "service__owner_team", "policy"), pk=pk
+    )
 
 
 def service_holders(*, service: Service) -> QuerySet[Grant]:
     return (
-        Grant.objects.filter(entitlement__service=service, status__in=[Grant.Status.ACTIVE, Grant.Status.PENDING])
+        Grant.objects.filter(
+            entitlement__service=service, status__in=[Grant.Status.ACTIVE, Grant.Status.PENDING]
+        )
         .select_related("principal", "principal__team", "entitlement")
         .order_by("entitlement__name", "principal__email")
     )
@@ -74,14 +89,22 @@ def access_requests_for_viewer(*, viewer: User) -> QuerySet[AccessRequest]:
     qs = AccessRequest.objects.all()
     if sees_all_access(viewer):
         return qs
-    delegators = list(active_delegations().filter(delegate=viewer).values_list("delegator_id", flat=True))
+    delegators = list(
+        active_delegations().filter(delegate=viewer).values_list("delegator_id", flat=True)
+    )
     approver_ids = [viewer.pk, *delegators]
     report_ids = list(user_reports(user=viewer).values_list("pk", flat=True))
     teams = viewer_team_ids(viewer)
     cond = (
         Q(requester=viewer)
         | Q(principal=viewer)
-        | Q(Exists(ApprovalAssignment.objects.filter(request=OuterRef("pk"), approver_id__in=approver_ids)))
+        | Q(
+            Exists(
+                ApprovalAssignment.objects.filter(
+                    request=OuterRef("pk"), approver_id__in=approver_ids
+                )
+            )
+        )
         | Q(Exists(Approval.objects.filter(request=OuterRef("pk"), approver=viewer)))
         | Q(entitlement__service__owner_team_id__in=teams)
     )
@@ -92,7 +115,12 @@ def access_requests_for_viewer(*, viewer: User) -> QuerySet[AccessRequest]:
 
 def access_request_get(*, viewer: User, pk: int) -> AccessRequest:
     qs = access_requests_for_viewer(viewer=viewer).select_related(
-        "requester", "principal", "principal__team", "entitlement", "entitlement__service", "extends_grant"
+        "requester",
+        "principal",
+        "principal__team",
+        "entitlement",
+        "entitlement__service",
+        "extends_grant",
     )
     return get_object_or_404(qs, pk=pk)
 
@@ -108,18 +136,26 @@ def my_requests(*, viewer: User) -> QuerySet[AccessRequest]:
 def approval_inbox(*, viewer: User) -> QuerySet[AccessRequest]:
     """Exactly the pending requests whose current stage waits on the viewer (or on someone
     the viewer stands in for today), and that the viewer has not already approved."""
-    delegators = list(active_delegations().filter(delegate=viewer).values_list("delegator_id", flat=True))
-    waiting = ApprovalAssignment.objects.filter(
-        request=OuterRef("pk"), stage=OuterRef("current_stage"), approver_id__in=[viewer.pk, *delegators]
+    delegators = list(
+        active_delegations().filter(delegate=viewer).values_list("delegator_id", flat=True)
     )
-    already = Approval.objects.filter(request=OuterRef("pk"), stage=OuterRef("current_stage"), approver=viewer)
+    waiting = ApprovalAssignment.objects.filter(
+        request=OuterRef("pk"),
+        stage=OuterRef("current_stage"),
+        approver_id__in=[viewer.pk, *delegators],
+    )
+    already = Approval.objects.filter(
+        request=OuterRef("pk"), stage=OuterRef("current_stage"), approver=viewer
+    )
     return (
         AccessRequest.objects.filter(status=AccessRequest.Status.PENDING)
         .filter(Exists(waiting))
         .exclude(Exists(already))
         .exclude(requester=viewer)
         .exclude(principal=viewer)
-        .select_related("requester", "principal", "principal__team", "entitlement", "entitlement__service")
+        .select_related(
+            "requester", "principal", "principal__team", "entitlement", "entitlement__service"
+        )
         .order_by("created_at")
     )
 
@@ -142,7 +178,12 @@ def peers_holding(*, principal: User, entitlement: Entitlement, limit: int = 10)
     if not principal.team_id:
         return []
     return list(
-        User.objects.filter(team_id=principal.team_id, is_active=True, grants__entitlement=entitlement, grants__status=Grant.Status.ACTIVE)
+        User.objects.filter(
+            team_id=principal.team_id,
+            is_active=True,
+            grants__entitlement=entitlement,
+            grants__status=Grant.Status.ACTIVE,
+        )
         .exclude(pk=principal.pk)
         .distinct()
         .order_by("name")[:limit]
@@ -163,19 +204,25 @@ def grants_for_viewer(*, viewer: User) -> QuerySet[Grant]:
 
 
 def grant_get(*, viewer: User, pk: int) -> Grant:
-    qs = grants_for_viewer(viewer=viewer).select_related("principal", "entitlement", "entitlement__service", "request")
+    qs = grants_for_viewer(viewer=viewer).select_related(
+        "principal", "entitlement", "entitlement__service", "request"
+    )
     return get_object_or_404(qs, pk=pk)
 
 
 def my_grants(*, viewer: User, include_ended: bool = False) -> QuerySet[Grant]:
-    qs = Grant.objects.filter(principal=viewer).select_related("entitlement", "entitlement__service")
+    qs = Grant.objects.filter(principal=viewer).select_related(
+        "entitlement", "entitlement__service"
+    )
     if not include_ended:
         qs = qs.exclude(status=Grant.Status.REVOKED)
     return qs.order_by("ends_at", "-created_at")
 
 
 def expiring_soon(*, viewer: User, days: int = 7) -> QuerySet[Grant]:
-    return my_grants(viewer=viewer).filter(status=Grant.Status.ACTIVE, ends_at__lte=timezone.now() + timedelta(days=days))
+    return my_grants(viewer=viewer).filter(
+        status=Grant.Status.ACTIVE, ends_at__lte=timezone.now() + timedelta(days=days)
+    )
 
 
 # --- Page reads (HTML views) ------------------------------------------------------------

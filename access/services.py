@@ -70,7 +70,15 @@ def _notify(task_name: str, *args) -> None:
 
 
 # --- Catalog --------------------------------------------------------------------------
-SERVICE_FIELDS = ("name", "owner_team", "tier", "description", "docs_url", "connector", "connector_config")
+SERVICE_FIELDS = (
+    "name",
+    "owner_team",
+    "tier",
+    "description",
+    "docs_url",
+    "connector",
+    "connector_config",
+)
 ENTITLEMENT_FIELDS = (
     "name",
     "description",
@@ -102,7 +110,10 @@ def _validate_entitlement(values: dict) -> None:
     if maximum is not None and maximum < 1:
         raise ValidationError("max_duration_days must be at least 1", field="max_duration_days")
     if default is not None and maximum is not None and default > maximum:
-        raise ValidationError(f"default_duration_days ({default}) exceeds max_duration_days ({maximum})", field="default_duration_days")
+        raise ValidationError(
+            f"default_duration_days ({default}) exceeds max_duration_days ({maximum})",
+            field="default_duration_days",
+        )
     if values.get("risk") is not None and values["risk"] not in Risk.values:
         raise ValidationError(f"risk must be one of {', '.join(Risk.values)}", field="risk")
     cost = values.get("seat_cost_monthly")
@@ -110,48 +121,114 @@ def _validate_entitlement(values: dict) -> None:
         raise ValidationError("seat_cost_monthly cannot be negative", field="seat_cost_monthly")
 
 
-def service_create(*, actor: User, slug: str, name: str, owner_team, tier: int = 2, description: str = "", docs_url: str = "", connector: str = "", connector_config: dict | None = None) -> Service:
+def _validate_connector(connector: str, config) -> None:
+    """A service's connector settings are checked on save (no I/O, no secret read)."""
+    if not connector:
+        return
+    from connectors.base import ConfigError
+    from connectors.registry import validate_config
+
+    try:
+        validate_config(connector, config or {})
+    except ConfigError as exc:
+        field = "connector" if "unknown connector" in exc.message else "connector_config"
+        raise ValidationError(exc.message, field=field) from exc
+
+
+def service_create(
+    *,
+    actor: User,
+    slug: str,
+    name: str,
+    owner_team,
+    tier: int = 2,
+    description: str = "",
+    docs_url: str = "",
+    connector: str = "",
+    connector_config: dict | None = None,
+) -> Service:
     if not may_create_service(actor):
         raise NotPermitted("only platform admins add services to the catalog")
     if tier not in (0, 1, 2, 3):
         raise ValidationError("tier must be 0, 1, 2 or 3", field="tier")
+    _validate_connector(connector, connector_config)
     with transaction.atomic():
         if Service.objects.filter(slug=slug).exists():
             raise Conflict(f"a service with slug {slug!r} already exists", field="slug")
-        service = Service.objects.create(slug=slug, name=name, owner_team=owner_team, tier=tier, description=description, docs_url=docs_url, connector=connector, connector_config=connector_config or {})
-        audit_record(actor=actor, action=actions.SERVICE_CREATED, target=service, after={"slug": slug, **_snapshot(service, SERVICE_FIELDS)})
+        service = Service.objects.create(
+            slug=slug,
+            name=name,
+            owner_team=owner_team,
+            tier=tier,
+            description=description,
+            docs_url=docs_url,
+            connector=connector,
+            connector_config=connector_config or {},
+        )
+        audit_record(
+            actor=actor,
+            action=actions.SERVICE_CREATED,
+            target=service,
+            after={"slug": slug, **_snapshot(service, SERVICE_FIELDS)},
+        )
     return service
 
 
 def service_update(*, actor: User, service: Service, **changes) -> Service:
     unknown = set(changes) - set(SERVICE_FIELDS)
     if unknown:
-        raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        raise ValidationError(
+            f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
     if "tier" in changes and changes["tier"] not in (0, 1, 2, 3):
         raise ValidationError("tier must be 0, 1, 2 or 3", field="tier")
     with transaction.atomic():
         service = Service.objects.select_for_update().get(pk=service.pk)
         if not may_edit_service(actor, service):
             raise NotPermitted("only the owner team and platform admins edit a service")
-        if "owner_team" in changes and changes["owner_team"] != service.owner_team and not may_create_service(actor):
-            raise NotPermitted("only platform admins move a service to another owner team", field="owner_team")
+        if (
+            "owner_team" in changes
+            and changes["owner_team"] != service.owner_team
+            and not may_create_service(actor)
+        ):
+            raise NotPermitted(
+                "only platform admins move a service to another owner team", field="owner_team"
+            )
         before = _snapshot(service, SERVICE_FIELDS)
         for name, value in changes.items():
             setattr(service, name, value)
+        if "connector" in changes or "connector_config" in changes:
+            _validate_connector(service.connector, service.connector_config)
         after = _snapshot(service, SERVICE_FIELDS)
         changed = {k for k in after if after[k] != before[k]}
         if not changed:
             return service
         service.updated_at = timezone.now()
         service.save()
-        audit_record(actor=actor, action=actions.SERVICE_UPDATED, target=service, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+        audit_record(
+            actor=actor,
+            action=actions.SERVICE_UPDATED,
+            target=service,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
     return service
 
 
-def entitlement_create(*, actor: User, service: Service, slug: str, name: str, prerequisites: Iterable[Entitlement] = (), **values) -> Entitlement:
+def entitlement_create(
+    *,
+    actor: User,
+    service: Service,
+    slug: str,
+    name: str,
+    prerequisites: Iterable[Entitlement] = (),
+    **values,
+) -> Entitlement:
     unknown = set(values) - set(ENTITLEMENT_FIELDS)
     if unknown:
-        raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        raise ValidationError(
+            f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
     if not may_edit_service(actor, service):
         raise NotPermitted("only the owner team and platform admins add entitlements")
     merged = {"default_duration_days": 30, "max_duration_days": 90, **values}
@@ -163,20 +240,36 @@ def entitlement_create(*, actor: User, service: Service, slug: str, name: str, p
         prereqs = list(prerequisites)
         if prereqs:
             ent.prerequisites.set(prereqs)
-        audit_record(actor=actor, action=actions.ENTITLEMENT_CREATED, target=ent, after={"service": service.slug, "slug": slug, **_snapshot(ent, ENTITLEMENT_FIELDS), "prerequisites": sorted(p.pk for p in prereqs)})
+        audit_record(
+            actor=actor,
+            action=actions.ENTITLEMENT_CREATED,
+            target=ent,
+            after={
+                "service": service.slug,
+                "slug": slug,
+                **_snapshot(ent, ENTITLEMENT_FIELDS),
+                "prerequisites": sorted(p.pk for p in prereqs),
+            },
+        )
     return ent
 
 
 def entitlement_update(*, actor: User, entitlement: Entitlement, **changes) -> Entitlement:
     unknown = set(changes) - set(ENTITLEMENT_FIELDS)
     if unknown:
-        raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        raise ValidationError(
+            f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
     with transaction.atomic():
-        ent = Entitlement.objects.select_for_update().select_related("service").get(pk=entitlement.pk)
+        ent = (
+            Entitlement.objects.select_for_update().select_related("service").get(pk=entitlement.pk)
+        )
         if not may_edit_service(actor, ent.service):
             raise NotPermitted("only the owner team and platform admins edit entitlements")
         before = _snapshot(ent, ENTITLEMENT_FIELDS)
-        _validate_entitlement({**before, **{k: (v.pk if hasattr(v, "pk") else v) for k, v in changes.items()}})
+        _validate_entitlement(
+            {**before, **{k: (v.pk if hasattr(v, "pk") else v) for k, v in changes.items()}}
+        )
         for name, value in changes.items():
             setattr(ent, name, value)
         after = _snapshot(ent, ENTITLEMENT_FIELDS)
@@ -185,11 +278,31 @@ def entitlement_update(*, actor: User, entitlement: Entitlement, **changes) -> E
             return ent
         ent.updated_at = timezone.now()
         ent.save()
-        audit_record(actor=actor, action=actions.ENTITLEMENT_UPDATED, target=ent, before={k: before[k] for k in changed}, after={k: after[k] for k in changed})
+        audit_record(
+            actor=actor,
+            action=actions.ENTITLEMENT_UPDATED,
+            target=ent,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
     return ent
 
 
-def policy_create(*, actor, slug: str, name: str, stages: list[dict], description: str = "", auto_approve_max_risk: str = "", auto_approve_peer_ratio: Decimal | None = None, sod_action: str = ApprovalPolicy.SodAction.REFUSE, remind_after: timedelta | None = None, escalate_after: timedelta | None = None, expire_after: timedelta | None = None, auto_approve_users: Iterable[User] = ()) -> ApprovalPolicy:
+def policy_create(
+    *,
+    actor,
+    slug: str,
+    name: str,
+    stages: list[dict],
+    description: str = "",
+    auto_approve_max_risk: str = "",
+    auto_approve_peer_ratio: Decimal | None = None,
+    sod_action: str = ApprovalPolicy.SodAction.REFUSE,
+    remind_after: timedelta | None = None,
+    escalate_after: timedelta | None = None,
+    expire_after: timedelta | None = None,
+    auto_approve_users: Iterable[User] = (),
+) -> ApprovalPolicy:
     """``stages``: [{"kind": "manager"|"service_owner"|"security"|"group"|"users", "required": N,
     "name": "...", "group": Group, "users": [User]}] in order."""
     from accounts.policies import is_platform_admin
@@ -200,7 +313,10 @@ def policy_create(*, actor, slug: str, name: str, stages: list[dict], descriptio
         raise ValidationError("a policy needs at least one stage", field="stages")
     for i, stage in enumerate(stages, start=1):
         if stage.get("kind") not in PolicyStage.ApproverKind.values:
-            raise ValidationError(f"stage {i}: kind must be one of {', '.join(PolicyStage.ApproverKind.values)}", field="stages")
+            raise ValidationError(
+                f"stage {i}: kind must be one of {', '.join(PolicyStage.ApproverKind.values)}",
+                field="stages",
+            )
         if int(stage.get("required", 1)) < 1:
             raise ValidationError(f"stage {i}: required must be at least 1", field="stages")
         if stage["kind"] == "group" and not stage.get("group"):
@@ -217,16 +333,46 @@ def policy_create(*, actor, slug: str, name: str, stages: list[dict], descriptio
             auto_approve_max_risk=auto_approve_max_risk,
             auto_approve_peer_ratio=auto_approve_peer_ratio,
             sod_action=sod_action,
-            **{k: v for k, v in {"remind_after": remind_after, "escalate_after": escalate_after, "expire_after": expire_after}.items() if v is not None},
+            **{
+                k: v
+                for k, v in {
+                    "remind_after": remind_after,
+                    "escalate_after": escalate_after,
+                    "expire_after": expire_after,
+                }.items()
+                if v is not None
+            },
         )
         allow = list(auto_approve_users)
         if allow:
             policy.auto_approve_users.set(allow)
         for order, stage in enumerate(stages):
-            row = PolicyStage.objects.create(policy=policy, order=order, name=stage.get("name", ""), approver_kind=stage["kind"], required=int(stage.get("required", 1)), group=stage.get("group"))
+            row = PolicyStage.objects.create(
+                policy=policy,
+                order=order,
+                name=stage.get("name", ""),
+                approver_kind=stage["kind"],
+                required=int(stage.get("required", 1)),
+                group=stage.get("group"),
+            )
             if stage.get("users"):
                 row.users.set(stage["users"])
-        audit_record(actor=actor, action=actions.POLICY_CREATED, target=policy, after={"slug": slug, "stages": [{"kind": s["kind"], "required": int(s.get("required", 1))} for s in stages], "auto_approve_max_risk": auto_approve_max_risk, "auto_approve_peer_ratio": str(auto_approve_peer_ratio) if auto_approve_peer_ratio is not None else None, "sod_action": sod_action})
+        audit_record(
+            actor=actor,
+            action=actions.POLICY_CREATED,
+            target=policy,
+            after={
+                "slug": slug,
+                "stages": [
+                    {"kind": s["kind"], "required": int(s.get("required", 1))} for s in stages
+                ],
+                "auto_approve_max_risk": auto_approve_max_risk,
+                "auto_approve_peer_ratio": str(auto_approve_peer_ratio)
+                if auto_approve_peer_ratio is not None
+                else None,
+                "sod_action": sod_action,
+            },
+        )
     return policy
 
 
@@ -243,13 +389,22 @@ def toxic_pair_create(*, actor, first: Entitlement, second: Entitlement, reason:
         raise ValidationError("say why the pair is toxic", field="reason")
     a, b = sorted([first, second], key=lambda e: e.pk)
     with transaction.atomic():
-        pair, created = ToxicPair.objects.get_or_create(first=a, second=b, defaults={"reason": reason})
+        pair, created = ToxicPair.objects.get_or_create(
+            first=a, second=b, defaults={"reason": reason}
+        )
         if created:
-            audit_record(actor=actor, action=actions.TOXIC_PAIR_CREATED, target=pair, after={"first": str(a), "second": str(b), "reason": reason})
+            audit_record(
+                actor=actor,
+                action=actions.TOXIC_PAIR_CREATED,
+                target=pair,
+                after={"first": str(a), "second": str(b), "reason": reason},
+            )
     return pair
 
 
-def delegation_create(*, actor: User, delegate: User, starts_on: date, ends_on: date, reason: str = "") -> Delegation:
+def delegation_create(
+    *, actor: User, delegate: User, starts_on: date, ends_on: date, reason: str = ""
+) -> Delegation:
     if delegate.pk == actor.pk:
         raise ValidationError("you cannot delegate to yourself", field="delegate")
     if not delegate.is_active:
@@ -259,14 +414,24 @@ def delegation_create(*, actor: User, delegate: User, starts_on: date, ends_on: 
     if ends_on < timezone.localdate():
         raise ValidationError("the delegation is entirely in the past", field="ends_on")
     with transaction.atomic():
-        delegation = Delegation.objects.create(delegator=actor, delegate=delegate, starts_on=starts_on, ends_on=ends_on, reason=reason)
-        audit_record(actor=actor, action=actions.DELEGATION_CREATED, target=delegation, after={"delegate": delegate.email, "starts_on": starts_on, "ends_on": ends_on}, reason=reason)
+        delegation = Delegation.objects.create(
+            delegator=actor, delegate=delegate, starts_on=starts_on, ends_on=ends_on, reason=reason
+        )
+        audit_record(
+            actor=actor,
+            action=actions.DELEGATION_CREATED,
+            target=delegation,
+            after={"delegate": delegate.email, "starts_on": starts_on, "ends_on": ends_on},
+            reason=reason,
+        )
     return delegation
 
 
 def delegation_end(*, actor: User, delegation_id: int) -> Delegation:
     with transaction.atomic():
-        delegation = Delegation.objects.select_for_update().filter(pk=delegation_id, delegator=actor).first()
+        delegation = (
+            Delegation.objects.select_for_update().filter(pk=delegation_id, delegator=actor).first()
+        )
         if delegation is None:
             from portal.core.errors import NotFound
 
@@ -278,12 +443,20 @@ def delegation_end(*, actor: User, delegation_id: int) -> Delegation:
         delegation.ends_on = today - timedelta(days=1)
         delegation.starts_on = min(delegation.starts_on, delegation.ends_on)
         delegation.save(update_fields=["starts_on", "ends_on"])
-        audit_record(actor=actor, action=actions.DELEGATION_ENDED, target=delegation, before=before, after={"starts_on": delegation.starts_on, "ends_on": delegation.ends_on})
+        audit_record(
+            actor=actor,
+            action=actions.DELEGATION_ENDED,
+            target=delegation,
+            before=before,
+            after={"starts_on": delegation.starts_on, "ends_on": delegation.ends_on},
+        )
     return delegation
 
 
 # --- Requests -------------------------------------------------------------------------
-def _enter_stage(request: AccessRequest, index: int, eligible: dict[int, int | None] | None = None) -> None:
+def _enter_stage(
+    request: AccessRequest, index: int, eligible: dict[int, int | None] | None = None
+) -> None:
     request.current_stage = index
     request.stage_started_at = timezone.now()
     request.reminded_at = None
@@ -292,11 +465,19 @@ def _enter_stage(request: AccessRequest, index: int, eligible: dict[int, int | N
         eligible = workflow.eligible_approvers(request=request, stage_index=index)
     direct = [uid for uid, via in eligible.items() if via is None]
     ApprovalAssignment.objects.bulk_create(
-        [ApprovalAssignment(request=request, stage=index, approver_id=uid) for uid in direct], ignore_conflicts=True
+        [ApprovalAssignment(request=request, stage=index, approver_id=uid) for uid in direct],
+        ignore_conflicts=True,
     )
 
 
-def access_request_submit(*, actor: User, principal: User, entitlement: Entitlement, justification: str, duration_days: int | None = None) -> AccessRequest:
+def access_request_submit(
+    *,
+    actor: User,
+    principal: User,
+    entitlement: Entitlement,
+    justification: str,
+    duration_days: int | None = None,
+) -> AccessRequest:
     """Submit one request. Refusals raise before anything is written."""
     justification = (justification or "").strip()
     if not justification:
@@ -304,11 +485,19 @@ def access_request_submit(*, actor: User, principal: User, entitlement: Entitlem
     if duration_days is None:
         duration_days = entitlement.default_duration_days
     if not isinstance(duration_days, int) or duration_days < 1:
-        raise ValidationError("duration_days must be a whole number of days, at least 1", field="duration_days")
+        raise ValidationError(
+            "duration_days must be a whole number of days, at least 1", field="duration_days"
+        )
     if duration_days > entitlement.max_duration_days:
-        raise ValidationError(f"duration_days {duration_days} exceeds the maximum of {entitlement.max_duration_days} days for {entitlement}", field="duration_days")
+        raise ValidationError(
+            f"duration_days {duration_days} exceeds the maximum of {entitlement.max_duration_days} days for {entitlement}",
+            field="duration_days",
+        )
     if not may_request_for(actor, principal):
-        raise NotPermitted(f"you may request access only for yourself or your reports, not for {principal.email}", field="principal")
+        raise NotPermitted(
+            f"you may request access only for yourself or your reports, not for {principal.email}",
+            field="principal",
+        )
     if not entitlement.requestable:
         raise ValidationError(f"{entitlement} is not requestable", field="entitlement")
     if not principal.is_active:
@@ -320,8 +509,17 @@ def access_request_submit(*, actor: User, principal: User, entitlement: Entitlem
             # reference the user (grants, approvals), which would otherwise deadlock with
             # a concurrent approval that already holds the audit chain head.
             User.objects.select_for_update(no_key=True).filter(pk=principal.pk).first()
-            preview = workflow.preview(requester=actor, principal=principal, entitlement=entitlement, duration_days=duration_days)
-            open_request = [r for r in preview.refusals if "already has an open request" in r or "already holds" in r]
+            preview = workflow.preview(
+                requester=actor,
+                principal=principal,
+                entitlement=entitlement,
+                duration_days=duration_days,
+            )
+            open_request = [
+                r
+                for r in preview.refusals
+                if "already has an open request" in r or "already holds" in r
+            ]
             if open_request:
                 raise Conflict(open_request[0], field="entitlement")
             if preview.refusals:
@@ -335,7 +533,9 @@ def access_request_submit(*, actor: User, principal: User, entitlement: Entitlem
                 justification=justification,
                 duration_days=duration_days,
                 stages=preview.stages,
-                kind=AccessRequest.Kind.EXTENSION if preview.extension_of else AccessRequest.Kind.NEW,
+                kind=AccessRequest.Kind.EXTENSION
+                if preview.extension_of
+                else AccessRequest.Kind.NEW,
                 extends_grant=preview.extension_of,
                 routed_to_security=any(s.get("source") == "sod" for s in preview.stages),
             )
@@ -343,7 +543,13 @@ def access_request_submit(*, actor: User, principal: User, entitlement: Entitlem
                 actor=actor,
                 action=actions.REQUEST_SUBMITTED,
                 target=request,
-                after={"principal": principal.email, "entitlement": str(entitlement), "duration_days": duration_days, "kind": request.kind, "stages": [s["name"] for s in request.stages]},
+                after={
+                    "principal": principal.email,
+                    "entitlement": str(entitlement),
+                    "duration_days": duration_days,
+                    "kind": request.kind,
+                    "stages": [s["name"] for s in request.stages],
+                },
                 reason=justification,
             )
             if preview.auto_approval:
@@ -354,19 +560,33 @@ def access_request_submit(*, actor: User, principal: User, entitlement: Entitlem
             for index in range(len(request.stages)):
                 eligible = workflow.eligible_approvers(request=request, stage_index=index)
                 first_stage = eligible if index == 0 else first_stage
-                problem = workflow.stage_requirement_problem(request=request, stage_index=index, eligible=eligible)
+                problem = workflow.stage_requirement_problem(
+                    request=request, stage_index=index, eligible=eligible
+                )
                 if problem:
-                    raise ValidationError(f"this request cannot be approved as policy stands: {problem}", field="entitlement")
+                    raise ValidationError(
+                        f"this request cannot be approved as policy stands: {problem}",
+                        field="entitlement",
+                    )
             _enter_stage(request, 0, eligible=first_stage)
             request.save()
             _notify("notify_approvers", request.pk, "new")
     except IntegrityError as exc:
         # The partial unique constraint caught a concurrent duplicate (double submit).
-        raise Conflict(f"{principal.email} already has an open request for {entitlement}", field="entitlement") from exc
+        raise Conflict(
+            f"{principal.email} already has an open request for {entitlement}", field="entitlement"
+        ) from exc
     return request
 
 
-def access_request_submit_many(*, actor: User, principal: User, entitlements: Sequence[Entitlement], justification: str, duration_days: int | None = None) -> list[AccessRequest]:
+def access_request_submit_many(
+    *,
+    actor: User,
+    principal: User,
+    entitlements: Sequence[Entitlement],
+    justification: str,
+    duration_days: int | None = None,
+) -> list[AccessRequest]:
     """Several entitlements in one form make one request each, all or none."""
     if not entitlements:
         raise ValidationError("pick at least one entitlement", field="entitlements")
@@ -374,7 +594,13 @@ def access_request_submit_many(*, actor: User, principal: User, entitlements: Se
         raise ValidationError("an entitlement is listed twice", field="entitlements")
     with transaction.atomic():
         return [
-            access_request_submit(actor=actor, principal=principal, entitlement=e, justification=justification, duration_days=duration_days)
+            access_request_submit(
+                actor=actor,
+                principal=principal,
+                entitlement=e,
+                justification=justification,
+                duration_days=duration_days,
+            )
             for e in entitlements
         ]
 
@@ -397,7 +623,9 @@ def _lock_held_grants(*, principal_id: int, entitlement_id: int) -> list[Grant]:
     """
     return list(
         Grant.objects.select_for_update()
-        .filter(principal_id=principal_id, entitlement_id=entitlement_id, status__in=Grant.HELD_STATUSES)
+        .filter(
+            principal_id=principal_id, entitlement_id=entitlement_id, status__in=Grant.HELD_STATUSES
+        )
         .order_by("pk")
     )
 
@@ -408,12 +636,20 @@ def access_request_approve(*, actor: User, request_id: int, reason: str = "") ->
         if request.status != AccessRequest.Status.PENDING:
             raise Conflict(f"request #{request.pk} is already {request.status}")
         if actor.pk in workflow.excluded_approvers(request):
-            raise NotPermitted("nobody approves their own request or one they made for someone else")
+            raise NotPermitted(
+                "nobody approves their own request or one they made for someone else"
+            )
         eligible = workflow.eligible_approvers(request=request)
         if actor.pk not in eligible:
-            raise NotPermitted(f"you are not an approver of stage {request.current_stage + 1} ({request.stage['name']}) of request #{request.pk}")
+            raise NotPermitted(
+                f"you are not an approver of stage {request.current_stage + 1} ({request.stage['name']}) of request #{request.pk}"
+            )
         on_behalf_of = eligible[actor.pk]
-        given = list(Approval.objects.filter(request=request, stage=request.current_stage).values_list("approver_id", "on_behalf_of_id"))
+        given = list(
+            Approval.objects.filter(request=request, stage=request.current_stage).values_list(
+                "approver_id", "on_behalf_of_id"
+            )
+        )
         slots = {behalf or approver for approver, behalf in given}
         if any(approver == actor.pk for approver, _ in given):
             raise Conflict("you have already approved this stage")
@@ -423,14 +659,41 @@ def access_request_approve(*, actor: User, request_id: int, reason: str = "") ->
         count = len(slots | {on_behalf_of or actor.pk})
         required = request.stage["required"]
         if count >= required and request.current_stage + 1 == len(request.stages):
-            _lock_held_grants(principal_id=request.principal_id, entitlement_id=request.entitlement_id)
-        Approval.objects.create(request=request, stage=request.current_stage, approver=actor, on_behalf_of_id=on_behalf_of, decision=Approval.Decision.APPROVE, reason=reason)
-        audit_record(actor=actor, action=actions.REQUEST_APPROVAL_GIVEN, target=request, after={"stage": request.current_stage + 1, "approvals": count, "required": required, "on_behalf_of": eligible[actor.pk]}, reason=reason)
+            _lock_held_grants(
+                principal_id=request.principal_id, entitlement_id=request.entitlement_id
+            )
+        Approval.objects.create(
+            request=request,
+            stage=request.current_stage,
+            approver=actor,
+            on_behalf_of_id=on_behalf_of,
+            decision=Approval.Decision.APPROVE,
+            reason=reason,
+        )
+        audit_record(
+            actor=actor,
+            action=actions.REQUEST_APPROVAL_GIVEN,
+            target=request,
+            after={
+                "stage": request.current_stage + 1,
+                "approvals": count,
+                "required": required,
+                "on_behalf_of": eligible[actor.pk],
+            },
+            reason=reason,
+        )
         if count < required:
             return request
         if request.current_stage + 1 < len(request.stages):
             next_index = request.current_stage + 1
-            transition(request, table=REQUEST_TRANSITIONS, action="advance", actor=actor, audit_action=actions.REQUEST_ADVANCED, after_extra={"stage": next_index + 1})
+            transition(
+                request,
+                table=REQUEST_TRANSITIONS,
+                action="advance",
+                actor=actor,
+                audit_action=actions.REQUEST_ADVANCED,
+                after_extra={"stage": next_index + 1},
+            )
             _enter_stage(request, next_index)
             request.save()
             _notify("notify_approvers", request.pk, "new")
@@ -443,12 +706,34 @@ def _finish_approved(request: AccessRequest, *, actor, reason: str) -> Grant:
     now = timezone.now()
     request.decided_at = now
     request.decision_reason = reason
-    transition(request, table=REQUEST_TRANSITIONS, action="approve", actor=actor, audit_action=actions.REQUEST_APPROVED, reason=reason, extra_fields={"decided_at": now, "decision_reason": reason, "auto_approval_reason": request.auto_approval_reason})
-    approvers = list(Approval.objects.filter(request=request, decision=Approval.Decision.APPROVE).values_list("approver__email", flat=True)) or [str(actor)]
+    transition(
+        request,
+        table=REQUEST_TRANSITIONS,
+        action="approve",
+        actor=actor,
+        audit_action=actions.REQUEST_APPROVED,
+        reason=reason,
+        extra_fields={
+            "decided_at": now,
+            "decision_reason": reason,
+            "auto_approval_reason": request.auto_approval_reason,
+        },
+    )
+    approvers = list(
+        Approval.objects.filter(request=request, decision=Approval.Decision.APPROVE).values_list(
+            "approver__email", flat=True
+        )
+    ) or [str(actor)]
     ends_at = now + timedelta(days=request.duration_days)
-    held = Grant.objects.filter(principal_id=request.principal_id, entitlement_id=request.entitlement_id, status__in=Grant.HELD_STATUSES).first()
+    held = Grant.objects.filter(
+        principal_id=request.principal_id,
+        entitlement_id=request.entitlement_id,
+        status__in=Grant.HELD_STATUSES,
+    ).first()
     if held is not None and held.status != Grant.Status.ACTIVE:
-        raise Conflict(f"{request.principal.email} already holds {request.entitlement} (grant #{held.pk} is {held.status})")
+        raise Conflict(
+            f"{request.principal.email} already holds {request.entitlement} (grant #{held.pk} is {held.status})"
+        )
     if held is not None:
         # An extension (or access that arrived another way since submission, e.g. break-glass):
         # one held grant per (principal, entitlement), so the approval moves its end.
@@ -456,7 +741,21 @@ def _finish_approved(request: AccessRequest, *, actor, reason: str) -> Grant:
         grant = held
         old_end = grant.ends_at
         ends_at = max(ends_at, old_end) if old_end else ends_at
-        transition(grant, table=GRANT_TRANSITIONS, action="extend", actor=actor, audit_action=actions.GRANT_TRANSITIONS["extend"], before_extra={"ends_at": old_end}, after_extra={"ends_at": ends_at}, extra_fields={"ends_at": ends_at, "request": request, "approved_by": approvers, "version": grant.version + 1})
+        transition(
+            grant,
+            table=GRANT_TRANSITIONS,
+            action="extend",
+            actor=actor,
+            audit_action=actions.GRANT_TRANSITIONS["extend"],
+            before_extra={"ends_at": old_end},
+            after_extra={"ends_at": ends_at},
+            extra_fields={
+                "ends_at": ends_at,
+                "request": request,
+                "approved_by": approvers,
+                "version": grant.version + 1,
+            },
+        )
         _notify("notify_requester", request.pk)
         return grant
     grant = Grant.objects.create(
@@ -466,10 +765,21 @@ def _finish_approved(request: AccessRequest, *, actor, reason: str) -> Grant:
         status=Grant.Status.PENDING,
         starts_at=now,
         ends_at=ends_at,
-        reason=f"request #{request.pk}" + (f" ({request.auto_approval_reason})" if request.auto_approval_reason else ""),
+        reason=f"request #{request.pk}"
+        + (f" ({request.auto_approval_reason})" if request.auto_approval_reason else ""),
         approved_by=approvers,
     )
-    audit_record(actor=actor, action=actions.GRANT_CREATED, target=grant, after={"principal": request.principal.email, "entitlement": str(request.entitlement), "ends_at": ends_at, "request": request.pk})
+    audit_record(
+        actor=actor,
+        action=actions.GRANT_CREATED,
+        target=grant,
+        after={
+            "principal": request.principal.email,
+            "entitlement": str(request.entitlement),
+            "ends_at": ends_at,
+            "request": request.pk,
+        },
+    )
     _provision(grant, actor=actor)
     _notify("notify_requester", request.pk)
     return grant
@@ -481,7 +791,16 @@ def _provision(grant: Grant, *, actor) -> None:
     if connector and provisioner is not None:
         provisioner(grant=grant, actor=actor)
         return
-    transition(grant, table=GRANT_TRANSITIONS, action="activate", actor=actor, audit_action=actions.GRANT_TRANSITIONS["activate"], reason="no connector: active at once" if not connector else "connector pending: provisioning not configured")
+    transition(
+        grant,
+        table=GRANT_TRANSITIONS,
+        action="activate",
+        actor=actor,
+        audit_action=actions.GRANT_TRANSITIONS["activate"],
+        reason="no connector: active at once"
+        if not connector
+        else "connector pending: provisioning not configured",
+    )
 
 
 def access_request_deny(*, actor: User, request_id: int, reason: str) -> AccessRequest:
@@ -495,12 +814,31 @@ def access_request_deny(*, actor: User, request_id: int, reason: str) -> AccessR
             raise NotPermitted("cancel your own request instead of denying it")
         eligible = workflow.eligible_approvers(request=request)
         if actor.pk not in eligible:
-            raise NotPermitted(f"you are not an approver of stage {request.current_stage + 1} of request #{request.pk}")
-        if Approval.objects.filter(request=request, stage=request.current_stage, approver=actor).exists():
+            raise NotPermitted(
+                f"you are not an approver of stage {request.current_stage + 1} of request #{request.pk}"
+            )
+        if Approval.objects.filter(
+            request=request, stage=request.current_stage, approver=actor
+        ).exists():
             raise Conflict("you have already approved this stage")
-        Approval.objects.create(request=request, stage=request.current_stage, approver=actor, on_behalf_of_id=eligible[actor.pk], decision=Approval.Decision.DENY, reason=reason)
+        Approval.objects.create(
+            request=request,
+            stage=request.current_stage,
+            approver=actor,
+            on_behalf_of_id=eligible[actor.pk],
+            decision=Approval.Decision.DENY,
+            reason=reason,
+        )
         now = timezone.now()
-        transition(request, table=REQUEST_TRANSITIONS, action="deny", actor=actor, audit_action=actions.REQUEST_DENIED, reason=reason, extra_fields={"decided_at": now, "decision_reason": reason})
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="deny",
+            actor=actor,
+            audit_action=actions.REQUEST_DENIED,
+            reason=reason,
+            extra_fields={"decided_at": now, "decision_reason": reason},
+        )
         _notify("notify_requester", request.pk)
     return request
 
@@ -512,7 +850,15 @@ def access_request_cancel(*, actor: User, request_id: int, reason: str = "") -> 
             raise NotPermitted("only the requester or the principal cancels a request")
         if request.status != AccessRequest.Status.PENDING:
             raise Conflict(f"request #{request.pk} is already {request.status}")
-        transition(request, table=REQUEST_TRANSITIONS, action="cancel", actor=actor, audit_action=actions.REQUEST_CANCELLED, reason=reason, extra_fields={"decided_at": timezone.now()})
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="cancel",
+            actor=actor,
+            audit_action=actions.REQUEST_CANCELLED,
+            reason=reason,
+            extra_fields={"decided_at": timezone.now()},
+        )
     return request
 
 
@@ -522,7 +868,15 @@ def access_request_expire(*, request_id: int, now=None) -> AccessRequest | None:
         request = _lock_request(request_id)
         if request.status != AccessRequest.Status.PENDING:
             return None
-        transition(request, table=REQUEST_TRANSITIONS, action="expire", actor=SYSTEM_SWEEPER, audit_action=actions.REQUEST_EXPIRED, reason="no decision within the policy's expiry time", extra_fields={"decided_at": now})
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="expire",
+            actor=SYSTEM_SWEEPER,
+            audit_action=actions.REQUEST_EXPIRED,
+            reason="no decision within the policy's expiry time",
+            extra_fields={"decided_at": now},
+        )
         _notify("notify_requester", request.pk)
     return request
 
@@ -534,7 +888,12 @@ def access_request_remind(*, request_id: int, now=None) -> bool:
             return False
         request.reminded_at = now or timezone.now()
         request.save(update_fields=["reminded_at"])
-        audit_record(actor=SYSTEM_SWEEPER, action=actions.REQUEST_REMINDED, target=request, after={"stage": request.current_stage + 1})
+        audit_record(
+            actor=SYSTEM_SWEEPER,
+            action=actions.REQUEST_REMINDED,
+            target=request,
+            after={"stage": request.current_stage + 1},
+        )
         _notify("notify_approvers", request.pk, "reminder")
     return True
 
@@ -545,18 +904,40 @@ def access_request_escalate(*, request_id: int, now=None) -> list[str]:
         request = _lock_request(request_id)
         if request.status != AccessRequest.Status.PENDING or request.escalated_at is not None:
             return []
-        approver_ids = set(ApprovalAssignment.objects.filter(request=request, stage=request.current_stage).values_list("approver_id", flat=True))
+        approver_ids = set(
+            ApprovalAssignment.objects.filter(
+                request=request, stage=request.current_stage
+            ).values_list("approver_id", flat=True)
+        )
         managers = (
-            User.objects.filter(pk__in=User.objects.filter(pk__in=approver_ids).exclude(manager=None).values("manager_id"), is_active=True)
+            User.objects.filter(
+                pk__in=User.objects.filter(pk__in=approver_ids)
+                .exclude(manager=None)
+                .values("manager_id"),
+                is_active=True,
+            )
             .exclude(pk__in=approver_ids)
             .exclude(pk__in=workflow.excluded_approvers(request))
         )
         added = list(managers)
-        ApprovalAssignment.objects.bulk_create([ApprovalAssignment(request=request, stage=request.current_stage, approver=m, escalated=True) for m in added], ignore_conflicts=True)
+        ApprovalAssignment.objects.bulk_create(
+            [
+                ApprovalAssignment(
+                    request=request, stage=request.current_stage, approver=m, escalated=True
+                )
+                for m in added
+            ],
+            ignore_conflicts=True,
+        )
         request.escalated_at = now or timezone.now()
         request.save(update_fields=["escalated_at"])
         emails = sorted(m.email for m in added)
-        audit_record(actor=SYSTEM_SWEEPER, action=actions.REQUEST_ESCALATED, target=request, after={"stage": request.current_stage + 1, "added_approvers": emails})
+        audit_record(
+            actor=SYSTEM_SWEEPER,
+            action=actions.REQUEST_ESCALATED,
+            target=request,
+            after={"stage": request.current_stage + 1, "added_approvers": emails},
+        )
         _notify("notify_approvers", request.pk, "escalation")
     return emails
 
@@ -565,7 +946,18 @@ def pending_requests_sweep(*, now=None) -> dict[str, int]:
     """Remind, escalate and expire pending requests by their policy's times (beat task)."""
     now = now or timezone.now()
     counts = {"reminded": 0, "escalated": 0, "expired": 0}
-    pending = AccessRequest.objects.filter(status=AccessRequest.Status.PENDING).select_related("entitlement__policy").only("id", "created_at", "stage_started_at", "reminded_at", "escalated_at", "entitlement__policy")
+    pending = (
+        AccessRequest.objects.filter(status=AccessRequest.Status.PENDING)
+        .select_related("entitlement__policy")
+        .only(
+            "id",
+            "created_at",
+            "stage_started_at",
+            "reminded_at",
+            "escalated_at",
+            "entitlement__policy",
+        )
+    )
     default = workflow.ApprovalPolicy.objects.filter(slug=workflow.DEFAULT_POLICY_SLUG).first()
     fallback = ApprovalPolicy()
     for request in pending.iterator(chunk_size=500):
@@ -579,7 +971,12 @@ def pending_requests_sweep(*, now=None) -> dict[str, int]:
             access_request_escalate(request_id=request.pk, now=now)
             counts["escalated"] += 1
         # A stage that was already escalated needs no reminder of its own any more.
-        elif waited >= policy.remind_after and request.reminded_at is None and request.escalated_at is None and access_request_remind(request_id=request.pk, now=now):
+        elif (
+            waited >= policy.remind_after
+            and request.reminded_at is None
+            and request.escalated_at is None
+            and access_request_remind(request_id=request.pk, now=now)
+        ):
             counts["reminded"] += 1
     return counts
 
@@ -591,13 +988,33 @@ def grant_revoke(*, actor, grant_id: int, reason: str) -> Grant:
     if not (reason or "").strip():
         raise ValidationError("say why the access is revoked", field="reason")
     with transaction.atomic():
-        grant = Grant.objects.select_for_update(of=("self",)).select_related("entitlement__service", "principal").get(pk=grant_id)
+        grant = (
+            Grant.objects.select_for_update(of=("self",))
+            .select_related("entitlement__service", "principal")
+            .get(pk=grant_id)
+        )
         if not isinstance(actor, str) and not may_revoke_grant(actor, grant):
             raise NotPermitted("only the holder, the owner team or an admin revokes a grant")
-        transition(grant, table=GRANT_TRANSITIONS, action="revoke", actor=actor, audit_action=actions.GRANT_TRANSITIONS["revoke"], reason=reason, extra_fields={"revoke_reason": reason[:300], "version": grant.version + 1})
+        transition(
+            grant,
+            table=GRANT_TRANSITIONS,
+            action="revoke",
+            actor=actor,
+            audit_action=actions.GRANT_TRANSITIONS["revoke"],
+            reason=reason,
+            extra_fields={"revoke_reason": reason[:300], "version": grant.version + 1},
+        )
         revoker = PROVISIONERS.get("revoke")
         if grant.entitlement.service.connector and revoker is not None:
             revoker(grant=grant, actor=actor)
         else:
-            transition(grant, table=GRANT_TRANSITIONS, action="complete_revoke", actor=actor, audit_action=actions.GRANT_TRANSITIONS["complete_revoke"], reason="no connector: revoked at once", extra_fields={"revoked_at": timezone.now()})
+            transition(
+                grant,
+                table=GRANT_TRANSITIONS,
+                action="complete_revoke",
+                actor=actor,
+                audit_action=actions.GRANT_TRANSITIONS["complete_revoke"],
+                reason="no connector: revoked at once",
+                extra_fields={"revoked_at": timezone.now()},
+            )
     return grant

@@ -1,6 +1,6 @@
 """Transition tables for access requests and grants (see portal.core.state.transition)."""
 
-from .models import AccessRequest, Grant
+from .models import AccessRequest, Grant, SyncJob
 
 R = AccessRequest.Status
 REQUEST_TRANSITIONS = {
@@ -24,4 +24,21 @@ GRANT_TRANSITIONS = {
     (G.REVOKING, "complete_revoke"): G.REVOKED,
     (G.REVOKING, "fail_revoke"): G.REVOKE_FAILED,
     (G.REVOKE_FAILED, "retry"): G.REVOKING,
+}
+
+J = SyncJob.Status
+# The sync job is the effect downstream; its table is separate from the grant's.
+SYNC_JOB_TRANSITIONS = {
+    (J.PENDING, "start"): J.RUNNING,  # a worker claimed it (attempts + 1)
+    (J.RUNNING, "succeed"): J.DONE,  # the downstream system is in the desired state
+    (J.RUNNING, "defer"): J.PENDING,  # transient failure: retry at next_attempt_at
+    (J.RUNNING, "requeue"): J.PENDING,  # the worker vanished (lease expired): sweeper
+    (J.RUNNING, "wait_manual"): J.WAITING_MANUAL,  # a person must carry it out
+    (J.RUNNING, "fail"): J.FAILED,  # permanent failure, or the retry bound reached
+    (J.WAITING_MANUAL, "complete"): J.DONE,  # the person answered "done"
+    (J.WAITING_MANUAL, "fail"): J.FAILED,  # the person answered "cannot"
+    (J.FAILED, "retry"): J.PENDING,  # the retry button
+    (J.PENDING, "cancel"): J.CANCELLED,  # superseded (revoked before it ran)
+    (J.WAITING_MANUAL, "cancel"): J.CANCELLED,
+    (J.FAILED, "cancel"): J.CANCELLED,
 }

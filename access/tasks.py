@@ -26,30 +26,52 @@ def _deliver(task, message, channels, retry_kwargs: dict) -> None:
             notifications.send_email(message)
         except OSError as exc:
             countdown = min(600, 10 * 2**task.request.retries) + random.randint(0, 5)  # noqa: S311
-            raise task.retry(kwargs={**retry_kwargs, "channels": channels}, exc=exc, countdown=countdown) from exc
+            raise task.retry(
+                kwargs={**retry_kwargs, "channels": channels}, exc=exc, countdown=countdown
+            ) from exc
     if "chat" in channels:
         try:
             notifications.post_chat(message)
         except OSError as exc:
             countdown = min(600, 10 * 2**task.request.retries) + random.randint(0, 5)  # noqa: S311
-            raise task.retry(kwargs={**retry_kwargs, "channels": ["chat"]}, exc=exc, countdown=countdown) from exc
+            raise task.retry(
+                kwargs={**retry_kwargs, "channels": ["chat"]}, exc=exc, countdown=countdown
+            ) from exc
 
 
-@shared_task(bind=True, name="access.tasks.notify_approvers", max_retries=MAX_NOTIFY_RETRIES, queue="notify")
-def notify_approvers(self, request_id: int, kind: str = "new", channels: list[str] | None = None) -> None:
+@shared_task(
+    bind=True, name="access.tasks.notify_approvers", max_retries=MAX_NOTIFY_RETRIES, queue="notify"
+)
+def notify_approvers(
+    self, request_id: int, kind: str = "new", channels: list[str] | None = None
+) -> None:
     from accounts.models import User
 
     from . import notifications
     from .models import AccessRequest, Approval, ApprovalAssignment
     from .workflow import active_delegations
 
-    request = AccessRequest.objects.select_related("principal", "entitlement__service").filter(pk=request_id).first()
+    request = (
+        AccessRequest.objects.select_related("principal", "entitlement__service")
+        .filter(pk=request_id)
+        .first()
+    )
     if request is None or request.status != AccessRequest.Status.PENDING:
         return
-    ids = set(ApprovalAssignment.objects.filter(request=request, stage=request.current_stage).values_list("approver_id", flat=True))
-    ids |= set(active_delegations().filter(delegator_id__in=ids).values_list("delegate_id", flat=True))
+    ids = set(
+        ApprovalAssignment.objects.filter(request=request, stage=request.current_stage).values_list(
+            "approver_id", flat=True
+        )
+    )
+    ids |= set(
+        active_delegations().filter(delegator_id__in=ids).values_list("delegate_id", flat=True)
+    )
     # Those who already approved this stage (N of M) have nothing more to do.
-    ids -= set(Approval.objects.filter(request=request, stage=request.current_stage).values_list("approver_id", flat=True))
+    ids -= set(
+        Approval.objects.filter(request=request, stage=request.current_stage).values_list(
+            "approver_id", flat=True
+        )
+    )
     ids -= {request.requester_id, request.principal_id}
     emails = sorted(User.objects.filter(pk__in=ids, is_active=True).values_list("email", flat=True))
     if not emails:
@@ -58,12 +80,18 @@ def notify_approvers(self, request_id: int, kind: str = "new", channels: list[st
     _deliver(self, message, channels, {"request_id": request_id, "kind": kind})
 
 
-@shared_task(bind=True, name="access.tasks.notify_requester", max_retries=MAX_NOTIFY_RETRIES, queue="notify")
+@shared_task(
+    bind=True, name="access.tasks.notify_requester", max_retries=MAX_NOTIFY_RETRIES, queue="notify"
+)
 def notify_requester(self, request_id: int, channels: list[str] | None = None) -> None:
     from . import notifications
     from .models import AccessRequest
 
-    request = AccessRequest.objects.select_related("principal", "requester", "entitlement__service").filter(pk=request_id).first()
+    request = (
+        AccessRequest.objects.select_related("principal", "requester", "entitlement__service")
+        .filter(pk=request_id)
+        .first()
+    )
     if request is None:
         return
     _deliver(self, notifications.requester_message(request), channels, {"request_id": request_id})
@@ -79,3 +107,173 @@ def sweep_pending_requests() -> None:
             return
         counts = pending_requests_sweep()
         logger.info("pending requests swept", extra={"counts": counts})
+
+
+# --- Provisioning (access.sync; docs/PROVISIONING.md) ----------------------------------
+def _sync_limits() -> dict:
+    from django.conf import settings
+
+    return {
+        "soft_time_limit": settings.TOLLGATE_SYNC_SOFT_TIME_LIMIT,
+        "time_limit": settings.TOLLGATE_SYNC_TIME_LIMIT,
+    }
+
+
+@shared_task(
+    name="access.tasks.run_sync_job",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    queue="sync",
+    **_sync_limits(),
+)
+def run_sync_job(job_id: int) -> None:
+    """One delivery of a job: claim, call the connector, record. Redelivery is a no-op."""
+    from .sync.outbox import sync_job_run
+
+    outcome = sync_job_run(job_id=job_id)
+    logger.info("sync job %s: %s", job_id, outcome)
+
+
+def _locked_periodic(name: str, func, **kwargs) -> None:
+    with advisory_lock(name) as acquired:
+        if not acquired:
+            logger.info("%s already running elsewhere; skipped", name)
+            return
+        result = func(**kwargs)
+        logger.info("%s done", name, extra={"counts": result})
+
+
+@shared_task(name="access.tasks.sweep_sync_jobs", ignore_result=True, queue="sync")
+def sweep_sync_jobs() -> None:
+    from .sync.outbox import sync_jobs_sweep
+
+    _locked_periodic("access.sweep_sync_jobs", sync_jobs_sweep)
+
+
+@shared_task(name="access.tasks.expire_grants", ignore_result=True, queue="sync")
+def expire_grants() -> None:
+    from .sync.lifecycle import grants_expiry_sweep
+
+    _locked_periodic("access.expire_grants", grants_expiry_sweep)
+
+
+@shared_task(name="access.tasks.reconcile_all", ignore_result=True, queue="sync")
+def reconcile_all() -> None:
+    from .sync.reconcile import reconcile_all as run_all
+
+    _locked_periodic("access.reconcile_all", run_all)
+
+
+@shared_task(name="access.tasks.reconcile_service", ignore_result=True, queue="sync")
+def reconcile_service(service_id: int, mode: str = "report", actor_label: str = "") -> None:
+    from .sync.reconcile import SYSTEM_RECONCILER
+    from .sync.reconcile import reconcile_service as run
+
+    run(service_id=service_id, mode=mode, actor=actor_label or SYSTEM_RECONCILER)
+
+
+@shared_task(name="access.tasks.sweep_follow_ups", ignore_result=True, queue="sync")
+def sweep_follow_ups() -> None:
+    from .sync.lifecycle import follow_ups_sweep
+
+    _locked_periodic("access.sweep_follow_ups", follow_ups_sweep)
+
+
+def _send(task, message, channels, retry_kwargs) -> None:
+    if message.to or "chat" in (channels or ()):
+        _deliver(task, message, channels, retry_kwargs)
+
+
+@shared_task(
+    bind=True,
+    name="access.tasks.notify_sync_failed",
+    max_retries=MAX_NOTIFY_RETRIES,
+    queue="notify",
+)
+def notify_sync_failed(self, job_id: int, channels: list[str] | None = None) -> None:
+    from .models import SyncJob
+    from .sync import notifications
+
+    job = SyncJob.objects.select_related("service").filter(pk=job_id).first()
+    if job is None or job.status != SyncJob.Status.FAILED:
+        return
+    _send(self, notifications.sync_failed_message(job), channels, {"job_id": job_id})
+
+
+@shared_task(
+    bind=True,
+    name="access.tasks.notify_grant_expiry",
+    max_retries=MAX_NOTIFY_RETRIES,
+    queue="notify",
+)
+def notify_grant_expiry(self, grant_id: int, days: int, channels: list[str] | None = None) -> None:
+    from .models import Grant
+    from .sync import notifications
+
+    grant = (
+        Grant.objects.select_related("principal", "entitlement__service")
+        .filter(pk=grant_id, status=Grant.Status.ACTIVE)
+        .first()
+    )
+    if grant is None:
+        return
+    message = notifications.expiry_reminder_message(grant, days)
+    _send(self, message, channels or ["email"], {"grant_id": grant_id, "days": days})
+
+
+@shared_task(
+    bind=True,
+    name="access.tasks.notify_break_glass",
+    max_retries=MAX_NOTIFY_RETRIES,
+    queue="notify",
+)
+def notify_break_glass(self, grant_id: int, channels: list[str] | None = None) -> None:
+    from .models import Grant
+    from .sync import notifications
+
+    grant = (
+        Grant.objects.select_related("principal", "entitlement__service")
+        .filter(pk=grant_id)
+        .first()
+    )
+    if grant is None:
+        return
+    _send(self, notifications.break_glass_message(grant), channels, {"grant_id": grant_id})
+
+
+@shared_task(
+    bind=True, name="access.tasks.notify_follow_up", max_retries=MAX_NOTIFY_RETRIES, queue="notify"
+)
+def notify_follow_up(self, item_id: int, channels: list[str] | None = None) -> None:
+    from .models import FollowUpReview
+    from .sync import notifications
+
+    item = (
+        FollowUpReview.objects.select_related(
+            "reviewer", "grant__principal", "grant__entitlement__service"
+        )
+        .filter(pk=item_id, status=FollowUpReview.Status.OPEN)
+        .first()
+    )
+    if item is None:
+        return
+    _send(self, notifications.follow_up_message(item), channels or ["email"], {"item_id": item_id})
+
+
+@shared_task(
+    bind=True,
+    name="access.tasks.notify_manual_task",
+    max_retries=MAX_NOTIFY_RETRIES,
+    queue="notify",
+)
+def notify_manual_task(self, task_id: int, channels: list[str] | None = None) -> None:
+    from .models import ManualTask
+    from .sync import notifications
+
+    task = ManualTask.objects.filter(pk=task_id, status=ManualTask.Status.OPEN).first()
+    if task is None:
+        return
+    _send(
+        self, notifications.manual_task_message(task), channels or ["email"], {"task_id": task_id}
+    )

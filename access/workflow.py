@@ -43,9 +43,27 @@ def build_stages(entitlement: Entitlement) -> list[dict]:
     policy = policy_for(entitlement)
     if policy is None:
         # No policy anywhere: the manager, then the owner team for anything above low risk.
-        stages = [{"name": "Manager", "kind": K.MANAGER, "required": 1, "group_id": None, "user_ids": [], "source": "builtin"}]
+        stages = [
+            {
+                "name": "Manager",
+                "kind": K.MANAGER,
+                "required": 1,
+                "group_id": None,
+                "user_ids": [],
+                "source": "builtin",
+            }
+        ]
         if RISK_ORDER[entitlement.risk] > 0:
-            stages.append({"name": "Service owner", "kind": K.SERVICE_OWNER, "required": 1, "group_id": None, "user_ids": [], "source": "builtin"})
+            stages.append(
+                {
+                    "name": "Service owner",
+                    "kind": K.SERVICE_OWNER,
+                    "required": 1,
+                    "group_id": None,
+                    "user_ids": [],
+                    "source": "builtin",
+                }
+            )
         return stages
     return [
         {
@@ -61,7 +79,14 @@ def build_stages(entitlement: Entitlement) -> list[dict]:
 
 
 def security_stage() -> dict:
-    return {"name": "Security (separation of duties)", "kind": K.SECURITY, "required": 1, "group_id": None, "user_ids": [], "source": "sod"}
+    return {
+        "name": "Security (separation of duties)",
+        "kind": K.SECURITY,
+        "required": 1,
+        "group_id": None,
+        "user_ids": [],
+        "source": "sod",
+    }
 
 
 def _active_users(qs):
@@ -86,16 +111,30 @@ def stage_candidates(*, request: AccessRequest, stage: dict) -> set[int]:
     if kind == K.SERVICE_OWNER:
         team_id = request.entitlement.service.owner_team_id
         return set(
-            _active_users(User.objects.filter(Q(team_id=team_id) | Q(memberships__team_id=team_id))).values_list("pk", flat=True)
+            _active_users(
+                User.objects.filter(Q(team_id=team_id) | Q(memberships__team_id=team_id))
+            ).values_list("pk", flat=True)
         )
     if kind == K.SECURITY:
-        return set(_active_users(User.objects.filter(groups__name=PlatformRole.SECURITY)).values_list("pk", flat=True))
+        return set(
+            _active_users(User.objects.filter(groups__name=PlatformRole.SECURITY)).values_list(
+                "pk", flat=True
+            )
+        )
     if kind == K.GROUP:
         if not stage.get("group_id"):
             return set()
-        return set(_active_users(User.objects.filter(groups__id=stage["group_id"])).values_list("pk", flat=True))
+        return set(
+            _active_users(User.objects.filter(groups__id=stage["group_id"])).values_list(
+                "pk", flat=True
+            )
+        )
     if kind == K.USERS:
-        return set(_active_users(User.objects.filter(pk__in=stage.get("user_ids") or [])).values_list("pk", flat=True))
+        return set(
+            _active_users(User.objects.filter(pk__in=stage.get("user_ids") or [])).values_list(
+                "pk", flat=True
+            )
+        )
     return set()
 
 
@@ -109,7 +148,9 @@ def active_delegations(*, on: date | None = None):
     return Delegation.objects.filter(starts_on__lte=on, ends_on__gte=on, delegate__is_active=True)
 
 
-def eligible_approvers(*, request: AccessRequest, stage_index: int | None = None) -> dict[int, int | None]:
+def eligible_approvers(
+    *, request: AccessRequest, stage_index: int | None = None
+) -> dict[int, int | None]:
     """user id -> the delegator they act for (None when acting as themselves), from live data."""
     index = request.current_stage if stage_index is None else stage_index
     if not (0 <= index < len(request.stages)):
@@ -119,12 +160,22 @@ def eligible_approvers(*, request: AccessRequest, stage_index: int | None = None
     if request.escalated_at is not None and index == request.current_stage:
         # Escalation added the approvers' managers to the current stage (reset on stage entry).
         direct |= set(
-            ApprovalAssignment.objects.filter(request=request, stage=index, escalated=True, approver__is_active=True).values_list("approver_id", flat=True)
+            ApprovalAssignment.objects.filter(
+                request=request, stage=index, escalated=True, approver__is_active=True
+            ).values_list("approver_id", flat=True)
         )
     excluded = excluded_approvers(request)
     result: dict[int, int | None] = {uid: None for uid in direct if uid not in excluded}
-    for delegator_id, delegate_id in active_delegations().filter(delegator_id__in=direct).values_list("delegator_id", "delegate_id"):
-        if delegate_id not in excluded and delegate_id not in result and delegator_id not in excluded:
+    for delegator_id, delegate_id in (
+        active_delegations()
+        .filter(delegator_id__in=direct)
+        .values_list("delegator_id", "delegate_id")
+    ):
+        if (
+            delegate_id not in excluded
+            and delegate_id not in result
+            and delegator_id not in excluded
+        ):
             result[delegate_id] = delegator_id
     return result
 
@@ -132,11 +183,18 @@ def eligible_approvers(*, request: AccessRequest, stage_index: int | None = None
 def approved_slots(*, request: AccessRequest, stage_index: int) -> set[int]:
     """The people whose approval a stage already has. A delegate's approval fills the
     delegator's slot, so a delegator and their delegate never count twice toward N of M."""
-    rows = Approval.objects.filter(request=request, stage=stage_index, decision=Approval.Decision.APPROVE)
-    return {on_behalf or approver for approver, on_behalf in rows.values_list("approver_id", "on_behalf_of_id")}
+    rows = Approval.objects.filter(
+        request=request, stage=stage_index, decision=Approval.Decision.APPROVE
+    )
+    return {
+        on_behalf or approver
+        for approver, on_behalf in rows.values_list("approver_id", "on_behalf_of_id")
+    }
 
 
-def stage_requirement_problem(*, request: AccessRequest, stage_index: int, eligible: dict[int, int | None] | None = None) -> str | None:
+def stage_requirement_problem(
+    *, request: AccessRequest, stage_index: int, eligible: dict[int, int | None] | None = None
+) -> str | None:
     stage = request.stages[stage_index]
     if eligible is None:
         eligible = eligible_approvers(request=request, stage_index=stage_index)
@@ -162,11 +220,20 @@ def peer_holding(*, principal: User, entitlement: Entitlement) -> PeerHolding:
     if not principal.team_id:
         return PeerHolding(0, 0)
     peers = User.objects.filter(team_id=principal.team_id, is_active=True).exclude(pk=principal.pk)
-    holders = Grant.objects.filter(entitlement=entitlement, status=Grant.Status.ACTIVE, principal__in=peers).values("principal").distinct().count()
+    holders = (
+        Grant.objects.filter(
+            entitlement=entitlement, status=Grant.Status.ACTIVE, principal__in=peers
+        )
+        .values("principal")
+        .distinct()
+        .count()
+    )
     return PeerHolding(holders, peers.count())
 
 
-def auto_approval_reason(*, principal: User, entitlement: Entitlement, peers: PeerHolding | None = None) -> str | None:
+def auto_approval_reason(
+    *, principal: User, entitlement: Entitlement, peers: PeerHolding | None = None
+) -> str | None:
     policy = policy_for(entitlement)
     if policy is None:
         return None
@@ -185,12 +252,24 @@ def auto_approval_reason(*, principal: User, entitlement: Entitlement, peers: Pe
     return None
 
 
-def toxic_conflicts(*, principal: User, entitlement: Entitlement) -> list[tuple[ToxicPair, Entitlement]]:
-    pairs = ToxicPair.objects.filter(Q(first=entitlement) | Q(second=entitlement)).select_related("first__service", "second__service")
+def toxic_conflicts(
+    *, principal: User, entitlement: Entitlement
+) -> list[tuple[ToxicPair, Entitlement]]:
+    pairs = ToxicPair.objects.filter(Q(first=entitlement) | Q(second=entitlement)).select_related(
+        "first__service", "second__service"
+    )
     if not pairs:
         return []
-    held = set(Grant.objects.filter(principal=principal, status__in=Grant.HELD_STATUSES).values_list("entitlement_id", flat=True))
-    held |= set(AccessRequest.objects.filter(principal=principal, status=AccessRequest.Status.PENDING).exclude(entitlement=entitlement).values_list("entitlement_id", flat=True))
+    held = set(
+        Grant.objects.filter(principal=principal, status__in=Grant.HELD_STATUSES).values_list(
+            "entitlement_id", flat=True
+        )
+    )
+    held |= set(
+        AccessRequest.objects.filter(principal=principal, status=AccessRequest.Status.PENDING)
+        .exclude(entitlement=entitlement)
+        .values_list("entitlement_id", flat=True)
+    )
     out = []
     for pair in pairs:
         other = pair.second if pair.first_id == entitlement.pk else pair.first
@@ -203,7 +282,11 @@ def missing_prerequisites(*, principal: User, entitlement: Entitlement) -> list[
     required = list(entitlement.prerequisites.select_related("service"))
     if not required:
         return []
-    held = set(Grant.objects.filter(principal=principal, status=Grant.Status.ACTIVE, entitlement__in=required).values_list("entitlement_id", flat=True))
+    held = set(
+        Grant.objects.filter(
+            principal=principal, status=Grant.Status.ACTIVE, entitlement__in=required
+        ).values_list("entitlement_id", flat=True)
+    )
     return [e for e in required if e.pk not in held]
 
 
@@ -218,27 +301,43 @@ class Preview:
     extension_of: Grant | None = None
 
 
-def preview(*, requester: User, principal: User, entitlement: Entitlement, duration_days: int | None = None) -> Preview:
+def preview(
+    *, requester: User, principal: User, entitlement: Entitlement, duration_days: int | None = None
+) -> Preview:
     """What a request would go through, and what would refuse it, before it is submitted."""
     from .policies import may_request_for
 
-    result = Preview(entitlement=entitlement, peers=peer_holding(principal=principal, entitlement=entitlement))
+    result = Preview(
+        entitlement=entitlement, peers=peer_holding(principal=principal, entitlement=entitlement)
+    )
     if not may_request_for(requester, principal):
-        result.refusals.append(f"you may not request access for {principal.email}: only for yourself or your reports")
+        result.refusals.append(
+            f"you may not request access for {principal.email}: only for yourself or your reports"
+        )
     if not entitlement.requestable:
         result.refusals.append(f"{entitlement} is not requestable")
     if not principal.is_active:
         result.refusals.append(f"{principal.email} is not active")
-    if duration_days is not None and (duration_days < 1 or duration_days > entitlement.max_duration_days):
-        result.refusals.append(f"duration must be between 1 and {entitlement.max_duration_days} days (the maximum for {entitlement})")
-    if AccessRequest.objects.filter(principal=principal, entitlement=entitlement, status=AccessRequest.Status.PENDING).exists():
+    if duration_days is not None and (
+        duration_days < 1 or duration_days > entitlement.max_duration_days
+    ):
+        result.refusals.append(
+            f"duration must be between 1 and {entitlement.max_duration_days} days (the maximum for {entitlement})"
+        )
+    if AccessRequest.objects.filter(
+        principal=principal, entitlement=entitlement, status=AccessRequest.Status.PENDING
+    ).exists():
         result.refusals.append(f"{principal.email} already has an open request for {entitlement}")
     missing = missing_prerequisites(principal=principal, entitlement=entitlement)
     if missing:
         result.refusals.append("missing prerequisite access: " + ", ".join(str(e) for e in missing))
-    held = Grant.objects.filter(principal=principal, entitlement=entitlement, status__in=Grant.HELD_STATUSES).first()
+    held = Grant.objects.filter(
+        principal=principal, entitlement=entitlement, status__in=Grant.HELD_STATUSES
+    ).first()
     if held is not None and held.status != Grant.Status.ACTIVE:
-        result.refusals.append(f"{principal.email} already holds {entitlement} (grant #{held.pk} is {held.get_status_display().lower()})")
+        result.refusals.append(
+            f"{principal.email} already holds {entitlement} (grant #{held.pk} is {held.get_status_display().lower()})"
+        )
     result.extension_of = held if held is not None and held.status == Grant.Status.ACTIVE else None
     stages = build_stages(entitlement)
     conflicts = toxic_conflicts(principal=principal, entitlement=entitlement)
@@ -252,13 +351,17 @@ def preview(*, requester: User, principal: User, entitlement: Entitlement, durat
             result.refusals.append(f"separation of duties: {text}")
     result.stages = stages
     if not conflicts:
-        result.auto_approval = auto_approval_reason(principal=principal, entitlement=entitlement, peers=result.peers)
+        result.auto_approval = auto_approval_reason(
+            principal=principal, entitlement=entitlement, peers=result.peers
+        )
     return result
 
 
 def describe_stage_approvers(*, request: AccessRequest, stage: dict, limit: int = 5) -> list[str]:
     ids = stage_candidates(request=request, stage=stage) - excluded_approvers(request)
-    names = list(User.objects.filter(pk__in=ids).order_by("name").values_list("name", "email")[:limit])
+    names = list(
+        User.objects.filter(pk__in=ids).order_by("name").values_list("name", "email")[:limit]
+    )
     return [n or e for n, e in names]
 
 
@@ -267,5 +370,9 @@ def group_for_role(role: str) -> Group | None:
 
 
 def lead_of(team_id: int) -> User | None:
-    m = Membership.objects.filter(team_id=team_id, role=Membership.Role.LEAD, user__is_active=True).select_related("user").first()
+    m = (
+        Membership.objects.filter(team_id=team_id, role=Membership.Role.LEAD, user__is_active=True)
+        .select_related("user")
+        .first()
+    )
     return m.user if m else None

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
@@ -63,6 +63,26 @@ def _actor_fields(actor) -> tuple[int | None, str]:
     return None, "anonymous"
 
 
+_HEAD_TABLE = ChainHead._meta.db_table
+
+
+def _lock_and_bump_head() -> tuple[int, str]:
+    """Take the chain lock and the next sequence number in one statement.
+
+    The UPDATE holds a row lock on PostgreSQL (the write lock on SQLite) until commit, so
+    concurrent appends queue here and extend one chain. Returns (new seq, previous hash).
+    """
+    sql = f"UPDATE {_HEAD_TABLE} SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        if row is None:
+            ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
+            cursor.execute(sql)
+            row = cursor.fetchone()
+    return int(row[0]), row[1]
+
+
 def audit_record(
     *,
     actor,
@@ -82,13 +102,13 @@ def audit_record(
         target_id = target.pk
     actor_id, actor_label = _actor_fields(actor)
     ctx = context.current()
-    with transaction.atomic():
-        if not ChainHead.objects.filter(pk=1).update(seq=models.F("seq") + 1):
-            ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
-            ChainHead.objects.filter(pk=1).update(seq=models.F("seq") + 1)
-        head = ChainHead.objects.get(pk=1)
+    # savepoint=False: inside a service's transaction no savepoint is needed (a failure here
+    # fails the whole change); outside one, this opens its own transaction.
+    with transaction.atomic(savepoint=False):
+        prev_seq, prev_hash = _lock_and_bump_head()
+        head_seq = prev_seq
         row = {
-            "seq": head.seq,
+            "seq": head_seq,
             "occurred_at": timezone.now(),
             "actor_id": actor_id,
             "actor_label": actor_label,
@@ -102,9 +122,11 @@ def audit_record(
             "ip": _normalise_ip(ctx.ip),
             "user_agent": ctx.user_agent or "",
         }
-        digest = compute_hash(head.hash, row)
-        event = AuditEvent.objects.create(prev_hash=head.hash, hash=digest, **row)
-        ChainHead.objects.filter(pk=1).update(hash=digest)
+        digest = compute_hash(prev_hash, row)
+        event = AuditEvent(prev_hash=prev_hash, hash=digest, **row)
+        event.save(force_insert=True)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1", [digest])
     payload = {
         "seq": event.seq,
         "hash": digest,

@@ -74,6 +74,12 @@ LOGIN_ATTRIBUTES = {"nologin": sql.SQL("NOLOGIN"), "login": sql.SQL("LOGIN")}
 TRANSIENT_CLASSES = {"08", "53", "57", "58", "40", "55"}
 # Query canceled (statement/lock timeout) is 57014, covered by class 57.
 
+_PERMANENT_CONNECT = re.compile(
+    r"FATAL:\s+(password authentication failed|role \".*\" does not exist"
+    r"|database \".*\" does not exist|no pg_hba\.conf entry|permission denied"
+    r"|role \".*\" is not permitted to log in|.*authentication failed)"
+)
+
 _MEMBERSHIP_SQL = """
 SELECT 1 FROM pg_auth_members m
 JOIN pg_roles r ON r.oid = m.roleid
@@ -100,7 +106,11 @@ def translate_error(exc: psycopg.Error, *, action: str) -> Exception:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     message = f"PostgreSQL {action} failed: {text}" + (f" (SQLSTATE {state})" if state else "")
     if not state:
-        # No SQLSTATE: the server never answered (refused, DNS, timeout, dropped connection).
+        # No SQLSTATE: libpq failed to connect or lost the connection. The server's FATAL
+        # refusals that no retry fixes (authentication, unknown role or database) are
+        # permanent; refused, DNS, timeouts, start-up/shut-down and too many clients are not.
+        if _PERMANENT_CONNECT.search(str(exc)):
+            return PermanentError(message)
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             return TransientError(message)
         return PermanentError(message)

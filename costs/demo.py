@@ -344,4 +344,7 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
     stdout.write(
         f"seed_costs: {total_lines:,} cost lines over {months} months for {len(teams)} teams\n"
     )
+    from .analytics.demo import seed_cost_analytics  # dashboards, budgets, anomalies, suggestions
+
+    seed_cost_analytics(stdout=stdout, rng=rng)
     return total_lines

@@ -308,3 +308,15 @@ class ReattributionRun(models.Model):
 
     def __str__(self) -> str:
         return f"reattribution #{self.pk} ({self.status})"
+
+
+# Analytics models (dashboards, budgets, anomalies, suggestions; issue 7) live in their own
+# module and register under this app.
+from .analytics.models import (  # noqa: E402, F401
+    Anomaly,
+    Budget,
+    BudgetAlert,
+    CostResourceDaily,
+    RollupBuild,
+    Suggestion,
+)

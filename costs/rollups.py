@@ -45,6 +45,9 @@ def rebuild_rollups(*, periods: list[dt.date], rules=None) -> int:
     dims = ", ".join(DIMS)
     day = _day_expr()
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # enough memory to group a month in a hash table instead of sorting on disk
+            cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(
             f"DELETE FROM costs_costdaily WHERE billing_period_start IN ({marks})",  # noqa: S608
             list(periods),

@@ -343,11 +343,64 @@ if not PRODUCTION:  # in-memory, per process: tests and the demo only
     TOLLGATE_CONNECTORS["fake"] = "connectors.fake.FakeConnector"
 TOLLGATE_CONNECTOR_ENV_PREFIX = "TOLLGATE_"
 
+# --- Provisioning outbox, reconciliation, expiry (A5-A8; docs/PROVISIONING.md) --------
+TOLLGATE_SYNC_QUEUE = env.str("TOLLGATE_SYNC_QUEUE", default="sync")
+TOLLGATE_NOTIFY_QUEUE = env.str("TOLLGATE_NOTIFY_QUEUE", default="notify")
+TOLLGATE_SYNC_MAX_ATTEMPTS = env.int("TOLLGATE_SYNC_MAX_ATTEMPTS", default=8)
+TOLLGATE_SYNC_BACKOFF_BASE = env.float("TOLLGATE_SYNC_BACKOFF_BASE", default=5.0)  # seconds
+TOLLGATE_SYNC_BACKOFF_CAP = env.float("TOLLGATE_SYNC_BACKOFF_CAP", default=600.0)
+TOLLGATE_SYNC_SOFT_TIME_LIMIT = env.int("TOLLGATE_SYNC_SOFT_TIME_LIMIT", default=60)
+TOLLGATE_SYNC_TIME_LIMIT = env.int("TOLLGATE_SYNC_TIME_LIMIT", default=90)
+# A running job whose worker vanished (SIGKILL, OOM) is re-queued after this lease.
+TOLLGATE_SYNC_LEASE_SECONDS = env.int("TOLLGATE_SYNC_LEASE_SECONDS", default=120)
+# The sweeper re-enqueues pending jobs whose message is this late (lost message).
+TOLLGATE_SYNC_SWEEP_GRACE_SECONDS = env.int("TOLLGATE_SYNC_SWEEP_GRACE_SECONDS", default=30)
+TOLLGATE_BREAK_GLASS_MAX_HOURS = env.int("TOLLGATE_BREAK_GLASS_MAX_HOURS", default=4)
+TOLLGATE_FOLLOW_UP_DAYS = env.int("TOLLGATE_FOLLOW_UP_DAYS", default=3)
+TOLLGATE_EXPIRY_REMINDER_DAYS = (7, 1)
+CELERY_BEAT_SCHEDULE["access-sync-sweep"] = {
+    "task": "access.tasks.sweep_sync_jobs",
+    "schedule": 30.0,
+}
+CELERY_BEAT_SCHEDULE["access-expire-grants"] = {
+    "task": "access.tasks.expire_grants",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["access-reconcile-all"] = {
+    "task": "access.tasks.reconcile_all",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
+    "task": "access.tasks.sweep_follow_ups",
+    "schedule": 900.0,
+}
+
 # --- Costs ----------------------------------------------------------------------------
 # FOCUS files dropped into <COSTS_WATCH_DIR>/<source-name>/ are imported by a beat task.
 COSTS_WATCH_DIR = env.path("COSTS_WATCH_DIR", default=VAR_DIR / "focus-inbox")
 COSTS_WATCH_SETTLE_SECONDS = env.int("COSTS_WATCH_SETTLE_SECONDS", default=5)
 COSTS_UPLOAD_MAX_BYTES = env.int("COSTS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+
+# --- Cost analytics (C3-C7; docs/COST_ANALYTICS.md) -----------------------------------
+# Anomalies: a day is anomalous when (actual - expected) / robust scale >= SENSITIVITY and
+# actual - expected >= MIN_IMPACT (billing currency, per team x service and day).
+COST_ANOMALY_SENSITIVITY = env.float("COST_ANOMALY_SENSITIVITY", default=4.0)
+COST_ANOMALY_MIN_IMPACT = env.float("COST_ANOMALY_MIN_IMPACT", default=25.0)
+# Suggestions: ignore anything saving or costing less than this a month.
+COST_SUGGESTION_MIN_MONTHLY = env.int("COST_SUGGESTION_MIN_MONTHLY", default=20)
+COST_UNUSED_SEAT_DAYS = env.int("COST_UNUSED_SEAT_DAYS", default=90)
+CELERY_IMPORTS = ("costs.analytics.tasks",)
+CELERY_TASK_ROUTES["costs.analytics.tasks.*"] = {"queue": "reports"}
+CELERY_BEAT_SCHEDULE["costs-analytics-daily"] = {
+    "task": "costs.analytics.tasks.cost_analytics_daily",
+    "schedule": 3600.0,  # hourly: cheap when nothing changed; alerts soon after an import
+}
+CELERY_BEAT_SCHEDULE["costs-digest-weekly"] = {
+    "task": "costs.analytics.tasks.cost_digest_weekly",
+    "schedule": __import__("celery.schedules").schedules.crontab(
+        minute=0, hour=7, day_of_week="mon"
+    ),
+}
 
 # --- Audit ----------------------------------------------------------------------------
 # Set to an empty value to keep checkpoints in the log only (no file).

@@ -16,6 +16,8 @@ urlpatterns = [
     path("tokens/", include("tokens.urls")),
     path("api/v1/", include("access.api_urls")),
     path("api/v1/costs/", include("costs.api_urls")),
+    path("api/v1/", include("costs.dashboard_api_urls")),
+    path("", include("costs.dashboard_urls")),
     path("costs/", include("costs.urls")),
     path("", include("accounts.urls")),
     path("", include("access.urls")),

@@ -15,14 +15,17 @@ Called inside the caller's transaction (see ``costs.services.import_run_execute`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 
 from costs.attribution import Attributor, LineAttrs, attr_key
 from costs.partitioning import ensure_month_partitions
@@ -217,34 +220,24 @@ class RowParser:
         self._attr_cache: dict = {}
         self._ts_text: dict = {}
 
-    def _attribution(self, values: dict, tags: dict, raw: list):
-        cache_key = tuple(
-            (raw[i] if i is not None else None) if n == 5 else values[f]
-            for n, (i, f) in enumerate(
-                zip(
-                    self.attr_idx,
-                    (
-                        "billing_account_id",
-                        "sub_account_id",
-                        "resource_id",
-                        "service_name",
-                        "region_id",
-                        "tags",
-                    ),
-                    strict=True,
-                )
-            )
-        )
+    def attribution_for(self, acct, sub, rid, svc, region, tags_cell, tags=None):
+        """(attr key, outcome, tags JSON) for one attribute set, cached per raw tags cell.
+
+        ``tags``: the parsed tags, or ``None`` to parse ``tags_cell`` here (the columnar
+        path; a null cell means no tags). Returns ``None`` if the tags do not parse.
+        """
+        cache_key = (acct, sub, rid, svc, region, tags_cell)
         hit = self._attr_cache.get(cache_key)
         if hit is None:
-            attrs = LineAttrs(
-                values["billing_account_id"],
-                values["sub_account_id"],
-                values["resource_id"],
-                values["service_name"],
-                values["region_id"],
-                tags,
-            )
+            if tags is None:
+                if tags_cell is None or _is_null(tags_cell):
+                    tags = {}
+                else:
+                    try:
+                        tags = V.tags(tags_cell)
+                    except V.Bad:
+                        return None
+            attrs = LineAttrs(acct, sub, rid, svc, region, tags)
             hit = (
                 attr_key(attrs),
                 self.attributor.attribute(attrs),
@@ -254,6 +247,18 @@ class RowParser:
                 self._attr_cache.clear()
             self._attr_cache[cache_key] = hit
         return hit
+
+    def _attribution(self, values: dict, tags: dict, raw: list):
+        i = self.attr_idx[5]
+        return self.attribution_for(
+            values["billing_account_id"],
+            values["sub_account_id"],
+            values["resource_id"],
+            values["service_name"],
+            values["region_id"],
+            raw[i] if i is not None else None,
+            tags,
+        )
 
     def _ts_db(self, value: dt.datetime):
         if not self.sqlite:
@@ -366,6 +371,198 @@ def replace_previous(*, source_id: int, run_id: int, periods: list[dt.date]) -> 
         return cursor.rowcount
 
 
+# The columnar fast path (PostgreSQL only); tests switch it off to compare with the row path.
+COLUMNAR = True
+
+
+class _CsvCopy:
+    """One ``COPY costs_costline ... FROM STDIN (FORMAT csv)`` kept open across batches.
+
+    A writer thread sends each batch while the caller converts the next one, so Python and
+    PostgreSQL work at the same time; the queue holds at most two batches (memory stays
+    bounded). It is closed before any other statement on the connection (a new month's
+    partition, rows from the row parser) and reopened on the next write.
+    """
+
+    QUEUE = 2
+
+    def __init__(self):
+        self._stack = None
+        self._queue = None
+        self._thread = None
+        self._error: BaseException | None = None
+
+    def _open(self) -> None:
+        self._stack = contextlib.ExitStack()
+        cursor = self._stack.enter_context(connection.cursor()).cursor
+        cols = ", ".join(LINE_COLUMNS)
+        copy = self._stack.enter_context(
+            cursor.copy(f"COPY costs_costline ({cols}) FROM STDIN (FORMAT csv)")
+        )
+        self._queue = queue.Queue(maxsize=self.QUEUE)
+        self._error = None
+
+        def run() -> None:
+            while (data := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        copy.write(data)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                        self._error = exc
+
+        self._thread = threading.Thread(target=run, name="costs-copy", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        if self._stack is None:
+            self._open()
+        if self._error is not None:
+            self.close()
+        self._queue.put(data)
+
+    def close(self) -> None:
+        if self._stack is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        stack, self._stack, self._thread, self._queue = self._stack, None, None, None
+        error, self._error = self._error, None
+        if error is not None:
+            with contextlib.suppress(Exception):
+                stack.__exit__(type(error), error, error.__traceback__)
+            raise error
+        stack.close()
+
+
+def _write_columnar(stream: _CsvCopy, table, *, source_id: int, run_id: int) -> None:
+    """Send one converted Arrow batch (as CSV) down the open COPY."""
+    from . import columnar
+
+    stream.write(columnar.to_csv(table, source_id=source_id, run_id=run_id))
+
+
+class _Loader:
+    """State shared by the two paths over one file."""
+
+    def __init__(self, *, schema, source_id, run_id, rules, requested_period, progress):
+        self.schema = schema
+        self.source_id = source_id
+        self.run_id = run_id
+        self.rules = rules
+        self.requested_period = requested_period
+        self.progress = progress
+        self.reset()
+
+    def reset(self) -> None:
+        self.errors = _Errors()
+        self.parser = RowParser(
+            self.schema,
+            source_id=self.source_id,
+            run_id=self.run_id,
+            attributor=Attributor(self.rules),
+            requested_period=self.requested_period,
+            errors=self.errors,
+        )
+        self.rows_read = 0
+        self.known_months: set[dt.date] = set()
+        self.parse_s = self.write_s = 0.0
+        self.path_used = "rows"
+
+    def _partitions(self, periods) -> None:
+        new_months = {p.replace(day=1) for p in periods} - self.known_months
+        if new_months:
+            ensure_month_partitions(new_months)
+            self.known_months |= new_months
+
+    def rows(self, reader: Reader) -> None:
+        parser, errors = self.parser, self.errors
+        parser.width = len(reader.header) if reader.format != "parquet" else None
+        for batch in reader.batches():
+            ta = time.perf_counter()
+            out = []
+            for offset, raw in enumerate(batch.rows):
+                parsed = parser.parse(raw, batch.first_row + offset)
+                if parsed is not None and not errors.count:
+                    out.append(parsed)
+            self.rows_read += len(batch.rows)
+            tb = time.perf_counter()
+            self.parse_s += tb - ta
+            if not errors.count and out:
+                self._partitions(parser.periods)
+                _write_batch(out)
+            self.write_s += time.perf_counter() - tb
+            if self.progress is not None:
+                self.progress(self.rows_read, batch.bytes_done, reader.total_bytes)
+
+    def columns(self, reader: Reader, batch_rows: int) -> None:
+        from . import columnar
+
+        self.path_used = "columnar"
+        parser, errors = self.parser, self.errors
+        parser.width = len(reader.header) if reader.format != "parquet" else None
+        width = len(reader.header)
+        converter = columnar.Converter(self.schema, parser, requested_period=self.requested_period)
+        indices = converter.indices
+        stream = _CsvCopy()
+        try:
+            for batch in columnar.arrow_batches(
+                reader.path,
+                reader.format,
+                width=width,
+                indices=indices,
+                batch_rows=batch_rows,
+                total_bytes=reader.total_bytes,
+            ):
+                ta = time.perf_counter()
+                table, flagged, billed, periods = converter.convert(batch)
+                fallback = []
+                if flagged:  # the row parser decides these rows: accepted, or exact errors
+                    raw_cols = {i: batch.raw[i].take(flagged).to_pylist() for i in indices}
+                    for k, offset in enumerate(flagged):
+                        raw = [None] * width
+                        for i in indices:
+                            raw[i] = raw_cols[i][k]
+                        parsed = parser.parse(raw, batch.first_row + offset)
+                        if parsed is not None:
+                            fallback.append(parsed)
+                parser.billed_total += billed
+                parser.periods |= periods
+                self.rows_read += len(batch)
+                tb = time.perf_counter()
+                self.parse_s += tb - ta
+                if not errors.count:
+                    if {p.replace(day=1) for p in parser.periods} - self.known_months:
+                        stream.close()
+                        self._partitions(parser.periods)
+                    if table is not None:
+                        _write_columnar(stream, table, source_id=self.source_id, run_id=self.run_id)
+                    if fallback:
+                        stream.close()
+                        _write_batch(fallback)
+                else:
+                    stream.close()
+                self.write_s += time.perf_counter() - tb
+                if self.progress is not None:
+                    self.progress(self.rows_read, batch.bytes_done, reader.total_bytes)
+        finally:
+            tc = time.perf_counter()
+            stream.close()
+            self.write_s += time.perf_counter() - tc
+
+
+def _columnar_possible(reader: Reader, schema) -> bool:
+    if not COLUMNAR or connection.vendor != "postgresql":
+        return False
+    if reader.format == "parquet":
+        from . import columnar
+
+        needed = sorted({idx for idx, *_ in schema.columns})
+        if schema.version_column is not None:
+            needed.append(schema.version_column)
+        return columnar.parquet_supported(reader._parquet, needed)
+    return True
+
+
 def load_file(
     *,
     path: str,
@@ -377,66 +574,69 @@ def load_file(
     progress: Progress | None = None,
     batch_rows: int | None = None,
 ) -> LoadResult:
-    """Must run inside a transaction; raises :class:`ImportRefused` on any bad input."""
+    """Must run inside a transaction; raises :class:`ImportRefused` on any bad input.
+
+    On PostgreSQL the columnar path (:mod:`costs.ingest.columnar`) runs first inside a
+    savepoint; if pyarrow reads the file differently from the csv module it is rolled back
+    and the row path reads the whole file instead, so results never depend on the path.
+    """
     from costs.rollups import rebuild_rollups
+
+    from . import columnar
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    errors = _Errors()
     try:
         reader = Reader(path, **({"batch_rows": batch_rows} if batch_rows else {}))
     except OSError as exc:
         raise ImportRefused([RowError(0, "(file)", f"cannot open: {exc}")], 1, 0) from exc
-    rows_read = 0
     version = ""
+    loader = None
     try:
         with reader:
             schema, problems = resolve_header(reader.header, version=focus_version)
             if schema is None:
+                errors = _Errors()
                 for p in problems:
                     errors.add(0, p.column, p.reason)
                 raise ImportRefused(errors.first, errors.count, 0)
             version = schema.version
-            parser = RowParser(
-                schema,
+            loader = _Loader(
+                schema=schema,
                 source_id=source_id,
                 run_id=run_id,
-                attributor=Attributor(rules),
+                rules=rules,
                 requested_period=requested_period,
-                errors=errors,
+                progress=progress,
             )
-            parser.width = len(reader.header) if reader.format != "parquet" else None
-            known_months: set[dt.date] = set()
-            parse_s = write_s = 0.0
-            for batch in reader.batches():
-                ta = time.perf_counter()
-                out = []
-                for offset, raw in enumerate(batch.rows):
-                    parsed = parser.parse(raw, batch.first_row + offset)
-                    if parsed is not None and not errors.count:
-                        out.append(parsed)
-                rows_read += len(batch.rows)
-                tb = time.perf_counter()
-                parse_s += tb - ta
-                if not errors.count and out:
-                    new_months = {p.replace(day=1) for p in parser.periods} - known_months
-                    if new_months:
-                        ensure_month_partitions(new_months)
-                        known_months |= new_months
-                    _write_batch(out)
-                write_s += time.perf_counter() - tb
-                if progress is not None:
-                    progress(rows_read, batch.bytes_done, reader.total_bytes)
+            done = False
+            if _columnar_possible(reader, schema):
+                try:
+                    with transaction.atomic():
+                        loader.columns(reader, batch_rows or columnar.BATCH_ROWS)
+                        if loader.errors.count:
+                            raise _Refuse
+                    done = True
+                except _Refuse:
+                    done = True
+                except columnar.Abandon:
+                    loader.reset()
+            if not done:
+                loader.rows(reader)
             file_format = reader.format
     except UnreadableFile as exc:
+        rows_read = loader.rows_read if loader else 0
+        errors = loader.errors if loader else _Errors()
         errors.add(rows_read, "(file)", str(exc))
         raise ImportRefused(errors.first, errors.count, rows_read, version) from exc
+    errors, parser, rows_read = loader.errors, loader.parser, loader.rows_read
     if not errors.count and rows_read == 0:
         errors.add(0, "(file)", "the file has a header but no data rows")
     if errors.count:
         raise ImportRefused(errors.first, errors.count, rows_read, version)
-    timings["parse"] = round(parse_s, 3)
-    timings["write"] = round(write_s, 3)
+    timings["path"] = loader.path_used
+    timings["parse"] = round(loader.parse_s, 3)
+    timings["write"] = round(loader.write_s, 3)
     periods = sorted(parser.periods)
     t1 = time.perf_counter()
     replace_previous(source_id=source_id, run_id=run_id, periods=periods)
@@ -454,3 +654,7 @@ def load_file(
         billed_total=parser.billed_total,
         timings=timings,
     )
+
+
+class _Refuse(Exception):
+    """Leave the columnar savepoint (rolled back) when the file was refused."""

@@ -5,25 +5,48 @@ from __future__ import annotations
 from access.models import ApprovalPolicy, Entitlement, PolicyStage, Service
 
 
-def make_service(owner_team, slug: str = "billing-db", tier: int = 2, connector: str = "") -> Service:
-    return Service.objects.create(slug=slug, name=slug.replace("-", " ").title(), owner_team=owner_team, tier=tier, connector=connector)
+def make_service(
+    owner_team, slug: str = "billing-db", tier: int = 2, connector: str = ""
+) -> Service:
+    return Service.objects.create(
+        slug=slug,
+        name=slug.replace("-", " ").title(),
+        owner_team=owner_team,
+        tier=tier,
+        connector=connector,
+    )
 
 
-def make_entitlement(service, slug: str = "read", risk: str = "low", max_days: int = 90, policy=None, **extra) -> Entitlement:
-    return Entitlement.objects.create(service=service, slug=slug, name=slug.title(), risk=risk, max_duration_days=max_days, default_duration_days=min(30, max_days), policy=policy, **extra)
+def make_entitlement(
+    service, slug: str = "read", risk: str = "low", max_days: int = 90, policy=None, **extra
+) -> Entitlement:
+    return Entitlement.objects.create(
+        service=service,
+        slug=slug,
+        name=slug.title(),
+        risk=risk,
+        max_duration_days=max_days,
+        default_duration_days=min(30, max_days),
+        policy=policy,
+        **extra,
+    )
 
 
 def make_policy(slug: str, stages: list[tuple[str, int]], **extra) -> ApprovalPolicy:
     policy = ApprovalPolicy.objects.create(slug=slug, name=slug.title(), **extra)
     for order, (kind, required) in enumerate(stages):
-        PolicyStage.objects.create(policy=policy, order=order, approver_kind=kind, required=required)
+        PolicyStage.objects.create(
+            policy=policy, order=order, approver_kind=kind, required=required
+        )
     return policy
 
 
 def make_users_policy(slug: str, users, required: int, **extra) -> ApprovalPolicy:
     """One stage naming ``users`` of whom ``required`` must approve (N of M)."""
     policy = ApprovalPolicy.objects.create(slug=slug, name=slug.title(), **extra)
-    stage = PolicyStage.objects.create(policy=policy, order=0, approver_kind=PolicyStage.ApproverKind.USERS, required=required)
+    stage = PolicyStage.objects.create(
+        policy=policy, order=0, approver_kind=PolicyStage.ApproverKind.USERS, required=required
+    )
     stage.users.set(users)
     return policy
 
@@ -36,7 +59,13 @@ def grant_directly(principal, entitlement, *, status: str = "active", days: int 
 
     from access.models import Grant
 
-    return Grant.objects.create(principal=principal, entitlement=entitlement, status=status, ends_at=timezone.now() + timedelta(days=days), reason="test set-up")
+    return Grant.objects.create(
+        principal=principal,
+        entitlement=entitlement,
+        status=status,
+        ends_at=timezone.now() + timedelta(days=days),
+        reason="test set-up",
+    )
 
 
 def snapshot(request=None) -> dict:

@@ -17,7 +17,14 @@ from portal.core.errors import Conflict, InvalidTransition, NotPermitted, Valida
 from portal.core.state import next_state, transition
 from tests.conftest import make_user
 
-from .factories import grant_directly, make_entitlement, make_policy, make_service, make_users_policy, snapshot
+from .factories import (
+    grant_directly,
+    make_entitlement,
+    make_policy,
+    make_service,
+    make_users_policy,
+    snapshot,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +38,26 @@ def request_actions(req) -> list[str]:
 
 
 def submit(actor, ent, principal=None, days=7, why="needed for the migration"):
-    return services.access_request_submit(actor=actor, principal=principal or actor, entitlement=ent, justification=why, duration_days=days)
+    return services.access_request_submit(
+        actor=actor,
+        principal=principal or actor,
+        entitlement=ent,
+        justification=why,
+        duration_days=days,
+    )
 
 
 # --- Stages in order ------------------------------------------------------------------------
-def test_stages_run_in_order_and_only_the_current_stage_decides(org, requester, manager, service_owner, security):
+def test_stages_run_in_order_and_only_the_current_stage_decides(
+    org, requester, manager, service_owner, security
+):
     policy = make_policy("three-stage", [("manager", 1), ("service_owner", 1), ("security", 1)])
     ent = make_entitlement(make_service(org["search"]), risk="high", policy=policy)
     req = submit(requester, ent)
     assert [s["kind"] for s in req.stages] == ["manager", "service_owner", "security"]
-    assert set(ApprovalAssignment.objects.filter(request=req).values_list("stage", "approver_id")) == {(0, manager.pk)}
+    assert set(
+        ApprovalAssignment.objects.filter(request=req).values_list("stage", "approver_id")
+    ) == {(0, manager.pk)}
 
     # The owner and security may not jump the queue.
     for early in (service_owner, security):
@@ -52,7 +69,11 @@ def test_stages_run_in_order_and_only_the_current_stage_decides(org, requester, 
     services.access_request_approve(actor=manager, request_id=req.pk, reason="fine")
     req.refresh_from_db()
     assert (req.status, req.current_stage) == ("pending", 1)
-    assert set(ApprovalAssignment.objects.filter(request=req, stage=1).values_list("approver_id", flat=True)) == {service_owner.pk}
+    assert set(
+        ApprovalAssignment.objects.filter(request=req, stage=1).values_list(
+            "approver_id", flat=True
+        )
+    ) == {service_owner.pk}
 
     before = snapshot(req)
     with pytest.raises(NotPermitted):
@@ -82,9 +103,15 @@ def test_stages_run_in_order_and_only_the_current_stage_decides(org, requester, 
 # --- N of M ------------------------------------------------------------------------------
 def test_two_of_three_named_users(org, requester, service_owner):
     u1, u2, u3 = (make_user(f"dba{i}@example.com", team=org["other"]) for i in (1, 2, 3))
-    ent = make_entitlement(make_service(org["search"]), risk="high", policy=make_users_policy("dba-two", [u1, u2, u3], required=2))
+    ent = make_entitlement(
+        make_service(org["search"]),
+        risk="high",
+        policy=make_users_policy("dba-two", [u1, u2, u3], required=2),
+    )
     req = submit(requester, ent)
-    assert set(ApprovalAssignment.objects.filter(request=req).values_list("approver_id", flat=True)) == {u1.pk, u2.pk, u3.pk}
+    assert set(
+        ApprovalAssignment.objects.filter(request=req).values_list("approver_id", flat=True)
+    ) == {u1.pk, u2.pk, u3.pk}
 
     before = snapshot(req)
     with pytest.raises(NotPermitted):
@@ -111,7 +138,10 @@ def test_two_of_three_named_users(org, requester, service_owner):
 
 def test_a_users_stage_that_cannot_reach_its_quorum_is_refused_at_submit(org, requester):
     u1 = make_user("solo@example.com", team=org["other"])
-    ent = make_entitlement(make_service(org["search"]), policy=make_users_policy("needs-two", [u1, requester], required=2))
+    ent = make_entitlement(
+        make_service(org["search"]),
+        policy=make_users_policy("needs-two", [u1, requester], required=2),
+    )
     before = snapshot()
     with pytest.raises(ValidationError, match=r"needs 2 approver\(s\) but only 1"):
         submit(requester, ent)
@@ -122,19 +152,30 @@ def test_a_users_stage_that_cannot_reach_its_quorum_is_refused_at_submit(org, re
 @pytest.mark.sqlite
 @pytest.mark.parametrize("deny_at", [0, 1])
 def test_a_denial_at_any_stage_ends_the_request(org, requester, manager, service_owner, deny_at):
-    ent = make_entitlement(make_service(org["search"]), risk="medium", policy=make_policy("two-stage", [("manager", 1), ("service_owner", 1)]))
+    ent = make_entitlement(
+        make_service(org["search"]),
+        risk="medium",
+        policy=make_policy("two-stage", [("manager", 1), ("service_owner", 1)]),
+    )
     req = submit(requester, ent)
     deciders = [manager, service_owner]
     for stage in range(deny_at):
         services.access_request_approve(actor=deciders[stage], request_id=req.pk)
-    services.access_request_deny(actor=deciders[deny_at], request_id=req.pk, reason="not for this project")
+    services.access_request_deny(
+        actor=deciders[deny_at], request_id=req.pk, reason="not for this project"
+    )
     req.refresh_from_db()
     assert req.status == "denied"
     assert req.current_stage == deny_at
     assert req.decision_reason == "not for this project"
     assert req.decided_at is not None
     assert not Grant.objects.filter(request=req).exists()
-    assert Approval.objects.filter(request=req, decision="deny").values_list("approver_id", flat=True).get() == deciders[deny_at].pk
+    assert (
+        Approval.objects.filter(request=req, decision="deny")
+        .values_list("approver_id", flat=True)
+        .get()
+        == deciders[deny_at].pk
+    )
     assert request_actions(req)[-1] == "request.deny"
     # Nobody can revive it, at the stage it was denied or any other.
     for person in deciders:
@@ -157,11 +198,18 @@ def test_a_denial_needs_a_reason(org, requester, manager):
 @pytest.fixture
 def payments_peers(org, manager, requester):
     """The requester's team: the manager plus three peers (four peers in all)."""
-    return [make_user(f"peer{i}@example.com", team=org["payments"], manager=manager) for i in (1, 2, 3)]
+    return [
+        make_user(f"peer{i}@example.com", team=org["payments"], manager=manager) for i in (1, 2, 3)
+    ]
 
 
 def peer_policy():
-    return make_policy("low-peers", [("manager", 1)], auto_approve_max_risk="low", auto_approve_peer_ratio=Decimal("0.5"))
+    return make_policy(
+        "low-peers",
+        [("manager", 1)],
+        auto_approve_max_risk="low",
+        auto_approve_peer_ratio=Decimal("0.5"),
+    )
 
 
 @pytest.mark.sqlite
@@ -171,7 +219,10 @@ def test_auto_approval_when_enough_peers_hold_it(org, requester, manager, paymen
         grant_directly(peer, ent)
     req = submit(requester, ent)
     assert req.status == "approved"
-    assert req.auto_approval_reason == "auto-approved: low risk and held by 50% of the team (2 of 4; policy needs 50%)"
+    assert (
+        req.auto_approval_reason
+        == "auto-approved: low risk and held by 50% of the team (2 of 4; policy needs 50%)"
+    )
     assert Approval.objects.filter(request=req).count() == 0
     assert ApprovalAssignment.objects.filter(request=req).count() == 0
     grant = Grant.objects.get(request=req)
@@ -179,7 +230,9 @@ def test_auto_approval_when_enough_peers_hold_it(org, requester, manager, paymen
     assert grant.approved_by == ["policy:auto-approval"]
     assert "held by 50%" in grant.reason
     assert request_actions(req) == ["request.submitted", "request.approve"]
-    approve_event = AuditEvent.objects.get(target_type="access.accessrequest", target_id=str(req.pk), action="request.approve")
+    approve_event = AuditEvent.objects.get(
+        target_type="access.accessrequest", target_id=str(req.pk), action="request.approve"
+    )
     assert approve_event.actor_label == "policy:auto-approval"
     assert approve_event.reason == req.auto_approval_reason
 
@@ -190,7 +243,9 @@ def test_no_auto_approval_below_the_peer_ratio(org, requester, manager, payments
     req = submit(requester, ent)
     assert (req.status, req.auto_approval_reason) == ("pending", "")
     assert not Grant.objects.filter(principal=requester).exists()
-    assert list(ApprovalAssignment.objects.filter(request=req).values_list("approver_id", flat=True)) == [manager.pk]
+    assert list(
+        ApprovalAssignment.objects.filter(request=req).values_list("approver_id", flat=True)
+    ) == [manager.pk]
 
 
 def test_no_auto_approval_above_the_maximum_risk(org, requester, manager, payments_peers):
@@ -208,7 +263,10 @@ def test_auto_approval_by_allow_list(org, requester, manager, payments_peers):
     ent = make_entitlement(make_service(org["search"]), risk="high", policy=policy)
     req = submit(requester, ent)
     assert req.status == "approved"
-    assert req.auto_approval_reason == "auto-approved: requester@example.com is on the allow list of policy allow"
+    assert (
+        req.auto_approval_reason
+        == "auto-approved: requester@example.com is on the allow list of policy allow"
+    )
     assert Grant.objects.get(request=req).status == "active"
     other = submit(payments_peers[0], ent)
     assert (other.status, other.auto_approval_reason) == ("pending", "")
@@ -217,7 +275,9 @@ def test_auto_approval_by_allow_list(org, requester, manager, payments_peers):
 # --- Durations -------------------------------------------------------------------------------
 @pytest.mark.sqlite
 def test_duration_above_the_maximum_is_refused_naming_the_maximum(org, requester):
-    ent = make_entitlement(make_service(org["search"]), max_days=14, policy=make_policy("mgr", [("manager", 1)]))
+    ent = make_entitlement(
+        make_service(org["search"]), max_days=14, policy=make_policy("mgr", [("manager", 1)])
+    )
     before = snapshot()
     with pytest.raises(ValidationError, match="exceeds the maximum of 14 days") as exc:
         submit(requester, ent, days=15)
@@ -275,7 +335,9 @@ def test_one_open_request_per_principal_and_entitlement(org, requester, manager)
     assert submit(requester, ent).status == "pending"
 
 
-def test_a_held_grant_turns_a_new_request_into_an_extension_that_moves_ends_at(org, requester, manager):
+def test_a_held_grant_turns_a_new_request_into_an_extension_that_moves_ends_at(
+    org, requester, manager
+):
     ent = make_entitlement(make_service(org["search"]), policy=make_policy("mgr", [("manager", 1)]))
     grant = grant_directly(requester, ent, days=5)
     old_end = grant.ends_at
@@ -288,7 +350,9 @@ def test_a_held_grant_turns_a_new_request_into_an_extension_that_moves_ends_at(o
     assert grant.ends_at > old_end + timedelta(days=24)
     assert abs(grant.ends_at - (timezone.now() + timedelta(days=30))) < timedelta(minutes=1)
     assert (grant.version, grant.request_id, grant.approved_by) == (2, req.pk, [manager.email])
-    event = AuditEvent.objects.get(target_type="access.grant", target_id=str(grant.pk), action="grant.extend")
+    event = AuditEvent.objects.get(
+        target_type="access.grant", target_id=str(grant.pk), action="grant.extend"
+    )
     assert event.before["status"] == event.after["status"] == "active"
     assert event.before["ends_at"] != event.after["ends_at"]
 
@@ -320,7 +384,9 @@ def test_a_grant_that_appears_while_pending_is_extended_not_duplicated(org, requ
     assert req.kind == "new"
     other = grant_directly(requester, ent, days=2)  # e.g. break-glass access meanwhile
     services.access_request_approve(actor=manager, request_id=req.pk)
-    assert list(Grant.objects.filter(principal=requester, entitlement=ent).values_list("pk", flat=True)) == [other.pk]
+    assert list(
+        Grant.objects.filter(principal=requester, entitlement=ent).values_list("pk", flat=True)
+    ) == [other.pk]
     other.refresh_from_db()
     assert other.ends_at > timezone.now() + timedelta(days=19)
 
@@ -328,12 +394,27 @@ def test_a_grant_that_appears_while_pending_is_extended_not_duplicated(org, requ
 def test_submit_many_is_all_or_nothing(org, requester, manager):
     service = make_service(org["search"])
     policy = make_policy("mgr", [("manager", 1)])
-    a, b = make_entitlement(service, slug="a", policy=policy), make_entitlement(service, slug="b", policy=policy, max_days=5)
+    a, b = (
+        make_entitlement(service, slug="a", policy=policy),
+        make_entitlement(service, slug="b", policy=policy, max_days=5),
+    )
     before = snapshot()
     with pytest.raises(ValidationError, match="maximum of 5 days"):
-        services.access_request_submit_many(actor=requester, principal=requester, entitlements=[a, b], justification="x", duration_days=7)
+        services.access_request_submit_many(
+            actor=requester,
+            principal=requester,
+            entitlements=[a, b],
+            justification="x",
+            duration_days=7,
+        )
     assert snapshot() == before
-    reqs = services.access_request_submit_many(actor=requester, principal=requester, entitlements=[a, b], justification="x", duration_days=5)
+    reqs = services.access_request_submit_many(
+        actor=requester,
+        principal=requester,
+        entitlements=[a, b],
+        justification="x",
+        duration_days=5,
+    )
     assert [r.entitlement_id for r in reqs] == [a.pk, b.pk]
     assert all(r.status == "pending" for r in reqs)
 
@@ -350,12 +431,36 @@ def test_out_of_order_transitions_are_refused_and_change_nothing(org, requester,
     services.access_request_approve(actor=manager, request_id=approved.pk)
 
     attempts = [
-        (cancelled, lambda r: services.access_request_approve(actor=manager, request_id=r.pk), "already cancelled"),
-        (cancelled, lambda r: services.access_request_deny(actor=manager, request_id=r.pk, reason="x"), "already cancelled"),
-        (denied, lambda r: services.access_request_cancel(actor=requester, request_id=r.pk), "already denied"),
-        (denied, lambda r: services.access_request_approve(actor=manager, request_id=r.pk), "already denied"),
-        (approved, lambda r: services.access_request_deny(actor=manager, request_id=r.pk, reason="x"), "already approved"),
-        (approved, lambda r: services.access_request_cancel(actor=requester, request_id=r.pk), "already approved"),
+        (
+            cancelled,
+            lambda r: services.access_request_approve(actor=manager, request_id=r.pk),
+            "already cancelled",
+        ),
+        (
+            cancelled,
+            lambda r: services.access_request_deny(actor=manager, request_id=r.pk, reason="x"),
+            "already cancelled",
+        ),
+        (
+            denied,
+            lambda r: services.access_request_cancel(actor=requester, request_id=r.pk),
+            "already denied",
+        ),
+        (
+            denied,
+            lambda r: services.access_request_approve(actor=manager, request_id=r.pk),
+            "already denied",
+        ),
+        (
+            approved,
+            lambda r: services.access_request_deny(actor=manager, request_id=r.pk, reason="x"),
+            "already approved",
+        ),
+        (
+            approved,
+            lambda r: services.access_request_cancel(actor=requester, request_id=r.pk),
+            "already approved",
+        ),
     ]
     for req, attempt, message in attempts:
         before = snapshot(req)
@@ -380,14 +485,26 @@ def test_the_transition_table_refuses_every_pair_it_does_not_list(org, requester
     services.access_request_cancel(actor=requester, request_id=req.pk)
     req.refresh_from_db()
     before = snapshot(req)
-    with pytest.raises(InvalidTransition, match="cannot approve a access request that is cancelled"):
-        transition(req, table=REQUEST_TRANSITIONS, action="approve", actor=manager, audit_action="request.approve")
+    with pytest.raises(
+        InvalidTransition, match="cannot approve a access request that is cancelled"
+    ):
+        transition(
+            req,
+            table=REQUEST_TRANSITIONS,
+            action="approve",
+            actor=manager,
+            audit_action="request.approve",
+        )
     assert snapshot(req) == before
     assert AccessRequest.objects.get(pk=req.pk).status == "cancelled"
 
 
-def test_only_the_requester_or_principal_cancels(org, requester, manager, service_owner, other_team_user):
-    ent = make_entitlement(make_service(org["search"]), policy=make_policy("owner", [("service_owner", 1)]))
+def test_only_the_requester_or_principal_cancels(
+    org, requester, manager, service_owner, other_team_user
+):
+    ent = make_entitlement(
+        make_service(org["search"]), policy=make_policy("owner", [("service_owner", 1)])
+    )
     req = submit(manager, ent, principal=requester)
     before = snapshot(req)
     with pytest.raises(NotPermitted):

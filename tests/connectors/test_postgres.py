@@ -347,10 +347,21 @@ def test_describe_declares_roles_from_config(dsn_env):
 
 
 @pytest.mark.parametrize(
-    "dsn", ["host=db password=hunter2 junk", "postgres://u:hunter2@db:notaport/x"]
+    "dsn", ["host=db password=hunter2 junk", "postgres://u:hunter2@db/x?nonsense_option=1"]
 )
 def test_malformed_dsn_is_a_config_error_that_does_not_echo_it(monkeypatch, dsn):
     monkeypatch.setenv(DSN_ENV, dsn)
     with pytest.raises(ConfigError) as info:
         connector(DSN_ENV).grant(ANN, ent(), idempotency_key="k")
     assert info.value.message == f"postgres connector: the DSN in {DSN_ENV} is malformed"
+
+
+def test_refused_authentication_or_unknown_database_is_permanent(target_db, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, _dsn(target_db, user=f"{RUN}_nobody"))
+    with pytest.raises(PermanentError, match=f'role "{RUN}_nobody" does not exist') as info:
+        connector(DSN_ENV).grant(ANN, ent(), idempotency_key="k")
+    assert not isinstance(info.value, TransientError)
+    monkeypatch.setenv(DSN_ENV, _dsn(f"{target_db}_missing"))
+    with pytest.raises(PermanentError, match="does not exist") as info:
+        connector(DSN_ENV).list_holders(ent())
+    assert not isinstance(info.value, TransientError)

@@ -237,18 +237,30 @@ def test_focus_11_and_12_column_sets_are_recognised(tmp_path, extra, version):
     assert run.focus_version == version
 
 
-def test_batches_stream_with_bounded_size(sample_path, monkeypatch):
+@pytest.mark.parametrize("columnar", [False, True])
+def test_batches_stream_with_bounded_size(sample_path, monkeypatch, columnar):
+    monkeypatch.setattr(pipeline, "COLUMNAR", columnar)
     sizes = []
     real = pipeline._write_batch
     monkeypatch.setattr(
         pipeline, "_write_batch", lambda rows: (sizes.append(len(rows)), real(rows))
     )
+    real_columnar = pipeline._write_columnar
+    monkeypatch.setattr(
+        pipeline,
+        "_write_columnar",
+        lambda stream, table, **kw: (
+            sizes.append(table.num_rows),
+            real_columnar(stream, table, **kw),
+        ),
+    )
 
     run = services.import_run_create(
         actor="system:test", source_name="s", file_name="f", file_path=str(sample_path)
     )
-    services.import_run_execute(run_id=run.pk, actor="system:test", batch_rows=128)
+    run = services.import_run_execute(run_id=run.pk, actor="system:test", batch_rows=128)
     assert sizes == [128] * 7 + [104]
+    assert run.timings["path"] == ("columnar" if columnar else "rows")
     assert CostLine.objects.count() == 1000
 
 

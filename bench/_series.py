@@ -1,0 +1,60 @@
+"""Daily cost series for the forecast and anomaly benchmarks (no database needed).
+
+* ``demo``: team × service series drawn exactly like ``costs.demo`` (the FOCUS-sample
+  catalogue's price ranges, uniform daily noise per resource, weekend dip, monthly growth).
+* ``focus``: the real FOCUS 1.0 sample (September 2024, FinOps Foundation, CC BY 4.0): the
+  daily billed cost of each service with at least 20 charge days, extended to 20 weeks by
+  resampling real days of the same weekday (a block bootstrap that keeps the real level,
+  noise and weekday shape of each service).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT.parent / "shared" / "data" / "costs" / "focus10_sample_multicloud_1000.csv"
+START = dt.date(2025, 1, 6)
+
+
+def demo_series(n: int, days: int, seed: int) -> list[dict[dt.date, float]]:
+    from costs.demo import CATALOG
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        resources = [(rng.choice(CATALOG), rng.uniform(0.6, 1.6)) for _ in range(rng.randint(2, 6))]
+        s = {}
+        for i in range(days):
+            d = START + dt.timedelta(days=i)
+            growth = 1 + 0.03 * (i / 30)
+            weekday = 0.8 if d.weekday() >= 5 else 1.0
+            s[d] = sum(rng.uniform(e[5], e[6]) * k * growth * weekday for e, k in resources)
+        out.append(s)
+    return out
+
+
+def focus_series(days: int, seed: int) -> list[dict[dt.date, float]]:
+    per: dict[str, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
+    with open(SAMPLE, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            day = dt.date.fromisoformat(r["ChargePeriodStart"][:10])
+            per[r["ServiceName"]][day] += float(r["BilledCost"] or 0)
+    rng = random.Random(seed)
+    out = []
+    for _name, series in sorted(per.items()):
+        if len(series) < 20 or sum(series.values()) <= 0:
+            continue
+        by_weekday = defaultdict(list)
+        for d, v in series.items():
+            by_weekday[d.weekday()].append(v)
+        s = {}
+        for i in range(days):
+            d = START + dt.timedelta(days=i)
+            s[d] = rng.choice(by_weekday[d.weekday()] or list(series.values()))
+        out.append(s)
+    return out

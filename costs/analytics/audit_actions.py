@@ -1,0 +1,20 @@
+"""Audit action names of cost analytics (registered at import time, see audit.registry)."""
+
+from audit.registry import register
+
+BUDGET_SET = register("costs.budget_set", "A team's monthly budget was set or changed")
+BUDGET_ALERT = register(
+    "costs.budget_alert", "A team's actual or forecast spend crossed a budget threshold"
+)
+ANOMALY_ACKNOWLEDGED = register("costs.anomaly_acknowledged", "A cost anomaly was acknowledged")
+SUGGESTION_ACCEPTED = register("costs.suggestion_accepted", "A cost suggestion was accepted")
+SUGGESTION_RESOLVED = register("costs.suggestion_resolved", "A cost suggestion was resolved")
+SUGGESTION_DISMISSED = register("costs.suggestion_dismissed", "A cost suggestion was dismissed")
+SUGGESTION_REOPENED = register("costs.suggestion_reopened", "A dismissed suggestion was reopened")
+
+BY_ACTION = {
+    "accept": SUGGESTION_ACCEPTED,
+    "resolve": SUGGESTION_RESOLVED,
+    "dismiss": SUGGESTION_DISMISSED,
+    "reopen": SUGGESTION_REOPENED,
+}

@@ -1,0 +1,219 @@
+"""Analytics data of the costs app: a resource-level daily rollup, budgets and their alerts,
+anomalies and optimisation suggestions. App label ``costs`` (imported from ``costs.models``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+MONEY = {"max_digits": 30, "decimal_places": 12}
+
+
+class CostResourceDaily(models.Model):
+    """Daily rollup by team, service, region, resource and SKU (drill-down, checks, drivers).
+
+    Built from cost lines per billing period by :mod:`costs.analytics.rollups`. Shared lines
+    stay with ``team = NULL`` here (their split lives in ``CostDaily``); a team's resource
+    breakdown therefore covers its directly attributed spend, and the dashboard shows the
+    shared remainder as one row.
+    """
+
+    billing_period_start = models.DateField()
+    day = models.DateField()
+    team = models.ForeignKey(
+        "accounts.Team", null=True, on_delete=models.PROTECT, db_constraint=False, related_name="+"
+    )
+    allocation = models.CharField(max_length=16)
+    service_name = models.CharField(max_length=200, default="")
+    service_category = models.CharField(max_length=100, default="")
+    region_id = models.CharField(max_length=100, default="")
+    charge_category = models.CharField(max_length=16, default="")
+    pricing_category = models.CharField(max_length=16, default="")
+    commitment_discount_status = models.CharField(max_length=16, default="")
+    resource_id = models.TextField(default="")
+    resource_name = models.TextField(default="")
+    resource_type = models.CharField(max_length=200, default="")
+    sku_id = models.CharField(max_length=200, default="")
+    tagged = models.BooleanField(default=False, help_text="the line carried any tag")
+    billing_currency = models.CharField(max_length=3, default="")
+    billed_cost = models.DecimalField(**MONEY)
+    effective_cost = models.DecimalField(**MONEY)
+    list_cost = models.DecimalField(**MONEY)
+    consumed_quantity = models.DecimalField(max_digits=38, decimal_places=15, default=0)
+    lines = models.BigIntegerField(default=0)
+
+    class Meta:
+        app_label = "costs"
+        indexes = [
+            models.Index(fields=["team", "day"], name="costs_resday_team_day"),
+            models.Index(fields=["billing_period_start"], name="costs_resday_period"),
+            models.Index(fields=["day"], name="costs_resday_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.team_id} {self.resource_id} {self.billed_cost}"
+
+
+class RollupBuild(models.Model):
+    """When the resource rollup of a billing period was last built (staleness check)."""
+
+    billing_period_start = models.DateField(unique=True)
+    built_at = models.DateTimeField(default=timezone.now)
+    rows = models.BigIntegerField(default=0)
+
+    class Meta:
+        app_label = "costs"
+
+    def __str__(self) -> str:
+        return f"resource rollup {self.billing_period_start} @ {self.built_at}"
+
+
+class Budget(models.Model):
+    """A team's monthly budget from ``month`` on (until a later budget row replaces it)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="first day of the first month it applies to")
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+    currency = models.CharField(max_length=3, default="USD")
+    thresholds = models.JSONField(default=list, blank=True, help_text="percentages; empty = 80, 100")
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["team", "-month"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "month"], name="costs_budget_team_month"),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="costs_budget_amount_ge_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} from {self.month:%Y-%m}: {self.amount} {self.currency}"
+
+
+class BudgetAlert(models.Model):
+    """One alert: a threshold of actual or forecast spend crossed in a month (sent once)."""
+
+    class Kind(models.TextChoices):
+        ACTUAL = "actual", "Actual spend"
+        FORECAST = "forecast", "Forecast spend"
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    threshold = models.PositiveSmallIntegerField()
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+    budget = models.DecimalField(max_digits=18, decimal_places=2)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "month", "kind", "threshold"], name="costs_budgetalert_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.month:%Y-%m} {self.kind} {self.threshold}%"
+
+
+class Anomaly(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    service_name = models.CharField(max_length=200)
+    day = models.DateField()
+    expected = models.DecimalField(**MONEY)
+    actual = models.DecimalField(**MONEY)
+    impact = models.DecimalField(**MONEY)
+    score = models.FloatField(help_text="robust z-score (deviation / scaled MAD)")
+    drivers = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["-day", "-impact"]
+        verbose_name_plural = "anomalies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "service_name", "day"], name="costs_anomaly_team_service_day"
+            )
+        ]
+        indexes = [models.Index(fields=["team", "-day"], name="costs_anomaly_team_day")]
+
+    def __str__(self) -> str:
+        return f"anomaly {self.team_id} {self.service_name} {self.day}"
+
+
+class Suggestion(models.Model):
+    class Kind(models.TextChoices):
+        IDLE = "idle_resource", "Idle resource"
+        ORPHANED = "orphaned_resource", "Cost with no usage (orphaned)"
+        UNTAGGED = "untagged_spend", "Untagged spend"
+        UNALLOCATED = "unallocated_spend", "Unallocated spend"
+        LOW_COMMITMENT_UTILISATION = "low_commitment_utilisation", "Low commitment utilisation"
+        COMMITMENT_COVERAGE = "commitment_coverage", "On-demand spend a commitment would cover"
+        PREVIOUS_GENERATION = "previous_generation", "Previous-generation SKU"
+        UNUSED_SEAT = "unused_seat", "Unused paid access seat"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        RESOLVED = "resolved", "Resolved"
+        DISMISSED = "dismissed", "Dismissed"
+
+    class Confidence(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    fingerprint = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resource_id = models.TextField(blank=True)
+    title = models.CharField(max_length=300)
+    evidence = models.JSONField(default=dict, blank=True)
+    estimated_monthly_saving = models.DecimalField(max_digits=18, decimal_places=2)
+    savings_method = models.CharField(max_length=300, help_text="how the estimate was computed")
+    confidence = models.CharField(max_length=8, choices=Confidence.choices)
+    baseline_monthly_cost = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    realised_monthly_saving = models.DecimalField(
+        max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    dismiss_reason = models.CharField(max_length=500, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["-estimated_monthly_saving", "id"]
+        indexes = [models.Index(fields=["team", "status"], name="costs_suggestion_team_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"

@@ -1,0 +1,110 @@
+"""The resource-level daily rollup (``CostResourceDaily``): drill-down, checks and drivers.
+
+Built set-wise per billing period with one ``INSERT … SELECT … GROUP BY`` over the cost
+lines (like ``costs.rollups``; shared lines keep ``team = NULL`` here, their split lives in
+``CostDaily``). Ingestion should call :func:`resource_rollups_rebuild` right after
+``costs.rollups.rebuild_rollups`` (same periods, same transaction); until it does, the
+daily analytics task rebuilds every period whose lines changed after its last build
+(:func:`resource_rollups_refresh`), and the demo seed builds them once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from ..models import CostDaily, ImportRun, ReattributionRun
+from .models import RollupBuild
+
+GROUP = (
+    "team_id",
+    "allocation",
+    "service_name",
+    "service_category",
+    "region_id",
+    "charge_category",
+    "pricing_category",
+    "commitment_discount_status",
+    "resource_id",
+    "resource_name",
+    "resource_type",
+    "sku_id",
+    "billing_currency",
+)
+
+
+def _exprs() -> tuple[str, str]:
+    if connection.vendor == "postgresql":
+        return (
+            "(charge_period_start AT TIME ZONE 'UTC')::date",
+            "(tags IS NOT NULL AND tags <> '{}'::jsonb)",
+        )
+    return (
+        "date(charge_period_start)",
+        "(tags IS NOT NULL AND tags NOT IN ('{}', 'null'))",
+    )
+
+
+def resource_rollups_rebuild(*, periods: list[dt.date]) -> int:
+    """Replace the resource rollups of ``periods`` (billing period starts). Returns rows."""
+    if not periods:
+        return 0
+    periods = sorted(set(periods))
+    marks = ", ".join(["%s"] * len(periods))
+    cols = ", ".join(GROUP)
+    day, tagged = _exprs()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM costs_costresourcedaily WHERE billing_period_start IN ({marks})",  # noqa: S608
+            periods,
+        )
+        cursor.execute(
+            f"INSERT INTO costs_costresourcedaily (billing_period_start, day, tagged, {cols}, "  # noqa: S608
+            "billed_cost, effective_cost, list_cost, consumed_quantity, lines) "
+            f"SELECT billing_period_start, {day}, {tagged}, {cols}, SUM(billed_cost), "
+            "SUM(effective_cost), COALESCE(SUM(list_cost), 0), COALESCE(SUM(consumed_quantity), 0), "
+            f"COUNT(*) FROM costs_costline WHERE billing_period_start IN ({marks}) "
+            f"GROUP BY billing_period_start, {day}, {tagged}, {cols}",
+            periods,
+        )
+        rows = cursor.rowcount
+        now = timezone.now()
+        for period in periods:
+            RollupBuild.objects.update_or_create(
+                billing_period_start=period, defaults={"built_at": now, "rows": 0}
+            )
+    return rows
+
+
+def stale_periods() -> list[dt.date]:
+    """Billing periods whose lines changed (import or re-attribution) after their last build."""
+    periods = set(CostDaily.objects.values_list("billing_period_start", flat=True).distinct())
+    built = dict(RollupBuild.objects.values_list("billing_period_start", "built_at"))
+    last_reattr = ReattributionRun.objects.filter(status="succeeded").aggregate(
+        t=Max("finished_at")
+    )["t"]
+    stale = {p for p in periods if p not in built}
+    if last_reattr is not None:
+        stale |= {p for p, t in built.items() if t < last_reattr and p in periods}
+    runs = ImportRun.objects.filter(status="succeeded").filter(
+        Q(finished_at__isnull=False)
+    )
+    oldest = min(built.values(), default=None)
+    if oldest is not None:
+        runs = runs.filter(finished_at__gt=oldest)
+    for run_periods, finished in runs.values_list("periods", "finished_at"):
+        for raw in run_periods or []:
+            p = dt.date.fromisoformat(raw)
+            if p in built and built[p] < finished:
+                stale.add(p)
+    return sorted(stale)
+
+
+def resource_rollups_refresh() -> list[dt.date]:
+    periods = stale_periods()
+    if periods:
+        resource_rollups_rebuild(periods=periods)
+    return periods

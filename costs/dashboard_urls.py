@@ -1,0 +1,23 @@
+"""HTML routes of cost analytics (mounted at the site root)."""
+
+from django.urls import path
+
+from . import dashboard_views as views
+
+app_name = "costs-dash"
+
+urlpatterns = [
+    path("teams/<slug:slug>/costs/", views.team_dashboard, name="team"),
+    path("teams/<slug:slug>/costs/drill/", views.team_drill, name="team-drill"),
+    path("costs/overview/", views.org_overview, name="overview"),
+    path("costs/showback/", views.showback, name="showback"),
+    path("costs/budgets/", views.budgets, name="budgets"),
+    path("costs/anomalies/", views.anomaly_list, name="anomalies"),
+    path("costs/anomalies/<int:pk>/acknowledge/", views.anomaly_acknowledge, name="anomaly-ack"),
+    path("costs/suggestions/", views.suggestion_list, name="suggestions"),
+    path(
+        "costs/suggestions/<int:pk>/<str:action>/",
+        views.suggestion_action,
+        name="suggestion-action",
+    ),
+]

@@ -1,0 +1,97 @@
+"""Anomalies (C6): weekday-aware median/MAD baseline; stored with drivers; acknowledged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from audit.models import AuditEvent
+from costs.analytics import services
+from costs.analytics.anomalies import detect
+from costs.analytics.models import Anomaly
+from portal.core.errors import InvalidTransition, NotPermitted
+
+from .analytics_data import line, load_rows, tag_rules
+
+START = dt.date(2026, 1, 1)
+
+
+def weekly_series(days=90, seed=1):
+    rng = random.Random(seed)
+    return {
+        START + dt.timedelta(days=i): (60.0 if (START + dt.timedelta(days=i)).weekday() >= 5 else 100.0)
+        * rng.uniform(0.95, 1.05)
+        for i in range(days)
+    }
+
+
+def test_weekly_pattern_raises_no_anomaly():
+    s = weekly_series()
+    assert detect(s, sorted(s)[30:], sensitivity=4, min_impact=10) == []
+
+
+def test_spike_and_level_shift_are_found_and_drops_are_not():
+    s = weekly_series()
+    spike = START + dt.timedelta(days=60)
+    s[spike] += 80
+    shift = START + dt.timedelta(days=75)
+    for i in range(75, 90):
+        s[START + dt.timedelta(days=i)] += 50
+    drop = START + dt.timedelta(days=50)
+    s[drop] -= 50
+    found = [x.day for x in detect(s, sorted(s)[30:], sensitivity=4, min_impact=10)]
+    assert spike in found and shift in found and drop not in found
+    assert detect(s, [spike], sensitivity=4, min_impact=1000) == []  # below the minimum impact
+
+
+@pytest.fixture
+def spiky(tmp_path, org):
+    tag_rules(org["payments"])
+    today = dt.date(2026, 3, 20)
+    rng = random.Random(5)
+    rows = []
+    for back in range(70, -1, -1):
+        d = today - dt.timedelta(days=back)
+        rows.append(line(d, "payments", round(100 * rng.uniform(0.97, 1.03), 4), resource="i-steady"))
+        rows.append(line(d, "payments", 400 if back == 2 else 10, resource="i-runaway", SkuId="BIG"))
+    load_rows(tmp_path, rows)
+    return today
+
+
+def test_detect_stores_anomaly_with_drivers_once(spiky, org):
+    found = services.anomalies_detect(today=spiky)
+    assert len(found) == 1
+    a = found[0]
+    assert (a.team, a.service_name, a.day) == (org["payments"], "Amazon Elastic Compute Cloud", spiky - dt.timedelta(days=2))
+    assert a.impact > 350 and a.drivers[0]["resource_id"] == "i-runaway" and a.drivers[0]["sku_id"] == "BIG"
+    assert services.anomalies_detect(today=spiky) == []
+    assert Anomaly.objects.count() == 1
+
+
+def test_acknowledge_by_lead_not_by_member(spiky, manager, requester, client):
+    a = services.anomalies_detect(today=spiky)[0]
+    before = AuditEvent.objects.count()
+    with pytest.raises(NotPermitted):
+        services.anomaly_acknowledge(actor=requester, anomaly_id=a.pk)
+    a.refresh_from_db()
+    assert a.status == "open" and AuditEvent.objects.count() == before
+    client.force_login(manager)
+    r = client.post(f"/costs/anomalies/{a.pk}/acknowledge/", {"note": "batch re-run"})
+    assert r.status_code == 302
+    a.refresh_from_db()
+    assert (a.status, a.acknowledged_by, a.note) == ("acknowledged", manager, "batch re-run")
+    assert AuditEvent.objects.filter(action="costs.anomaly_acknowledged").count() == 1
+    with pytest.raises(InvalidTransition):
+        services.anomaly_acknowledge(actor=manager, anomaly_id=a.pk)
+
+
+def test_anomaly_pages_are_scoped(spiky, other_team_user, requester, client):
+    a = services.anomalies_detect(today=spiky)[0]
+    client.force_login(other_team_user)
+    assert client.post(f"/costs/anomalies/{a.pk}/acknowledge/").status_code == 404
+    assert list(client.get("/costs/anomalies/").context["anomalies"]) == []
+    client.force_login(requester)
+    assert [x.pk for x in client.get("/costs/anomalies/").context["anomalies"]] == [a.pk]
+    assert client.get("/costs/anomalies/acknowledge/").status_code == 404
