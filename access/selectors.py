@@ -38,7 +38,8 @@ def services_list(
     if tier != "" and tier is not None and str(tier).isdigit():
         qs = qs.filter(tier=int(tier))
     if risk:
-        qs = qs.filter(entitlements__risk=risk).distinct()
+        # Exists, not a join: a join after the Count annotation would multiply the count.
+        qs = qs.filter(Exists(Entitlement.objects.filter(service=OuterRef("pk"), risk=risk)))
     return qs.order_by("name")
 
 

@@ -354,6 +354,13 @@ def preview(
         result.auto_approval = auto_approval_reason(
             principal=principal, entitlement=entitlement, peers=result.peers
         )
+    if result.auto_approval is None:
+        # A stage with fewer eligible people than it needs would refuse the submission.
+        probe = AccessRequest(requester=requester, principal=principal, entitlement=entitlement, stages=stages)
+        for index in range(len(stages)):
+            problem = stage_requirement_problem(request=probe, stage_index=index)
+            if problem:
+                result.refusals.append(f"this request cannot be approved as policy stands: {problem}")
     return result
 
 

@@ -71,12 +71,22 @@ def evaluate(all_series, seed: int) -> dict:
             inside = any(lo <= d <= hi for lo, hi, _ in events)
             # after a shift the baseline needs time to adapt: flags within 3 weeks of a shift
             # are the same event, not a false alarm
-            after_shift = any(kind == "shift" and hi < d <= lo + dt.timedelta(days=21) for lo, hi, kind in events)
+            after_shift = any(
+                kind == "shift" and hi < d <= lo + dt.timedelta(days=21) for lo, hi, kind in events
+            )
             if not inside and not after_shift:
                 fp += 1
     precision = (flagged_total - fp) / flagged_total if flagged_total else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    return {"series": len(all_series), "events": tp + fn, "found": tp, "flagged_days": flagged_total, "false_positive_days": fp, "precision": round(precision, 3), "recall": round(recall, 3)}
+    return {
+        "series": len(all_series),
+        "events": tp + fn,
+        "found": tp,
+        "flagged_days": flagged_total,
+        "false_positive_days": fp,
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+    }
 
 
 def main() -> None:

@@ -27,7 +27,9 @@ def _layout(title: str, **extra) -> dict:
     return {**BASE_LAYOUT, "title": {"text": title}, **extra}
 
 
-def daily_trend(daily, compare_daily=None, *, currency: str = "USD", compare_label: str = "") -> dict:
+def daily_trend(
+    daily, compare_daily=None, *, currency: str = "USD", compare_label: str = ""
+) -> dict:
     data = [
         {
             "type": "bar",
@@ -100,16 +102,29 @@ def budget_burn(cumulative: dict, *, currency: str = "USD") -> dict:
                 "y": [_f(v) for _, v in cumulative["pace"]],
             }
         )
-    return {"data": data, "layout": _layout("Budget burn this month", yaxis={"title": {"text": currency}})}
+    return {
+        "data": data,
+        "layout": _layout("Budget burn this month", yaxis={"title": {"text": currency}}),
+    }
 
 
-def breakdown_bar(rows, *, title: str, drill_base: str = "", dim: str = "", extra: dict | None = None, limit: int = 15) -> dict:
+def breakdown_bar(
+    rows,
+    *,
+    title: str,
+    drill_base: str = "",
+    dim: str = "",
+    extra: dict | None = None,
+    limit: int = 15,
+) -> dict:
     """Horizontal bars, largest on top; each bar carries its drill-down URL (customdata)."""
     rows = list(rows)[:limit][::-1]
     urls = []
     for r in rows:
         if drill_base:
-            urls.append(f"{drill_base}?{urlencode({'dim': dim, 'value': r['key'], **(extra or {})})}")
+            urls.append(
+                f"{drill_base}?{urlencode({'dim': dim, 'value': r['key'], **(extra or {})})}"
+            )
         else:
             urls.append("")
     trace = {
@@ -122,7 +137,10 @@ def breakdown_bar(rows, *, title: str, drill_base: str = "", dim: str = "", extr
         "hovertemplate": "%{y}: %{x:,.2f}<extra></extra>",
     }
     height = max(240, 40 + 24 * len(rows))
-    return {"data": [trace], "layout": _layout(title, height=height, margin={"l": 260, "r": 20, "t": 40, "b": 40})}
+    return {
+        "data": [trace],
+        "layout": _layout(title, height=height, margin={"l": 260, "r": 20, "t": 40, "b": 40}),
+    }
 
 
 def share_donut(rows, *, title: str) -> dict:
@@ -160,7 +178,12 @@ def org_ranked(ranked, *, limit: int = 25) -> dict:
                 "y": [r["team"].slug if r["team"] else "?" for r in rows],
             },
         ],
-        "layout": _layout("Teams ranked by cost", barmode="group", height=max(320, 40 + 36 * len(rows)), margin={"l": 140, "r": 20, "t": 40, "b": 40}),
+        "layout": _layout(
+            "Teams ranked by cost",
+            barmode="group",
+            height=max(320, 40 + 36 * len(rows)),
+            margin={"l": 140, "r": 20, "t": 40, "b": 40},
+        ),
     }
 
 
@@ -176,5 +199,7 @@ def coverage_trend(coverage) -> dict:
                 "y": [round(_f(r["coverage"]), 2) for r in rows],
             }
         ],
-        "layout": _layout("Allocation coverage over time", yaxis={"title": {"text": "%"}, "range": [0, 100]}),
+        "layout": _layout(
+            "Allocation coverage over time", yaxis={"title": {"text": "%"}, "range": [0, 100]}
+        ),
     }

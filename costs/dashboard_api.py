@@ -65,7 +65,9 @@ class TeamCostSummaryApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("month", str, required=False, description="YYYY-MM (default: this month)")
+            OpenApiParameter(
+                "month", str, required=False, description="YYYY-MM (default: this month)"
+            )
         ],
         responses=CostSummaryOutput,
     )
@@ -88,9 +90,7 @@ class SuggestionListApi(ListAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("team", str, required=False, description="team slug"),
-            OpenApiParameter(
-                "status", str, required=False, enum=list(Suggestion.Status.values)
-            ),
+            OpenApiParameter("status", str, required=False, enum=list(Suggestion.Status.values)),
             OpenApiParameter("kind", str, required=False, enum=list(Suggestion.Kind.values)),
         ]
     )

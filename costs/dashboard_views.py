@@ -61,10 +61,21 @@ def _dashboard_csv(data: dict, table: str) -> HttpResponse:
         rows = ([d, v, prev.get(i)] for i, (d, v) in enumerate(data["daily"]))
         return _csv(name, ["day", "billed_cost", "comparison_billed_cost"], rows)
     if table == "monthly":
-        return _csv(name, ["month", "billed_cost", "budget"], ([m["month"].strftime("%Y-%m"), m["billed"], m["budget"]] for m in data["monthly"]))
+        return _csv(
+            name,
+            ["month", "billed_cost", "budget"],
+            ([m["month"].strftime("%Y-%m"), m["billed"], m["budget"]] for m in data["monthly"]),
+        )
     if table == "seats":
-        rows = ([s["service"], s["entitlement_slug"], s["seat_cost"], s["seats"], s["monthly"]] for s in data["seats"])
-        return _csv(name, ["service", "entitlement", "seat_cost_monthly", "active_seats", "monthly_cost"], rows)
+        rows = (
+            [s["service"], s["entitlement_slug"], s["seat_cost"], s["seats"], s["monthly"]]
+            for s in data["seats"]
+        )
+        return _csv(
+            name,
+            ["service", "entitlement", "seat_cost_monthly", "active_seats", "monthly_cost"],
+            rows,
+        )
     raise Http404("no such table")
 
 
@@ -80,7 +91,9 @@ def _range_params(request) -> tuple:
 def team_dashboard(request, slug: str):
     try:
         start, end, compare = _range_params(request)
-        data = selectors.team_dashboard(viewer=request.user, slug=slug, start=start, end=end, compare=compare)
+        data = selectors.team_dashboard(
+            viewer=request.user, slug=slug, start=start, end=end, compare=compare
+        )
     except DomainError as exc:
         team = selectors.team_for_costs(viewer=request.user, slug=slug)
         messages.error(request, exc.message)
@@ -91,14 +104,22 @@ def team_dashboard(request, slug: str):
     currency = data["summary"]["currency"]
     drill = reverse("costs-dash:team-drill", args=[slug])
     rng = {"start": data["start"].isoformat(), "end": data["end"].isoformat()}
-    compare_label = {"previous": "Previous period", "year": "Same period last year"}.get(data["compare"], "")
+    compare_label = {"previous": "Previous period", "year": "Same period last year"}.get(
+        data["compare"], ""
+    )
     figures = {
-        "chart-daily": charts.daily_trend(data["daily"], data["compare_daily"], currency=currency, compare_label=compare_label),
+        "chart-daily": charts.daily_trend(
+            data["daily"], data["compare_daily"], currency=currency, compare_label=compare_label
+        ),
         "chart-monthly": charts.monthly_trend(data["monthly"], currency=currency),
         "chart-burn": charts.budget_burn(data["cumulative"], currency=currency),
-        "chart-service": charts.breakdown_bar(data["by_service"], title="By service", drill_base=drill, dim="service", extra=rng),
+        "chart-service": charts.breakdown_bar(
+            data["by_service"], title="By service", drill_base=drill, dim="service", extra=rng
+        ),
         "chart-category": charts.share_donut(data["by_category"], title="By charge category"),
-        "chart-region": charts.breakdown_bar(data["by_region"], title="By region", drill_base=drill, dim="region", extra=rng),
+        "chart-region": charts.breakdown_bar(
+            data["by_region"], title="By region", drill_base=drill, dim="region", extra=rng
+        ),
     }
     query = request.GET.copy()
     query.pop("export", None)
@@ -126,31 +147,68 @@ def team_drill(request, slug: str):
     start = start or end.replace(day=1)
     try:
         data = selectors.team_drilldown(
-            viewer=request.user, slug=slug, dim=request.GET.get("dim", ""), value=request.GET.get("value", ""), start=start, end=end
+            viewer=request.user,
+            slug=slug,
+            dim=request.GET.get("dim", ""),
+            value=request.GET.get("value", ""),
+            start=start,
+            end=end,
         )
     except DomainError as exc:
         selectors.team_for_costs(viewer=request.user, slug=slug)
         return HttpResponse(exc.message, status=400, content_type="text/plain")
     if request.GET.get("export") == "rows":
-        fields = ["resource_id", "resource_name", "service_name", "sku_id", "region_id", "pricing_category", "amount", "effective", "quantity", "lines", "days"]
-        return _csv(f"{slug}-drill-{data['dim']}.csv", fields, ([r[f] for f in fields] for r in data["rows"]))
+        fields = [
+            "resource_id",
+            "resource_name",
+            "service_name",
+            "sku_id",
+            "region_id",
+            "pricing_category",
+            "amount",
+            "effective",
+            "quantity",
+            "lines",
+            "days",
+        ]
+        return _csv(
+            f"{slug}-drill-{data['dim']}.csv",
+            fields,
+            ([r[f] for f in fields] for r in data["rows"]),
+        )
     query = request.GET.copy()
     query["export"] = "rows"
-    return render(request, "costs/dashboard/drill.html", {**data, "export_query": query.urlencode()})
+    return render(
+        request, "costs/dashboard/drill.html", {**data, "export_query": query.urlencode()}
+    )
 
 
 @require_GET
 @login_required
 def org_overview(request):
-    month = selectors.parse_month(request.GET.get("month"), default=selectors.data_as_of()) if request.GET.get("month") else None
+    month = (
+        selectors.parse_month(request.GET.get("month"), default=selectors.data_as_of())
+        if request.GET.get("month")
+        else None
+    )
     try:
         data = selectors.org_overview(viewer=request.user, month=month)
     except DomainError as exc:
         return HttpResponse(exc.message, status=400, content_type="text/plain")
     if request.GET.get("export") == "teams":
-        rows = ([r["team"].slug, r["amount"], r["prev"], r["delta"], _pct(r["change_pct"]), r["budget"]] for r in data["ranked"])
-        return _csv(f"org-costs-{data['month']:%Y-%m}.csv", ["team", "amount", "previous_same_days", "change", "change_pct", "budget"], rows)
-    figures = {"chart-ranked": charts.org_ranked(data["ranked"]), "chart-coverage": charts.coverage_trend(data["coverage"])}
+        rows = (
+            [r["team"].slug, r["amount"], r["prev"], r["delta"], _pct(r["change_pct"]), r["budget"]]
+            for r in data["ranked"]
+        )
+        return _csv(
+            f"org-costs-{data['month']:%Y-%m}.csv",
+            ["team", "amount", "previous_same_days", "change", "change_pct", "budget"],
+            rows,
+        )
+    figures = {
+        "chart-ranked": charts.org_ranked(data["ranked"]),
+        "chart-coverage": charts.coverage_trend(data["coverage"]),
+    }
     return render(
         request, "costs/dashboard/overview.html", {**data, "figures": figures, "org_view": True}
     )
@@ -170,7 +228,9 @@ def showback(request):
     if request.GET.get("format") == "csv":
         rows = [[r["team"].slug] + [r[f] for f in SHOWBACK_FIELDS[1:]] for r in data["rows"]]
         if data["unallocated"]:
-            rows.append(["(unallocated)"] + [data["unallocated"][f] for f in SHOWBACK_FIELDS[1:-1]] + [""])
+            rows.append(
+                ["(unallocated)"] + [data["unallocated"][f] for f in SHOWBACK_FIELDS[1:-1]] + [""]
+            )
         rows.append(["(total)"] + [data["totals"].get(f, "") for f in SHOWBACK_FIELDS[1:-1]] + [""])
         return _csv(f"showback-{month:%Y-%m}.csv", SHOWBACK_FIELDS, rows)
     return render(request, "costs/dashboard/showback.html", {**data, "org_view": True})
@@ -179,7 +239,11 @@ def showback(request):
 @require_http_methods(["GET", "POST"])
 @login_required
 def budgets(request):
-    month = selectors.parse_month(request.GET.get("month"), default=selectors.data_as_of()) if request.GET.get("month") else selectors.data_as_of().replace(day=1)
+    month = (
+        selectors.parse_month(request.GET.get("month"), default=selectors.data_as_of())
+        if request.GET.get("month")
+        else selectors.data_as_of().replace(day=1)
+    )
     rows = selectors.budgets_overview(viewer=request.user, month=month)
     can_edit = may_set_budget(request.user)
     errors: list[str] = []
@@ -198,10 +262,16 @@ def budgets(request):
                 raise ValidationError("the amount is a number", field="amount") from None
             raw = [t for t in request.POST.get("thresholds", "").replace(" ", "").split(",") if t]
             if not all(t.isdigit() for t in raw):
-                raise ValidationError("thresholds are whole percentages, comma-separated", field="thresholds")
+                raise ValidationError(
+                    "thresholds are whole percentages, comma-separated", field="thresholds"
+                )
             services.budget_set(
-                actor=request.user, team=team, month=target, amount=amount,
-                currency=request.POST.get("currency", "USD"), thresholds=[int(t) for t in raw],
+                actor=request.user,
+                team=team,
+                month=target,
+                amount=amount,
+                currency=request.POST.get("currency", "USD"),
+                thresholds=[int(t) for t in raw],
             )
         except DomainError as exc:
             errors.append(exc.message)
@@ -228,8 +298,17 @@ def budgets(request):
 @login_required
 def anomaly_list(request):
     status = request.GET.get("status") or None
-    qs = selectors.anomalies_for_viewer(viewer=request.user, team_slug=request.GET.get("team") or None, status=status)
-    return render(request, "costs/dashboard/anomalies.html", {"anomalies": qs[:200], "status": status or "", "org_view": may_view_org_costs(request.user)},
+    qs = selectors.anomalies_for_viewer(
+        viewer=request.user, team_slug=request.GET.get("team") or None, status=status
+    )
+    return render(
+        request,
+        "costs/dashboard/anomalies.html",
+        {
+            "anomalies": qs[:200],
+            "status": status or "",
+            "org_view": may_view_org_costs(request.user),
+        },
     )
 
 
@@ -238,7 +317,9 @@ def anomaly_list(request):
 def anomaly_acknowledge(request, pk: int):
     anomaly = selectors.anomaly_get_for_viewer(viewer=request.user, pk=pk)
     try:
-        services.anomaly_acknowledge(actor=request.user, anomaly_id=anomaly.pk, note=request.POST.get("note", ""))
+        services.anomaly_acknowledge(
+            actor=request.user, anomaly_id=anomaly.pk, note=request.POST.get("note", "")
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -281,11 +362,26 @@ def suggestion_list(request):
 def suggestion_action(request, pk: int, action: str):
     suggestion = selectors.suggestion_get_for_viewer(viewer=request.user, pk=pk)
     try:
-        services.suggestion_transition(actor=request.user, suggestion_id=suggestion.pk, action=action, reason=request.POST.get("reason", ""))
+        services.suggestion_transition(
+            actor=request.user,
+            suggestion_id=suggestion.pk,
+            action=action,
+            reason=request.POST.get("reason", ""),
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
-        return redirect(reverse("costs-dash:suggestions") + (f"?team={suggestion.team.slug}" if suggestion.team else ""))
-    done = {"accept": "accepted", "resolve": "resolved", "dismiss": "dismissed", "reopen": "reopened"}
+        return redirect(
+            reverse("costs-dash:suggestions")
+            + (f"?team={suggestion.team.slug}" if suggestion.team else "")
+        )
+    done = {
+        "accept": "accepted",
+        "resolve": "resolved",
+        "dismiss": "dismissed",
+        "reopen": "reopened",
+    }
     messages.success(request, f"Suggestion {done.get(action, action)}.")
-    return redirect(reverse("costs-dash:suggestions") + (f"?team={suggestion.team.slug}" if suggestion.team else ""))
-
+    return redirect(
+        reverse("costs-dash:suggestions")
+        + (f"?team={suggestion.team.slug}" if suggestion.team else "")
+    )

@@ -346,5 +346,5 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
     )
     from .analytics.demo import seed_cost_analytics  # dashboards, budgets, anomalies, suggestions
 
-    seed_cost_analytics(stdout=stdout, rng=rng)
+    seed_cost_analytics(stdout=stdout, rng=rng, months=months)
     return total_lines

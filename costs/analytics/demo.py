@@ -76,63 +76,147 @@ def _resources(today: dt.date, rng) -> list:
 
     def idle(day):
         qty = Decimal("24") if day < idle_from else Decimal("0.2")
-        return _row(day, cost=round(38 + rng.uniform(-2, 2), 4), tags={"team": "payments"},
-                    ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-reports",
-                    ResourceName="payments-reports", ResourceType="m5.xlarge", SkuId="M5XL-OD",
-                    ConsumedQuantity=qty, PricingQuantity=24, ConsumedUnit="Hrs", PricingUnit="Hrs", **ec2)
+        return _row(
+            day,
+            cost=round(38 + rng.uniform(-2, 2), 4),
+            tags={"team": "payments"},
+            ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-reports",
+            ResourceName="payments-reports",
+            ResourceType="m5.xlarge",
+            SkuId="M5XL-OD",
+            ConsumedQuantity=qty,
+            PricingQuantity=24,
+            ConsumedUnit="Hrs",
+            PricingUnit="Hrs",
+            **ec2,
+        )
 
     def orphan(day):
-        return _row(day, cost=round(6 + rng.uniform(-0.2, 0.2), 4), tags={"team": "payments"},
-                    ResourceId="arn:aws:ec2:us-east-1:112233445566:volume/vol-payments-old",
-                    ResourceName="vol-payments-old", ResourceType="gp2", SkuId="EBS-GP2",
-                    ServiceName="Amazon Elastic Compute Cloud", ServiceCategory="Storage",
-                    ConsumedQuantity=0, PricingQuantity=500, ConsumedUnit="GB-Mo", PricingUnit="GB-Mo")
+        return _row(
+            day,
+            cost=round(6 + rng.uniform(-0.2, 0.2), 4),
+            tags={"team": "payments"},
+            ResourceId="arn:aws:ec2:us-east-1:112233445566:volume/vol-payments-old",
+            ResourceName="vol-payments-old",
+            ResourceType="gp2",
+            SkuId="EBS-GP2",
+            ServiceName="Amazon Elastic Compute Cloud",
+            ServiceCategory="Storage",
+            ConsumedQuantity=0,
+            PricingQuantity=500,
+            ConsumedUnit="GB-Mo",
+            PricingUnit="GB-Mo",
+        )
 
     def oldgen(day):
-        return _row(day, cost=round(30 + rng.uniform(-3, 3), 4), tags={"team": "payments"},
-                    ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-ledger",
-                    ResourceName="payments-ledger", ResourceType="m4.2xlarge", SkuId="M42XL-OD",
-                    ConsumedQuantity=24, PricingQuantity=24, ConsumedUnit="Hrs", PricingUnit="Hrs", **ec2)
+        return _row(
+            day,
+            cost=round(30 + rng.uniform(-3, 3), 4),
+            tags={"team": "payments"},
+            ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-ledger",
+            ResourceName="payments-ledger",
+            ResourceType="m4.2xlarge",
+            SkuId="M42XL-OD",
+            ConsumedQuantity=24,
+            PricingQuantity=24,
+            ConsumedUnit="Hrs",
+            PricingUnit="Hrs",
+            **ec2,
+        )
 
     def batch(day):  # normal ~20/day, a spike three days ago
         cost = 20 + rng.uniform(-3, 3) + (420 if day == spike_day else 0)
-        return _row(day, cost=round(cost, 4), tags={"team": "payments"},
-                    ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-batch",
-                    ResourceName="payments-batch", ResourceType="c6i.4xlarge", SkuId="C6I4XL-OD",
-                    ConsumedQuantity=24, PricingQuantity=24, ConsumedUnit="Hrs", PricingUnit="Hrs", **ec2)
+        return _row(
+            day,
+            cost=round(cost, 4),
+            tags={"team": "payments"},
+            ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-batch",
+            ResourceName="payments-batch",
+            ResourceType="c6i.4xlarge",
+            SkuId="C6I4XL-OD",
+            ConsumedQuantity=24,
+            PricingQuantity=24,
+            ConsumedUnit="Hrs",
+            PricingUnit="Hrs",
+            **ec2,
+        )
 
     def sandbox(day):  # no tags at all: the account rule attributes it
-        return _row(day, cost=round(14 + rng.uniform(-2, 2), 4), tags=None, account=SANDBOX_ACCOUNT,
-                    ResourceId=f"arn:aws:lambda:us-east-1:{SANDBOX_ACCOUNT}:function:sandbox-etl",
-                    ResourceName="sandbox-etl", ServiceName="AWS Lambda", ServiceCategory="Compute",
-                    ConsumedQuantity=90000, PricingQuantity=90000, ConsumedUnit="Lambda-GB-Second",
-                    PricingUnit="Lambda-GB-Second")
+        return _row(
+            day,
+            cost=round(14 + rng.uniform(-2, 2), 4),
+            tags=None,
+            account=SANDBOX_ACCOUNT,
+            ResourceId=f"arn:aws:lambda:us-east-1:{SANDBOX_ACCOUNT}:function:sandbox-etl",
+            ResourceName="sandbox-etl",
+            ServiceName="AWS Lambda",
+            ServiceCategory="Compute",
+            ConsumedQuantity=90000,
+            PricingQuantity=90000,
+            ConsumedUnit="Lambda-GB-Second",
+            PricingUnit="Lambda-GB-Second",
+        )
 
     def plan_used(day):
-        return _row(day, cost=0, effective=Decimal("50"), pricing="Committed", tags={"team": "payments"},
-                    ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-api",
-                    ResourceName="payments-api", ResourceType="m6i.2xlarge", SkuId="M6I2XL-SP",
-                    CommitmentDiscountId="arn:aws:savingsplans::112233445566:savingsplan/sp-demo",
-                    CommitmentDiscountName="sp-demo", CommitmentDiscountCategory="Spend",
-                    CommitmentDiscountType="Compute Savings Plan", CommitmentDiscountStatus="Used",
-                    ConsumedQuantity=24, PricingQuantity=24, ConsumedUnit="Hrs", PricingUnit="Hrs", **ec2)
+        return _row(
+            day,
+            cost=0,
+            effective=Decimal("50"),
+            pricing="Committed",
+            tags={"team": "payments"},
+            ResourceId="arn:aws:ec2:us-east-1:112233445566:instance/i-payments-api",
+            ResourceName="payments-api",
+            ResourceType="m6i.2xlarge",
+            SkuId="M6I2XL-SP",
+            CommitmentDiscountId="arn:aws:savingsplans::112233445566:savingsplan/sp-demo",
+            CommitmentDiscountName="sp-demo",
+            CommitmentDiscountCategory="Spend",
+            CommitmentDiscountType="Compute Savings Plan",
+            CommitmentDiscountStatus="Used",
+            ConsumedQuantity=24,
+            PricingQuantity=24,
+            ConsumedUnit="Hrs",
+            PricingUnit="Hrs",
+            **ec2,
+        )
 
     def plan_unused(day):
-        return _row(day, cost=25, effective=Decimal("25"), pricing="Committed", tags={"team": "payments"},
-                    ResourceId="arn:aws:savingsplans::112233445566:savingsplan/sp-demo",
-                    ResourceName="sp-demo", SkuId="SP-COMPUTE",
-                    CommitmentDiscountId="arn:aws:savingsplans::112233445566:savingsplan/sp-demo",
-                    CommitmentDiscountName="sp-demo", CommitmentDiscountCategory="Spend",
-                    CommitmentDiscountType="Compute Savings Plan", CommitmentDiscountStatus="Unused",
-                    ServiceName="Savings Plans for AWS Compute usage", ServiceCategory="Compute")
+        return _row(
+            day,
+            cost=25,
+            effective=Decimal("25"),
+            pricing="Committed",
+            tags={"team": "payments"},
+            ResourceId="arn:aws:savingsplans::112233445566:savingsplan/sp-demo",
+            ResourceName="sp-demo",
+            SkuId="SP-COMPUTE",
+            CommitmentDiscountId="arn:aws:savingsplans::112233445566:savingsplan/sp-demo",
+            CommitmentDiscountName="sp-demo",
+            CommitmentDiscountCategory="Spend",
+            CommitmentDiscountType="Compute Savings Plan",
+            CommitmentDiscountStatus="Unused",
+            ServiceName="Savings Plans for AWS Compute usage",
+            ServiceCategory="Compute",
+        )
 
     def search_db(day):  # a level shift six days ago
         cost = 60 + rng.uniform(-4, 4) + (160 if day >= shift_from else 0)
-        return _row(day, cost=round(cost, 4), tags={"team": "search"}, region="us-east-2",
-                    ResourceId="arn:aws:rds:us-east-2:223344556677:db/search-index-db",
-                    ResourceName="search-index-db", ResourceType="db.r6g.2xlarge", SkuId="RDS-R6G2XL",
-                    ServiceName="Amazon Relational Database Service", ServiceCategory="Databases",
-                    ConsumedQuantity=24, PricingQuantity=24, ConsumedUnit="Hrs", PricingUnit="Hrs")
+        return _row(
+            day,
+            cost=round(cost, 4),
+            tags={"team": "search"},
+            region="us-east-2",
+            ResourceId="arn:aws:rds:us-east-2:223344556677:db/search-index-db",
+            ResourceName="search-index-db",
+            ResourceType="db.r6g.2xlarge",
+            SkuId="RDS-R6G2XL",
+            ServiceName="Amazon Relational Database Service",
+            ServiceCategory="Databases",
+            ConsumedQuantity=24,
+            PricingQuantity=24,
+            ConsumedUnit="Hrs",
+            PricingUnit="Hrs",
+        )
 
     return [idle, orphan, oldgen, batch, sandbox, plan_used, plan_unused, search_db]
 
@@ -141,11 +225,21 @@ def _sandbox_rule(team: Team) -> None:
     name = "Payments sandbox account (untagged)"
     if AttributionRule.objects.filter(name=name).exists():
         return
-    position = (AttributionRule.objects.order_by("-position").values_list("position", flat=True).first() or 0) + 10
+    position = (
+        AttributionRule.objects.order_by("-position").values_list("position", flat=True).first()
+        or 0
+    ) + 10
     cost_services.rule_save(
         actor="system:seed",
         rule=None,
-        data={"name": name, "position": position, "sub_account_id": SANDBOX_ACCOUNT, "method": "direct", "team": team.slug, "target_project": ""},
+        data={
+            "name": name,
+            "position": position,
+            "sub_account_id": SANDBOX_ACCOUNT,
+            "method": "direct",
+            "team": team.slug,
+            "target_project": "",
+        },
     )
 
 
@@ -171,7 +265,10 @@ def _mark_unused_seats(rng) -> int:
     return unused
 
 
-def seed_cost_analytics(*, stdout, rng) -> None:
+def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
+    if months < 3:  # the checks and baselines need ~75 days of history
+        stdout.write("seed_cost_analytics: fewer than 3 months seeded, skipped\n")
+        return
     teams = {t.slug: t for t in Team.objects.filter(slug__in=["payments", "search"])}
     if len(teams) < 2:
         stdout.write("seed_cost_analytics: demo teams missing, skipped\n")
@@ -190,14 +287,19 @@ def seed_cost_analytics(*, stdout, rng) -> None:
                     row = make(day)
                     writer.writerow([row.get(c, "") for c in header])
         run = cost_services.import_run_create(
-            actor="system:seed", source_name="demo-analytics", file_name="demo-analytics.csv",
-            file_path=path, origin=ImportRun.Origin.DEMO,
+            actor="system:seed",
+            source_name="demo-analytics",
+            file_name="demo-analytics.csv",
+            file_path=path,
+            origin=ImportRun.Origin.DEMO,
         )
         run = cost_services.import_run_execute(run_id=run.pk, actor="system:seed")
         if run.status != ImportRun.Status.SUCCEEDED:
             raise RuntimeError(f"demo analytics import failed: {run.errors[:3]}")
         ImportRun.objects.filter(pk=run.pk).update(file_path="")
-    periods = sorted(set(CostDaily.objects.values_list("billing_period_start", flat=True).distinct()))
+    periods = sorted(
+        set(CostDaily.objects.values_list("billing_period_start", flat=True).distinct())
+    )
     rows = resource_rollups_rebuild(periods=periods)
     # budgets from last month's spend: payments runs over, the others have headroom
     month = today.replace(day=1)
@@ -209,7 +311,11 @@ def seed_cost_analytics(*, stdout, rng) -> None:
         .annotate(s=__import__("django.db.models", fromlist=["Sum"]).Sum("billed_cost"))
     }
     for team in Team.objects.filter(pk__in=spend).order_by("slug"):
-        factor = Decimal("0.85") if team.slug == "payments" else Decimal(str(round(rng.uniform(1.05, 1.4), 2)))
+        factor = (
+            Decimal("0.85")
+            if team.slug == "payments"
+            else Decimal(str(round(rng.uniform(1.05, 1.4), 2)))
+        )
         amount = (spend[team.pk] * factor).quantize(Decimal("100"))
         services.budget_set(actor="system:seed", team=team, month=last_month, amount=amount)
     seats = _mark_unused_seats(rng)

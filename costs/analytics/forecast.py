@@ -24,7 +24,11 @@ def month_end(month: dt.date) -> dt.date:
 def day_predictor(series: dict[dt.date, Decimal], as_of: dt.date):
     """A function weekday -> predicted daily cost, from the ``WEEKS`` weeks up to ``as_of``."""
     start = as_of - dt.timedelta(days=7 * WEEKS - 1)
-    window = [(d, series.get(d, Decimal(0))) for d in _days(start, as_of) if d >= min(series, default=as_of)]
+    window = [
+        (d, series.get(d, Decimal(0)))
+        for d in _days(start, as_of)
+        if d >= min(series, default=as_of)
+    ]
     values = [v for _, v in window]
     if not values:
         return lambda weekday: Decimal(0)

@@ -77,7 +77,9 @@ class Budget(models.Model):
     month = models.DateField(help_text="first day of the first month it applies to")
     amount = models.DecimalField(max_digits=18, decimal_places=2)
     currency = models.CharField(max_length=3, default="USD")
-    thresholds = models.JSONField(default=list, blank=True, help_text="percentages; empty = 80, 100")
+    thresholds = models.JSONField(
+        default=list, blank=True, help_text="percentages; empty = 80, 100"
+    )
     set_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -88,7 +90,9 @@ class Budget(models.Model):
         ordering = ["team", "-month"]
         constraints = [
             models.UniqueConstraint(fields=["team", "month"], name="costs_budget_team_month"),
-            models.CheckConstraint(condition=models.Q(amount__gte=0), name="costs_budget_amount_ge_0"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0), name="costs_budget_amount_ge_0"
+            ),
         ]
 
     def __str__(self) -> str:

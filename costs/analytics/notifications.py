@@ -45,7 +45,10 @@ def digest_message(team: Team) -> Message | None:
         return None
     total = open_qs.aggregate(s=Sum("estimated_monthly_saving"))["s"] or Decimal(0)
     link = absolute(reverse("costs-dash:suggestions") + f"?team={team.slug}&status=open")
-    lines = [f"- {s.get_kind_display()}: {s.title} (saves ~{s.estimated_monthly_saving}/month)" for s in rows]
+    lines = [
+        f"- {s.get_kind_display()}: {s.title} (saves ~{s.estimated_monthly_saving}/month)"
+        for s in rows
+    ]
     body = (
         f"{open_qs.count()} open cost suggestions for {team.name}, together about {total} a "
         "month:\n" + "\n".join(lines) + f"\n\nReview them: {link}\n"

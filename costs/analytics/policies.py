@@ -35,9 +35,7 @@ def _acting_team_ids(user) -> set[int]:
         cache = set()
         for team in teams_led_by(user=user):
             cache |= team_subtree_ids(team=team)
-        cache |= set(
-            user_reports(user=user).exclude(team=None).values_list("team_id", flat=True)
-        )
+        cache |= set(user_reports(user=user).exclude(team=None).values_list("team_id", flat=True))
         user._tollgate_cost_acting_ids = cache
     return cache
 

@@ -89,9 +89,7 @@ def stale_periods() -> list[dt.date]:
     stale = {p for p in periods if p not in built}
     if last_reattr is not None:
         stale |= {p for p, t in built.items() if t < last_reattr and p in periods}
-    runs = ImportRun.objects.filter(status="succeeded").filter(
-        Q(finished_at__isnull=False)
-    )
+    runs = ImportRun.objects.filter(status="succeeded").filter(Q(finished_at__isnull=False))
     oldest = min(built.values(), default=None)
     if oldest is not None:
         runs = runs.filter(finished_at__gt=oldest)

@@ -214,7 +214,9 @@ def _grouped(qs, key: str, cur: tuple, prev: tuple | None, limit: int | None = N
     cur_q = Q(day__gte=cur[0], day__lte=cur[1])
     ann = {"amount": Coalesce(Sum("billed_cost", filter=cur_q), ZERO)}
     if prev:
-        ann["prev"] = Coalesce(Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1])), ZERO)
+        ann["prev"] = Coalesce(
+            Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1])), ZERO
+        )
     rows = qs.order_by().values(key).annotate(**ann).order_by("-amount", key)
     return list(rows[:limit] if limit else rows)
 
@@ -270,7 +272,10 @@ def team_dashboard(
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     daily = [(d, series.get(d, ZERO)) for d in days]
     compare_daily = (
-        [(prev[0] + dt.timedelta(days=i), series.get(prev[0] + dt.timedelta(days=i), ZERO)) for i in range(len(days))]
+        [
+            (prev[0] + dt.timedelta(days=i), series.get(prev[0] + dt.timedelta(days=i), ZERO))
+            for i in range(len(days))
+        ]
         if prev
         else []
     )
@@ -298,14 +303,19 @@ def team_dashboard(
     scope = scope.filter(window)
     range_total = sum((v for _, v in daily), ZERO)
     prev_total = sum((v for _, v in compare_daily), ZERO) if prev else None
-    by_service = _with_shares(_grouped(scope, "service_name", cur, prev), "service_name", range_total)
+    by_service = _with_shares(
+        _grouped(scope, "service_name", cur, prev), "service_name", range_total
+    )
     by_category = _with_shares(
         _grouped(scope, "service_category", cur, prev), "service_category", range_total
     )
     by_region = _with_shares(_grouped(scope, "region_id", cur, prev), "region_id", range_total)
-    shared_total = scope.filter(day__gte=start, day__lte=end, allocation=Allocation.SHARED).aggregate(
-        s=Sum("billed_cost")
-    )["s"] or ZERO
+    shared_total = (
+        scope.filter(day__gte=start, day__lte=end, allocation=Allocation.SHARED).aggregate(
+            s=Sum("billed_cost")
+        )["s"]
+        or ZERO
+    )
 
     res_scope = CostResourceDaily.objects.filter(team_id=team.pk).filter(window)
     resource_rows = _grouped(res_scope, "resource_id", cur, prev, limit=TOP_N)
@@ -319,8 +329,12 @@ def team_dashboard(
                     res_scope.order_by()
                     .values("resource_id", "service_name")
                     .annotate(
-                        amount=Coalesce(Sum("billed_cost", filter=Q(day__gte=start, day__lte=end)), ZERO),
-                        prev=Coalesce(Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1])), ZERO),
+                        amount=Coalesce(
+                            Sum("billed_cost", filter=Q(day__gte=start, day__lte=end)), ZERO
+                        ),
+                        prev=Coalesce(
+                            Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1])), ZERO
+                        ),
                     )
                     .annotate(move=Abs(F("amount") - F("prev")))
                     .order_by("-move", "resource_id")[:10]
@@ -333,12 +347,13 @@ def team_dashboard(
     commitment = commitment_stats(team_id=team.pk, start=start, end=end)
     seats = seat_costs(team_id=team.pk)
     anomalies = list(
-        Anomaly.objects.filter(team_id=team.pk, day__gte=start - dt.timedelta(days=30))
-        .order_by("-day", "-impact")[:10]
+        Anomaly.objects.filter(team_id=team.pk, day__gte=start - dt.timedelta(days=30)).order_by(
+            "-day", "-impact"
+        )[:10]
     )
-    suggestion_stats = Suggestion.objects.filter(team_id=team.pk, status=Suggestion.Status.OPEN).aggregate(
-        n=Count("id"), saving=Sum("estimated_monthly_saving")
-    )
+    suggestion_stats = Suggestion.objects.filter(
+        team_id=team.pk, status=Suggestion.Status.OPEN
+    ).aggregate(n=Count("id"), saving=Sum("estimated_monthly_saving"))
     budget = summary["budget"]
     return {
         "team": team,
@@ -408,7 +423,9 @@ def commitment_stats(*, team_id: int | None, start: dt.date, end: dt.date) -> di
         committed=Sum("effective_cost", filter=Q(pricing_category="Committed")),
         on_demand=Sum(
             "effective_cost",
-            filter=Q(pricing_category="Standard", service_category="Compute", charge_category="Usage"),
+            filter=Q(
+                pricing_category="Standard", service_category="Compute", charge_category="Usage"
+            ),
         ),
         used=Sum("effective_cost", filter=Q(commitment_discount_status="Used")),
         unused=Sum("effective_cost", filter=Q(commitment_discount_status="Unused")),
@@ -445,7 +462,14 @@ def team_drilldown(
     )
     rows = list(
         qs.order_by()
-        .values("resource_id", "resource_name", "service_name", "sku_id", "region_id", "pricing_category")
+        .values(
+            "resource_id",
+            "resource_name",
+            "service_name",
+            "sku_id",
+            "region_id",
+            "pricing_category",
+        )
         .annotate(
             amount=Sum("billed_cost"),
             effective=Sum("effective_cost"),
@@ -459,7 +483,15 @@ def team_drilldown(
         r["amount"] = money(r["amount"])
         r["effective"] = money(r["effective"])
     total = money(sum((r["amount"] for r in rows), ZERO))
-    return {"team": team, "dim": dim, "value": value, "start": start, "end": end, "rows": rows, "total": total}
+    return {
+        "team": team,
+        "dim": dim,
+        "value": value,
+        "start": start,
+        "end": end,
+        "rows": rows,
+        "total": total,
+    }
 
 
 # --- org overview and showback -------------------------------------------------------------
@@ -476,7 +508,9 @@ def org_overview(*, viewer, month: dt.date | None = None, today: dt.date | None 
     span = (last - month).days
     prev_last = min(pm + dt.timedelta(days=span), month_end(pm))
     rows = (
-        CostDaily.objects.filter(Q(day__gte=month, day__lte=last) | Q(day__gte=pm, day__lte=prev_last))
+        CostDaily.objects.filter(
+            Q(day__gte=month, day__lte=last) | Q(day__gte=pm, day__lte=prev_last)
+        )
         .order_by()
         .values("team_id")
         .annotate(
@@ -574,8 +608,13 @@ def showback(*, viewer, month: dt.date) -> dict:
     for team_id, s in seats.items():  # teams with seats but no cloud spend
         if team_id not in {r["team"].pk for r in out if r["team"]}:
             entry = {
-                "team": teams.get(team_id), "direct": ZERO, "shared": ZERO, "billed": ZERO,
-                "effective": ZERO, "list": ZERO, "seats": money(s),
+                "team": teams.get(team_id),
+                "direct": ZERO,
+                "shared": ZERO,
+                "billed": ZERO,
+                "effective": ZERO,
+                "list": ZERO,
+                "seats": money(s),
                 "budget": money(budgets[team_id].amount) if team_id in budgets else None,
             }
             totals["seats"] += entry["seats"]

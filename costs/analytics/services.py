@@ -64,7 +64,11 @@ def budget_set(
     with transaction.atomic(durable=not _is_system(actor)):
         existing = Budget.objects.select_for_update().filter(team=team, month=month).first()
         before = (
-            {"amount": str(existing.amount), "currency": existing.currency, "thresholds": existing.thresholds}
+            {
+                "amount": str(existing.amount),
+                "currency": existing.currency,
+                "thresholds": existing.thresholds,
+            }
             if existing
             else None
         )
@@ -95,7 +99,9 @@ def budget_set(
     return budget
 
 
-def budget_alerts_evaluate(*, today: dt.date | None = None, notify: bool = True) -> list[BudgetAlert]:
+def budget_alerts_evaluate(
+    *, today: dt.date | None = None, notify: bool = True
+) -> list[BudgetAlert]:
     """Record (once per team, month, kind and threshold) every crossed budget threshold of
     actual and forecast spend this month, and queue the notifications after commit."""
     as_of = data_as_of(today)
@@ -121,7 +127,10 @@ def budget_alerts_evaluate(*, today: dt.date | None = None, notify: bool = True)
         s = series.get(team_id, {})
         actual = sum((v for d, v in s.items() if d >= month), ZERO)
         forecast = forecast_month(s, month, as_of) if as_of < last else actual
-        for kind, amount in ((BudgetAlert.Kind.ACTUAL, actual), (BudgetAlert.Kind.FORECAST, forecast)):
+        for kind, amount in (
+            (BudgetAlert.Kind.ACTUAL, actual),
+            (BudgetAlert.Kind.FORECAST, forecast),
+        ):
             for threshold in thresholds_of(budget):
                 if amount * 100 < budget.amount * threshold:
                     continue
@@ -132,9 +141,7 @@ def budget_alerts_evaluate(*, today: dt.date | None = None, notify: bool = True)
         from .tasks import budget_alert_notify
 
         for alert in created:
-            transaction.on_commit(
-                lambda pk=alert.pk: budget_alert_notify.delay(pk), robust=True
-            )
+            transaction.on_commit(lambda pk=alert.pk: budget_alert_notify.delay(pk), robust=True)
     return created
 
 
@@ -225,7 +232,9 @@ def anomaly_drivers(*, team_id: int, service: str, day: dt.date, limit: int = 5)
     since = day - dt.timedelta(days=28)
     per: dict[tuple, dict[dt.date, Decimal]] = defaultdict(dict)
     for rid, sku, region, d, billed in (
-        CostResourceDaily.objects.filter(team_id=team_id, service_name=service, day__gte=since, day__lte=day)
+        CostResourceDaily.objects.filter(
+            team_id=team_id, service_name=service, day__gte=since, day__lte=day
+        )
         .order_by()
         .values("resource_id", "sku_id", "region_id", "day")
         .annotate(b=Sum("billed_cost"))
@@ -255,7 +264,11 @@ def anomaly_drivers(*, team_id: int, service: str, day: dt.date, limit: int = 5)
 
 def anomaly_acknowledge(*, actor, anomaly_id: int, note: str = "") -> Anomaly:
     with transaction.atomic(durable=True):
-        anomaly = Anomaly.objects.select_for_update(of=("self",)).select_related("team").get(pk=anomaly_id)
+        anomaly = (
+            Anomaly.objects.select_for_update(of=("self",))
+            .select_related("team")
+            .get(pk=anomaly_id)
+        )
         if not may_act_on_team_costs(actor, anomaly.team):
             raise NotPermitted("only the team's leads and managers, finance and admins")
         transition(
@@ -265,7 +278,11 @@ def anomaly_acknowledge(*, actor, anomaly_id: int, note: str = "") -> Anomaly:
             actor=actor,
             audit_action=actions.ANOMALY_ACKNOWLEDGED,
             reason=note[:500],
-            extra_fields={"acknowledged_by": actor, "acknowledged_at": timezone.now(), "note": note[:500]},
+            extra_fields={
+                "acknowledged_by": actor,
+                "acknowledged_at": timezone.now(),
+                "note": note[:500],
+            },
         )
     return anomaly
 
@@ -273,7 +290,9 @@ def anomaly_acknowledge(*, actor, anomaly_id: int, note: str = "") -> Anomaly:
 # --- suggestions ---------------------------------------------------------------------------
 
 
-def suggestion_transition(*, actor, suggestion_id: int, action: str, reason: str = "") -> Suggestion:
+def suggestion_transition(
+    *, actor, suggestion_id: int, action: str, reason: str = ""
+) -> Suggestion:
     """accept / resolve / dismiss (a reason is required) / reopen, by the table in state.py."""
     if action not in actions.BY_ACTION:
         raise ValidationError("unknown action", field="action")
@@ -281,7 +300,11 @@ def suggestion_transition(*, actor, suggestion_id: int, action: str, reason: str
     if action == "dismiss" and not reason:
         raise ValidationError("say why the suggestion is dismissed", field="reason")
     with transaction.atomic(durable=True):
-        s = Suggestion.objects.select_for_update(of=("self",)).select_related("team").get(pk=suggestion_id)
+        s = (
+            Suggestion.objects.select_for_update(of=("self",))
+            .select_related("team")
+            .get(pk=suggestion_id)
+        )
         if not may_act_on_team_costs(actor, s.team):
             raise NotPermitted("only the team's leads and managers, finance and admins")
         now = timezone.now()

@@ -106,11 +106,15 @@ def check_idle_and_orphaned(as_of: dt.date) -> list[Candidate]:
         if r["recent_qty"] == 0 and r["prior_qty"] == 0:
             out.append(
                 Candidate(
-                    K.ORPHANED, r["team_id"], r["resource_id"],
+                    K.ORPHANED,
+                    r["team_id"],
+                    r["resource_id"],
                     f"{r['resource_id']} bills with no usage",
                     monthly,
                     "the last 14 days' cost × 30/14 (deleting the resource stops it)",
-                    C.HIGH, monthly, evidence,
+                    C.HIGH,
+                    monthly,
+                    evidence,
                 )
             )
         elif r["prior_days"] >= 14 and r["prior_qty"] > 0:
@@ -120,11 +124,15 @@ def check_idle_and_orphaned(as_of: dt.date) -> list[Candidate]:
                 evidence["usage_share_of_before"] = f"{(recent_daily / prior_daily * 100):.1f}%"
                 out.append(
                     Candidate(
-                        K.IDLE, r["team_id"], r["resource_id"],
+                        K.IDLE,
+                        r["team_id"],
+                        r["resource_id"],
                         f"{r['resource_id']} is idle",
                         monthly,
                         "the last 14 days' cost × 30/14 (stopping or deleting it saves its cost)",
-                        C.MEDIUM, monthly, evidence,
+                        C.MEDIUM,
+                        monthly,
+                        evidence,
                     )
                 )
     return out
@@ -152,15 +160,20 @@ def check_untagged(as_of: dt.date) -> list[Candidate]:
         )
         out.append(
             Candidate(
-                K.UNTAGGED, t["team_id"], "",
+                K.UNTAGGED,
+                t["team_id"],
+                "",
                 f"{t['n']} untagged resources cost {_m(t['s'])} in 30 days",
                 ZERO,
                 "no direct saving: tags make the spend attributable and the other checks exact",
-                C.HIGH, _m(t["s"]),
+                C.HIGH,
+                _m(t["s"]),
                 {
                     "window": f"{start} to {as_of}",
                     "untagged_cost_30_days": str(_m(t["s"])),
-                    "resources": [{"resource_id": r["resource_id"], "cost": str(_m(r["s"]))} for r in top],
+                    "resources": [
+                        {"resource_id": r["resource_id"], "cost": str(_m(r["s"]))} for r in top
+                    ],
                 },
             )
         )
@@ -179,15 +192,20 @@ def check_unallocated(as_of: dt.date) -> list[Candidate]:
     top = list(base.values("resource_id").annotate(s=Sum("billed_cost")).order_by("-s")[:10])
     return [
         Candidate(
-            K.UNALLOCATED, None, "",
+            K.UNALLOCATED,
+            None,
+            "",
             f"{_m(total)} of spend in 30 days reaches no team",
             ZERO,
             "no direct saving: an attribution rule (or tags) puts it on its owners",
-            C.HIGH, _m(total),
+            C.HIGH,
+            _m(total),
             {
                 "window": f"{start} to {as_of}",
                 "unallocated_cost_30_days": str(_m(total)),
-                "resources": [{"resource_id": r["resource_id"], "cost": str(_m(r["s"]))} for r in top],
+                "resources": [
+                    {"resource_id": r["resource_id"], "cost": str(_m(r["s"]))} for r in top
+                ],
             },
         )
     ]
@@ -218,11 +236,14 @@ def check_commitments(as_of: dt.date) -> list[Candidate]:
         if pct < target_util:
             out.append(
                 Candidate(
-                    K.LOW_COMMITMENT_UTILISATION, r["team_id"], "",
+                    K.LOW_COMMITMENT_UTILISATION,
+                    r["team_id"],
+                    "",
                     f"Commitments {pct:.0f}% used (target {target_util}%)",
                     _m(r["unused"]),
                     "the unused commitment cost of the last 30 days (right-size it at renewal)",
-                    C.MEDIUM, _m(total),
+                    C.MEDIUM,
+                    _m(total),
                     {
                         "window": f"{start} to {as_of}",
                         "used": str(_m(r["used"])),
@@ -232,7 +253,9 @@ def check_commitments(as_of: dt.date) -> list[Candidate]:
                 )
             )
     daily = (
-        base.filter(pricing_category="Standard", service_category="Compute", charge_category="Usage")
+        base.filter(
+            pricing_category="Standard", service_category="Compute", charge_category="Usage"
+        )
         .values("team_id", "day")
         .annotate(s=Sum("effective_cost"))
     )
@@ -249,11 +272,14 @@ def check_commitments(as_of: dt.date) -> list[Candidate]:
         if coverage < target_cov and saving >= min_monthly * discount:
             out.append(
                 Candidate(
-                    K.COMMITMENT_COVERAGE, team_id, "",
+                    K.COMMITMENT_COVERAGE,
+                    team_id,
+                    "",
                     f"Commit to {_m(floor)}/day of steady on-demand compute",
                     saving,
                     f"the lowest daily on-demand compute cost of 30 days × 30 × a {discount * 100:.0f}% commitment discount",
-                    C.MEDIUM, _m(on_demand),
+                    C.MEDIUM,
+                    _m(on_demand),
                     {
                         "window": f"{start} to {as_of}",
                         "on_demand_30_days": str(_m(on_demand)),
@@ -273,7 +299,9 @@ def check_previous_generation(as_of: dt.date) -> list[Candidate]:
     gain = _setting("COST_PREVIOUS_GENERATION_GAIN", Decimal("0.10"))
     rows = (
         CostResourceDaily.objects.filter(team__isnull=False, day__gte=start, day__lte=as_of)
-        .filter(Q(resource_type__iregex=PREVIOUS_GENERATION) | Q(sku_id__iregex=PREVIOUS_GENERATION))
+        .filter(
+            Q(resource_type__iregex=PREVIOUS_GENERATION) | Q(sku_id__iregex=PREVIOUS_GENERATION)
+        )
         .order_by()
         .values("team_id", "resource_id", "resource_type", "sku_id")
         .annotate(s=Sum("billed_cost"))
@@ -281,12 +309,20 @@ def check_previous_generation(as_of: dt.date) -> list[Candidate]:
     )
     return [
         Candidate(
-            K.PREVIOUS_GENERATION, r["team_id"], r["resource_id"],
+            K.PREVIOUS_GENERATION,
+            r["team_id"],
+            r["resource_id"],
             f"{r['resource_id']} runs on previous-generation {r['resource_type'] or r['sku_id']}",
             _m(r["s"] * gain),
             f"30 days' cost × {gain * 100:.0f}% (typical price gain of the current generation)",
-            C.LOW, _m(r["s"]),
-            {"window": f"{start} to {as_of}", "type": r["resource_type"], "sku": r["sku_id"], "cost_30_days": str(_m(r["s"]))},
+            C.LOW,
+            _m(r["s"]),
+            {
+                "window": f"{start} to {as_of}",
+                "type": r["resource_type"],
+                "sku": r["sku_id"],
+                "cost_30_days": str(_m(r["s"])),
+            },
         )
         for r in rows
     ]
@@ -315,11 +351,14 @@ def check_unused_seats(as_of: dt.date) -> list[Candidate]:
         cost = g.entitlement.seat_cost_monthly
         out.append(
             Candidate(
-                K.UNUSED_SEAT, g.principal.team_id, f"grant:{g.pk}",
+                K.UNUSED_SEAT,
+                g.principal.team_id,
+                f"grant:{g.pk}",
                 f"{g.principal.email} has not used {g.entitlement} since {g.last_used_at:%Y-%m-%d}",
                 _m(cost),
                 "the entitlement's per-seat monthly cost (revoking the grant frees the seat)",
-                C.HIGH, _m(cost),
+                C.HIGH,
+                _m(cost),
                 {
                     "grant_id": g.pk,
                     "principal": g.principal.email,
@@ -367,21 +406,38 @@ def suggestions_run(*, today: dt.date | None = None, checks=CHECKS) -> dict:
             if s is None:
                 new.append(
                     Suggestion(
-                        fingerprint=fp, kind=c.kind, team_id=c.team_id, resource_id=c.resource_id,
-                        title=c.title[:300], evidence=c.evidence, estimated_monthly_saving=c.saving,
-                        savings_method=c.method[:300], confidence=c.confidence,
-                        baseline_monthly_cost=c.baseline, first_seen_at=now, last_seen_at=now,
+                        fingerprint=fp,
+                        kind=c.kind,
+                        team_id=c.team_id,
+                        resource_id=c.resource_id,
+                        title=c.title[:300],
+                        evidence=c.evidence,
+                        estimated_monthly_saving=c.saving,
+                        savings_method=c.method[:300],
+                        confidence=c.confidence,
+                        baseline_monthly_cost=c.baseline,
+                        first_seen_at=now,
+                        last_seen_at=now,
                         updated_at=now,
                     )
                 )
             elif s.status in (Suggestion.Status.OPEN, Suggestion.Status.ACCEPTED):
                 s.title, s.evidence = c.title[:300], c.evidence
                 s.estimated_monthly_saving, s.savings_method = c.saving, c.method[:300]
-                s.confidence, s.baseline_monthly_cost, s.last_seen_at = c.confidence, c.baseline, now
+                s.confidence, s.baseline_monthly_cost, s.last_seen_at = (
+                    c.confidence,
+                    c.baseline,
+                    now,
+                )
                 s.save(
                     update_fields=[
-                        "title", "evidence", "estimated_monthly_saving", "savings_method",
-                        "confidence", "baseline_monthly_cost", "last_seen_at",
+                        "title",
+                        "evidence",
+                        "estimated_monthly_saving",
+                        "savings_method",
+                        "confidence",
+                        "baseline_monthly_cost",
+                        "last_seen_at",
                     ]
                 )
                 updated += 1
@@ -401,7 +457,9 @@ def suggestions_measure_realised(*, today: dt.date | None = None) -> int:
 
     as_of = data_as_of(today)
     n = 0
-    for s in Suggestion.objects.filter(status=Suggestion.Status.RESOLVED, resolved_at__isnull=False):
+    for s in Suggestion.objects.filter(
+        status=Suggestion.Status.RESOLVED, resolved_at__isnull=False
+    ):
         since = s.resolved_at.date() + dt.timedelta(days=1)
         if s.kind == K.UNUSED_SEAT:
             grant_id = s.evidence.get("grant_id")
@@ -409,9 +467,15 @@ def suggestions_measure_realised(*, today: dt.date | None = None) -> int:
             realised = ZERO if held else s.baseline_monthly_cost
         elif s.resource_id and since <= as_of:
             days = min((as_of - since).days + 1, 30)
-            cost = CostResourceDaily.objects.filter(
-                team_id=s.team_id, resource_id=s.resource_id, day__gte=as_of - dt.timedelta(days=days - 1), day__lte=as_of
-            ).aggregate(c=Sum("billed_cost"))["c"] or ZERO
+            cost = (
+                CostResourceDaily.objects.filter(
+                    team_id=s.team_id,
+                    resource_id=s.resource_id,
+                    day__gte=as_of - dt.timedelta(days=days - 1),
+                    day__lte=as_of,
+                ).aggregate(c=Sum("billed_cost"))["c"]
+                or ZERO
+            )
             realised = max(ZERO, s.baseline_monthly_cost - cost * 30 / days)
         else:
             continue

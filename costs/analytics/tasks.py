@@ -35,9 +35,7 @@ def cost_analytics_daily() -> None:
             services.budget_alerts_evaluate()
 
 
-@shared_task(
-    name="costs.analytics.tasks.budget_alert_notify", ignore_result=True, acks_late=True
-)
+@shared_task(name="costs.analytics.tasks.budget_alert_notify", ignore_result=True, acks_late=True)
 def budget_alert_notify(alert_id: int) -> None:
     from . import services
     from .models import BudgetAlert

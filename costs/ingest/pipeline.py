@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import queue
 import threading
@@ -406,14 +407,15 @@ class _CsvCopy:
             while (data := self._queue.get()) is not None:
                 if self._error is None:
                     try:
-                        copy.write(data)
+                        copy.write(data() if callable(data) else data)
                     except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                         self._error = exc
 
         self._thread = threading.Thread(target=run, name="costs-copy", daemon=True)
         self._thread.start()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data) -> None:
+        """Queue ``data``: bytes, or a function returning bytes (run in the writer thread)."""
         if self._stack is None:
             self._open()
         if self._error is not None:
@@ -435,10 +437,67 @@ class _CsvCopy:
 
 
 def _write_columnar(stream: _CsvCopy, table, *, source_id: int, run_id: int) -> None:
-    """Send one converted Arrow batch (as CSV) down the open COPY."""
+    """Send one converted Arrow batch (as CSV) down the open COPY.
+
+    The CSV is encoded in the writer thread (Arrow releases the GIL), overlapping the
+    conversion of the next batch.
+    """
     from . import columnar
 
-    stream.write(columnar.to_csv(table, source_id=source_id, run_id=run_id))
+    stream.write(functools.partial(columnar.to_csv, table, source_id=source_id, run_id=run_id))
+
+
+class _Prefetch:
+    """Iterate ``batches`` in a reader thread, at most ``depth`` batches ahead.
+
+    Reading and splitting the CSV (Arrow, GIL released) then overlaps the conversion of the
+    previous batch. Exceptions raised by the reader (e.g. :class:`columnar.Abandon`) are
+    re-raised in the caller at the point it reaches them.
+    """
+
+    _END = object()
+
+    def __init__(self, batches, depth: int = 2):
+        self._batches = batches
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="costs-read", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for batch in self._batches:
+                if not self._put((batch, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            self._put((None, exc))
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                self._batches.close()
+        self._put((self._END, None))
+
+    def __iter__(self):
+        try:
+            while True:
+                item, error = self._queue.get()
+                if error is not None:
+                    raise error
+                if item is self._END:
+                    return
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join()
 
 
 class _Loader:
@@ -505,14 +564,15 @@ class _Loader:
         indices = converter.indices
         stream = _CsvCopy()
         try:
-            for batch in columnar.arrow_batches(
+            batches = columnar.arrow_batches(
                 reader.path,
                 reader.format,
                 width=width,
                 indices=indices,
                 batch_rows=batch_rows,
                 total_bytes=reader.total_bytes,
-            ):
+            )
+            for batch in _Prefetch(batches):
                 ta = time.perf_counter()
                 table, flagged, billed, periods = converter.convert(batch)
                 fallback = []
@@ -586,6 +646,12 @@ def load_file(
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    if connection.vendor == "postgresql":
+        # The import is idempotent and re-runnable (it replaces its (source, period) whole),
+        # so its commit need not wait for the WAL flush: after a crash it is either all there
+        # or not there at all, and the run is simply imported again. Lasts to the commit.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
     try:
         reader = Reader(path, **({"batch_rows": batch_rows} if batch_rows else {}))
     except OSError as exc:

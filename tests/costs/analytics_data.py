@@ -46,7 +46,17 @@ def load_rows(tmp_path, rows: list[dict], source: str = "test") -> None:
     resource_rollups_rebuild(periods=periods)
 
 
-def line(day: dt.date, team: str | None, cost, *, service="Amazon Elastic Compute Cloud", category="Compute", resource="i-1", region="us-east-1", **extra) -> dict:
+def line(
+    day: dt.date,
+    team: str | None,
+    cost,
+    *,
+    service="Amazon Elastic Compute Cloud",
+    category="Compute",
+    resource="i-1",
+    region="us-east-1",
+    **extra,
+) -> dict:
     return _row(
         day,
         cost=Decimal(str(cost)),
@@ -70,10 +80,30 @@ def standard_org_costs(tmp_path, org, *, days: int = 70, today: dt.date | None =
         d = today - dt.timedelta(days=back)
         wk = Decimal("0.8") if d.weekday() >= 5 else Decimal("1")
         rows.append(line(d, "payments", Decimal("20.5") * wk + back % 3, resource="i-pay-1"))
-        rows.append(line(d, "payments", Decimal("7.25") * wk, resource="i-pay-2", region="eu-west-1"))
-        rows.append(line(d, "payments", Decimal("11.125"), service="Amazon Relational Database Service", category="Databases", resource="db-pay"))
+        rows.append(
+            line(d, "payments", Decimal("7.25") * wk, resource="i-pay-2", region="eu-west-1")
+        )
+        rows.append(
+            line(
+                d,
+                "payments",
+                Decimal("11.125"),
+                service="Amazon Relational Database Service",
+                category="Databases",
+                resource="db-pay",
+            )
+        )
         rows.append(line(d, "search", Decimal("13.75") * wk, resource="i-search"))
-        rows.append(line(d, "other", Decimal("4.5"), service="Amazon Simple Storage Service", category="Storage", resource="bucket-other"))
+        rows.append(
+            line(
+                d,
+                "other",
+                Decimal("4.5"),
+                service="Amazon Simple Storage Service",
+                category="Storage",
+                resource="bucket-other",
+            )
+        )
         rows.append(line(d, None, Decimal("3.3"), resource="i-nobody"))
     load_rows(tmp_path, rows)
     return today

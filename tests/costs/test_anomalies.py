@@ -21,7 +21,9 @@ START = dt.date(2026, 1, 1)
 def weekly_series(days=90, seed=1):
     rng = random.Random(seed)
     return {
-        START + dt.timedelta(days=i): (60.0 if (START + dt.timedelta(days=i)).weekday() >= 5 else 100.0)
+        START + dt.timedelta(days=i): (
+            60.0 if (START + dt.timedelta(days=i)).weekday() >= 5 else 100.0
+        )
         * rng.uniform(0.95, 1.05)
         for i in range(days)
     }
@@ -54,8 +56,12 @@ def spiky(tmp_path, org):
     rows = []
     for back in range(70, -1, -1):
         d = today - dt.timedelta(days=back)
-        rows.append(line(d, "payments", round(100 * rng.uniform(0.97, 1.03), 4), resource="i-steady"))
-        rows.append(line(d, "payments", 400 if back == 2 else 10, resource="i-runaway", SkuId="BIG"))
+        rows.append(
+            line(d, "payments", round(100 * rng.uniform(0.97, 1.03), 4), resource="i-steady")
+        )
+        rows.append(
+            line(d, "payments", 400 if back == 2 else 10, resource="i-runaway", SkuId="BIG")
+        )
     load_rows(tmp_path, rows)
     return today
 
@@ -64,8 +70,16 @@ def test_detect_stores_anomaly_with_drivers_once(spiky, org):
     found = services.anomalies_detect(today=spiky)
     assert len(found) == 1
     a = found[0]
-    assert (a.team, a.service_name, a.day) == (org["payments"], "Amazon Elastic Compute Cloud", spiky - dt.timedelta(days=2))
-    assert a.impact > 350 and a.drivers[0]["resource_id"] == "i-runaway" and a.drivers[0]["sku_id"] == "BIG"
+    assert (a.team, a.service_name, a.day) == (
+        org["payments"],
+        "Amazon Elastic Compute Cloud",
+        spiky - dt.timedelta(days=2),
+    )
+    assert (
+        a.impact > 350
+        and a.drivers[0]["resource_id"] == "i-runaway"
+        and a.drivers[0]["sku_id"] == "BIG"
+    )
     assert services.anomalies_detect(today=spiky) == []
     assert Anomaly.objects.count() == 1
 

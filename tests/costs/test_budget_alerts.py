@@ -38,7 +38,9 @@ def test_forecast_method_on_a_weekday_pattern():
     assert forecast_month(series, month, dt.date(2026, 2, 28)) == exact
 
 
-def test_thresholds_alert_once(costs, org, finance, manager, mailoutbox, settings, django_capture_on_commit_callbacks):
+def test_thresholds_alert_once(
+    costs, org, finance, manager, mailoutbox, settings, django_capture_on_commit_callbacks
+):
     settings.CHAT_WEBHOOK_URL = ""
     month = costs.replace(day=1)
     services.budget_set(actor=finance, team=org["payments"], month=month, amount=Decimal("1000"))
@@ -64,20 +66,35 @@ def test_thresholds_alert_once(costs, org, finance, manager, mailoutbox, setting
 
 
 def test_custom_thresholds(costs, org, finance):
-    services.budget_set(actor=finance, team=org["search"], month=costs.replace(day=1), amount=Decimal("300"), thresholds=[50])
+    services.budget_set(
+        actor=finance,
+        team=org["search"],
+        month=costs.replace(day=1),
+        amount=Decimal("300"),
+        thresholds=[50],
+    )
     alerts = services.budget_alerts_evaluate(today=costs, notify=False)
-    assert [(a.team.slug, a.kind, a.threshold) for a in alerts] == [("search", "actual", 50), ("search", "forecast", 50)]
+    assert [(a.team.slug, a.kind, a.threshold) for a in alerts] == [
+        ("search", "actual", 50),
+        ("search", "forecast", 50),
+    ]
 
 
 @pytest.mark.sqlite
 def test_only_finance_and_admins_set_budgets(org, manager, requester, admin):
     for who in (manager, requester):
         with pytest.raises(NotPermitted):
-            services.budget_set(actor=who, team=org["payments"], month=dt.date(2026, 3, 1), amount=Decimal("1"))
+            services.budget_set(
+                actor=who, team=org["payments"], month=dt.date(2026, 3, 1), amount=Decimal("1")
+            )
     assert Budget.objects.count() == 0
     assert AuditEvent.objects.filter(action="costs.budget_set").count() == 0
     with pytest.raises(ValidationError):
-        services.budget_set(actor=admin, team=org["payments"], month=dt.date(2026, 3, 1), amount=Decimal("-1"))
-    b = services.budget_set(actor=admin, team=org["payments"], month=dt.date(2026, 3, 7), amount=Decimal("12.345"))
+        services.budget_set(
+            actor=admin, team=org["payments"], month=dt.date(2026, 3, 1), amount=Decimal("-1")
+        )
+    b = services.budget_set(
+        actor=admin, team=org["payments"], month=dt.date(2026, 3, 7), amount=Decimal("12.345")
+    )
     assert (b.month, b.amount) == (dt.date(2026, 3, 1), Decimal("12.35"))
     assert AuditEvent.objects.filter(action="costs.budget_set").count() == 1

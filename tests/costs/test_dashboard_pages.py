@@ -47,8 +47,12 @@ def test_dashboard_numbers_equal_line_totals(client, manager, org, costs):
     assert r.status_code == 200
     ctx = r.context
     assert ctx["summary"]["billed_cost"] == line_total(org["payments"], month, today)
-    assert ctx["summary"]["effective_cost"] == line_total(org["payments"], month, today, "effective_cost")
-    assert ctx["last_month_total"] == line_total(org["payments"], last_month, month - dt.timedelta(days=1))
+    assert ctx["summary"]["effective_cost"] == line_total(
+        org["payments"], month, today, "effective_cost"
+    )
+    assert ctx["last_month_total"] == line_total(
+        org["payments"], last_month, month - dt.timedelta(days=1)
+    )
     assert ctx["range_total"] == line_total(org["payments"], month, today)
     by_service = {row["key"]: row["amount"] for row in ctx["by_service"]}
     assert set(by_service) == {"Amazon Elastic Compute Cloud", "Amazon Relational Database Service"}
@@ -70,10 +74,25 @@ def test_api_summary_equals_line_totals(client, requester, org, costs):
     r = client.get(f"/api/v1/teams/payments/costs/summary?month={month:%Y-%m}")
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"team", "month", "currency", "billed_cost", "effective_cost", "forecast", "budget", "unallocated"}
-    assert body["team"] == "payments" and body["month"] == f"{month:%Y-%m}" and body["currency"] == "USD"
+    assert set(body) == {
+        "team",
+        "month",
+        "currency",
+        "billed_cost",
+        "effective_cost",
+        "forecast",
+        "budget",
+        "unallocated",
+    }
+    assert (
+        body["team"] == "payments"
+        and body["month"] == f"{month:%Y-%m}"
+        and body["currency"] == "USD"
+    )
     assert Decimal(body["billed_cost"]) == line_total(org["payments"], month, today)
-    assert Decimal(body["effective_cost"]) == line_total(org["payments"], month, today, "effective_cost")
+    assert Decimal(body["effective_cost"]) == line_total(
+        org["payments"], month, today, "effective_cost"
+    )
     assert Decimal(body["unallocated"]) == line_total(None, month, today)
     assert body["budget"] is None
     assert Decimal(body["forecast"]) >= Decimal(body["billed_cost"])
@@ -121,7 +140,16 @@ def test_anonymous_is_sent_to_sign_in(client, costs):
 
 def test_csv_export_of_every_table(client, manager, org, costs):
     client.force_login(manager)
-    for table in ("service", "category", "region", "resource", "movers", "daily", "monthly", "seats"):
+    for table in (
+        "service",
+        "category",
+        "region",
+        "resource",
+        "movers",
+        "daily",
+        "monthly",
+        "seats",
+    ):
         r = client.get(f"/teams/payments/costs/?export={table}")
         assert r.status_code == 200, table
         assert r["Content-Type"].startswith("text/csv")
@@ -137,11 +165,17 @@ def test_csv_export_of_every_table(client, manager, org, costs):
 def test_drilldown_lists_resources_behind_a_bar(client, manager, org, costs):
     client.force_login(manager)
     month = costs.replace(day=1)
-    r = client.get(f"/teams/payments/costs/drill/?dim=service&value=Amazon+Elastic+Compute+Cloud&start={month}&end={costs}")
+    r = client.get(
+        f"/teams/payments/costs/drill/?dim=service&value=Amazon+Elastic+Compute+Cloud&start={month}&end={costs}"
+    )
     assert r.status_code == 200
     assert {row["resource_id"] for row in r.context["rows"]} == {"i-pay-1", "i-pay-2"}
     lo = dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
-    expected = CostLine.objects.filter(team=org["payments"], service_name="Amazon Elastic Compute Cloud", charge_period_start__gte=lo).aggregate(s=Sum("billed_cost"))["s"]
+    expected = CostLine.objects.filter(
+        team=org["payments"],
+        service_name="Amazon Elastic Compute Cloud",
+        charge_period_start__gte=lo,
+    ).aggregate(s=Sum("billed_cost"))["s"]
     assert r.context["total"] == expected.quantize(CENT)
     assert client.get("/teams/payments/costs/drill/?dim=bogus&value=x").status_code == 400
 
@@ -183,14 +217,24 @@ def test_finance_sets_a_budget_others_cannot(client, finance, manager, org, cost
     month = costs.replace(day=1)
     client.force_login(manager)
     before = AuditEvent.objects.count()
-    r = client.post("/costs/budgets/", {"team": "payments", "month": f"{month:%Y-%m}", "amount": "500"})
+    r = client.post(
+        "/costs/budgets/", {"team": "payments", "month": f"{month:%Y-%m}", "amount": "500"}
+    )
     assert r.status_code == 404
     assert Budget.objects.count() == 0 and AuditEvent.objects.count() == before
     client.force_login(finance)
-    r = client.post("/costs/budgets/", {"team": "payments", "month": f"{month:%Y-%m}", "amount": "500", "thresholds": "50,90"})
+    r = client.post(
+        "/costs/budgets/",
+        {"team": "payments", "month": f"{month:%Y-%m}", "amount": "500", "thresholds": "50,90"},
+    )
     assert r.status_code == 302
     b = Budget.objects.get()
-    assert (b.team, b.month, b.amount, b.thresholds) == (org["payments"], month, Decimal("500.00"), [50, 90])
+    assert (b.team, b.month, b.amount, b.thresholds) == (
+        org["payments"],
+        month,
+        Decimal("500.00"),
+        [50, 90],
+    )
     assert AuditEvent.objects.filter(action="costs.budget_set").count() == 1
     r = client.post("/costs/budgets/", {"team": "payments", "month": "bad", "amount": "500"})
     assert r.status_code == 400 and Budget.objects.count() == 1

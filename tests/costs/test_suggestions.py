@@ -27,11 +27,22 @@ def rows(team, resource, days, *, cost=10, qty=lambda i: 24, **fields):
     for i in range(days):
         d = TODAY - dt.timedelta(days=i)
         values = {
-            "billing_period_start": d.replace(day=1), "day": d, "team": team, "allocation": "direct" if team else "unallocated",
-            "service_name": "Amazon Elastic Compute Cloud", "service_category": "Compute", "charge_category": "Usage",
-            "pricing_category": "Standard", "resource_id": resource, "tagged": True, "billing_currency": "USD",
-            "billed_cost": Decimal(cost), "effective_cost": Decimal(cost), "list_cost": Decimal(cost),
-            "consumed_quantity": Decimal(qty(i)), "lines": 1,
+            "billing_period_start": d.replace(day=1),
+            "day": d,
+            "team": team,
+            "allocation": "direct" if team else "unallocated",
+            "service_name": "Amazon Elastic Compute Cloud",
+            "service_category": "Compute",
+            "charge_category": "Usage",
+            "pricing_category": "Standard",
+            "resource_id": resource,
+            "tagged": True,
+            "billing_currency": "USD",
+            "billed_cost": Decimal(cost),
+            "effective_cost": Decimal(cost),
+            "list_cost": Decimal(cost),
+            "consumed_quantity": Decimal(qty(i)),
+            "lines": 1,
         }
         values.update(fields)
         objs.append(CostResourceDaily(**values))
@@ -49,7 +60,10 @@ def test_idle_and_orphaned(org):
     rows(p, "vol-orphan", 60, qty=lambda i: 0, service_category="Storage")
     rows(p, "i-cheap-idle", 60, cost=Decimal("0.1"), qty=lambda i: 0)
     found = {c.resource_id: c for c in suggestions.check_idle_and_orphaned(TODAY)}
-    assert sorted((c.kind, r) for r, c in found.items()) == [("idle_resource", "i-idle"), ("orphaned_resource", "vol-orphan")]
+    assert sorted((c.kind, r) for r, c in found.items()) == [
+        ("idle_resource", "i-idle"),
+        ("orphaned_resource", "vol-orphan"),
+    ]
     assert found["i-idle"].saving == Decimal("300.00") and found["i-idle"].team_id == p.pk
     assert "× 30/14" in found["i-idle"].method
 
@@ -61,13 +75,17 @@ def test_untagged_and_unallocated(org):
     rows(None, "i-nobody", 30)
     assert kinds(suggestions.check_untagged) == [("untagged_spend", "")]
     [u] = suggestions.check_unallocated(TODAY)
-    assert u.team_id is None and u.evidence["unallocated_cost_30_days"] == "300.00" and u.saving == 0
+    assert (
+        u.team_id is None and u.evidence["unallocated_cost_30_days"] == "300.00" and u.saving == 0
+    )
 
 
 def test_commitment_checks(org):
     p, s = org["payments"], org["search"]
     rows(p, "sp", 30, cost=10, commitment_discount_status="Unused", pricing_category="Committed")
-    rows(p, "i-covered", 30, cost=20, commitment_discount_status="Used", pricing_category="Committed")
+    rows(
+        p, "i-covered", 30, cost=20, commitment_discount_status="Used", pricing_category="Committed"
+    )
     rows(s, "i-on-demand", 30, cost=40)
     rows(p, "i-small", 30, cost=1)
     got = {(c.kind, c.team_id): c for c in suggestions.check_commitments(TODAY)}
@@ -93,8 +111,12 @@ def test_unused_paid_seats(org, requester, manager, other_team_user):
     free_grant = grant_directly(requester, free)
     from access.models import Grant
 
-    Grant.objects.filter(pk__in=[unused.pk, recent.pk, no_data.pk, free_grant.pk]).update(starts_at=long_ago)
-    Grant.objects.filter(pk__in=[unused.pk, free_grant.pk]).update(last_used_at=timezone.now() - timedelta(days=120))
+    Grant.objects.filter(pk__in=[unused.pk, recent.pk, no_data.pk, free_grant.pk]).update(
+        starts_at=long_ago
+    )
+    Grant.objects.filter(pk__in=[unused.pk, free_grant.pk]).update(
+        last_used_at=timezone.now() - timedelta(days=120)
+    )
     Grant.objects.filter(pk=recent.pk).update(last_used_at=timezone.now() - timedelta(days=3))
     [c] = suggestions.check_unused_seats(TODAY)
     assert (c.kind, c.team_id, c.saving) == ("unused_seat", org["payments"].pk, Decimal("25.00"))
@@ -108,15 +130,27 @@ def test_dedup_and_dismissed_stays_dismissed(org, manager, requester):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("costs.analytics.suggestions.data_as_of", lambda today=None: TODAY)
         assert suggestions.suggestions_run()["created"] == 1
-        assert suggestions.suggestions_run() == {"candidates": 1, "created": 0, "updated": 1, "kept": 0}
+        assert suggestions.suggestions_run() == {
+            "candidates": 1,
+            "created": 0,
+            "updated": 1,
+            "kept": 0,
+        }
         s = Suggestion.objects.get()
         with pytest.raises(ValidationError):
-            services.suggestion_transition(actor=manager, suggestion_id=s.pk, action="dismiss", reason=" ")
+            services.suggestion_transition(
+                actor=manager, suggestion_id=s.pk, action="dismiss", reason=" "
+            )
         with pytest.raises(NotPermitted):
             services.suggestion_transition(actor=requester, suggestion_id=s.pk, action="accept")
         s.refresh_from_db()
-        assert s.status == "open" and AuditEvent.objects.filter(action__startswith="costs.suggestion").count() == 0
-        services.suggestion_transition(actor=manager, suggestion_id=s.pk, action="dismiss", reason="kept for DR")
+        assert (
+            s.status == "open"
+            and AuditEvent.objects.filter(action__startswith="costs.suggestion").count() == 0
+        )
+        services.suggestion_transition(
+            actor=manager, suggestion_id=s.pk, action="dismiss", reason="kept for DR"
+        )
         assert suggestions.suggestions_run()["kept"] == 1
         s.refresh_from_db()
         assert (s.status, s.dismiss_reason) == ("dismissed", "kept for DR")
@@ -137,14 +171,22 @@ def test_life_cycle_and_realised_saving(org, manager, client):
     s.refresh_from_db()
     assert s.status == "resolved" and s.decided_by == manager
     # after resolution the volume is gone: no cost from the day after
-    Suggestion.objects.filter(pk=s.pk).update(resolved_at=timezone.make_aware(dt.datetime(2026, 3, 20)))
-    CostResourceDaily.objects.filter(resource_id="vol-orphan", day__gt=dt.date(2026, 3, 20)).delete()
+    Suggestion.objects.filter(pk=s.pk).update(
+        resolved_at=timezone.make_aware(dt.datetime(2026, 3, 20))
+    )
+    CostResourceDaily.objects.filter(
+        resource_id="vol-orphan", day__gt=dt.date(2026, 3, 20)
+    ).delete()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("costs.analytics.suggestions.data_as_of", lambda today=None: TODAY)
         assert suggestions.suggestions_measure_realised() == 1
     s.refresh_from_db()
     assert s.realised_monthly_saving == s.baseline_monthly_cost == Decimal("300.00")
-    actions = list(AuditEvent.objects.filter(action__startswith="costs.suggestion").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="costs.suggestion").values_list(
+            "action", flat=True
+        )
+    )
     assert actions == ["costs.suggestion_accepted", "costs.suggestion_resolved"]
 
 
@@ -158,7 +200,11 @@ def test_suggestions_api(client, org, requester, other_team_user, finance):
     body = client.get("/api/v1/suggestions/?team=payments&status=open").json()
     assert body["count"] == 1
     item = body["results"][0]
-    assert (item["kind"], item["team"], item["estimated_monthly_saving"]) == ("orphaned_resource", "payments", "300.00")
+    assert (item["kind"], item["team"], item["estimated_monthly_saving"]) == (
+        "orphaned_resource",
+        "payments",
+        "300.00",
+    )
     assert item["evidence"]["cost_last_14_days"] == "140.00"
     assert client.get("/api/v1/suggestions/").json()["count"] == 1  # not the unallocated one
     assert client.get("/api/v1/suggestions/?team=search").status_code == 404

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import random
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -53,7 +55,20 @@ class Command(BaseCommand):
         if options["if_empty"] and demo_exists():
             self.stdout.write("demo data already present; nothing to do (--if-empty)")
             return
+        # Thousands of events are written; keep the console readable (the events are in the
+        # database and verify_audit checks them).
+        audit_logger = logging.getLogger("portal.audit")
+        previous_level = audit_logger.level
+        audit_logger.setLevel(logging.WARNING)
+        try:
+            self._run_steps()
+        finally:
+            audit_logger.setLevel(previous_level)
+        self.stdout.write(self.style.SUCCESS("demo data ready"))
+
+    def _run_steps(self) -> None:
         for step in DEMO_STEPS:
+            started = time.monotonic()
             module_name, func_name = step.rsplit(".", 1)
             if not _module_exists(module_name):
                 self.stdout.write(f"{step}: skipped ({module_name} does not exist yet)")
@@ -63,4 +78,4 @@ class Command(BaseCommand):
                 raise CommandError(f"{step}: {module_name} has no function {func_name}")
             self.stdout.write(f"{step}:")
             func(stdout=self.stdout, rng=random.Random(SEED))
-        self.stdout.write(self.style.SUCCESS("demo data ready"))
+            self.stdout.write(f"  ({time.monotonic() - started:.1f} s)")
