@@ -356,11 +356,15 @@ def preview(
         )
     if result.auto_approval is None:
         # A stage with fewer eligible people than it needs would refuse the submission.
-        probe = AccessRequest(requester=requester, principal=principal, entitlement=entitlement, stages=stages)
+        probe = AccessRequest(
+            requester=requester, principal=principal, entitlement=entitlement, stages=stages
+        )
         for index in range(len(stages)):
             problem = stage_requirement_problem(request=probe, stage_index=index)
             if problem:
-                result.refusals.append(f"this request cannot be approved as policy stands: {problem}")
+                result.refusals.append(
+                    f"this request cannot be approved as policy stands: {problem}"
+                )
     return result
 
 

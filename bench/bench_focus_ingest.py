@@ -8,8 +8,11 @@ The bare COPY streams the same bytes, through psycopg, into an unindexed all-tex
 Two ingest figures per size, both from one run of ``import_focus`` in a child process:
 ``service_s`` is the command itself (read, validate, attribute, COPY, replace, roll up,
 commit; Python and Django start-up excluded) and is what the 0.5x target refers to;
-``process_s`` adds interpreter and Django start-up. Before each size the bench source's
-previous lines are deleted (untimed), so every run is a first import of its period.
+``process_s`` adds interpreter and Django start-up. Before each size every bench source's
+lines are deleted (untimed), so every run is a first import into an empty period, like
+the bare COPY into an empty table. CPU seconds of the import process and of its backend
+(and of the bare COPY's backend) are recorded too: the host is shared, and CPU time is far
+less disturbed by other jobs than wall time.
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from _focusgen import build  # noqa: E402
 WORK = Path(os.environ.get("BENCH_WORK_DIR", "/tmp/tollgate-bench"))
 
 
-def bare_copy(path: Path) -> float:
+def bare_copy(path: Path) -> tuple[float, float]:
+    """Seconds for a bare COPY of ``path``, and the CPU seconds its backend used."""
     with open(path, newline="", encoding="utf-8") as fh:
         width = len(next(csv.reader(fh)))
     cols = ", ".join(f"c{i} text" for i in range(width))
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_bare_copy")
         conn.execute(f"CREATE TABLE bench_bare_copy ({cols})")
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        cpu0 = backend_cpu(pid)
         start = time.perf_counter()
         with (
             conn.cursor() as cur,
@@ -45,29 +51,53 @@ def bare_copy(path: Path) -> float:
             while chunk := fh.read(1 << 20):
                 copy.write(chunk)
         elapsed = time.perf_counter() - start
+        cpu = backend_cpu(pid) - cpu0
         conn.execute("DROP TABLE bench_bare_copy")
-    return elapsed
+    return elapsed, cpu
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a local PostgreSQL backend has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 DRIVER = """
-import os, sys, time
+import os, sys, time, resource
 sys.path.insert(0, os.getcwd())
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 import django
 django.setup()
 from django.core.management import call_command
+from django.db import connection
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
+from bench_focus_ingest import backend_cpu
+with connection.cursor() as cur:
+    cur.execute("SELECT pg_backend_pid()")
+    pid = cur.fetchone()[0]
+def client_cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c0, s0 = client_cpu(), backend_cpu(pid)
 start = time.perf_counter()
 call_command("import_focus", sys.argv[1], "--source", sys.argv[2], "--no-progress")
-print("SERVICE_S", time.perf_counter() - start)
+elapsed = time.perf_counter() - start
+print("CPU", client_cpu() - c0, backend_cpu(pid) - s0)
+print("SERVICE_S", elapsed)
 """
 
 
-def clear_source(name: str) -> None:
+def clear_bench_lines() -> None:
+    """Delete every bench source's lines, so each size is imported into an empty month.
+
+    Without this the figures depend on what earlier runs left behind: the rollup step
+    regroups the whole billing month, so a 100k import into a month still holding the 1M
+    run's lines pays for grouping 1.1M lines.
+    """
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute(
             "DELETE FROM costs_costline WHERE source_id IN "
-            "(SELECT id FROM costs_billingsource WHERE name = %s)",
-            [name],
+            "(SELECT id FROM costs_billingsource WHERE name LIKE 'bench-%%')"
         )
         conn.execute("VACUUM costs_costline")
 
@@ -89,12 +119,13 @@ def main() -> None:
         path = WORK / f"focus_{n}.csv"
         if not path.exists():
             build(path, n)
-        copy_s = bare_copy(path)
-        clear_source(f"bench-{n}")
+        copy_s, copy_cpu = bare_copy(path)
+        clear_bench_lines()
         process_s, rss_mb, out = run_measured(
             [sys.executable, "-c", DRIVER, str(path), f"bench-{n}"], env
         )
         service_s = float(out.rsplit("SERVICE_S", 1)[1])
+        client_cpu, server_cpu = (float(x) for x in out.rsplit("CPU", 1)[1].split()[:2])
         figures["sizes"][n] = {
             "file_mb": round(path.stat().st_size / 1e6, 1),
             "bare_copy_s": round(copy_s, 2),
@@ -105,8 +136,13 @@ def main() -> None:
             "process_s": round(process_s, 2),
             "ratio_vs_bare_copy_with_startup": round(copy_s / process_s, 3),
             "ingest_peak_rss_mb": rss_mb,
+            # CPU seconds, which the shared host's load does not inflate the way it does wall
+            # time: the bare COPY's backend, and the import's own process and backend
+            "bare_copy_server_cpu_s": round(copy_cpu, 2),
+            "ingest_client_cpu_s": round(client_cpu, 2),
+            "ingest_server_cpu_s": round(server_cpu, 2),
             "timings": last_timings(),
-            "command_output": out.rsplit("SERVICE_S", 1)[0].strip(),
+            "command_output": out.rsplit("CPU", 1)[0].strip(),
         }
         print(n, figures["sizes"][n], flush=True)
     rss = [v["ingest_peak_rss_mb"] for v in figures["sizes"].values()]

@@ -227,6 +227,10 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
     if not teams:
         stdout.write("seed_costs: no teams, nothing to do\n")
         return 0
+    if ImportRun.objects.filter(source__name="demo-cloud").exists():
+        # A plain re-run of seed_demo changes nothing (the demo costs are already loaded).
+        stdout.write("seed_costs: demo costs already present; skipped\n")
+        return 0
     _demo_rules(teams)
     header = list(COLUMNS)
     accounts = {t.slug: str(rng.randrange(10**10, 10**11)) for t in teams}

@@ -21,6 +21,7 @@ urlpatterns = [
     path("costs/", include("costs.urls")),
     path("", include("accounts.urls")),
     path("", include("access.urls")),
+    path("provisioning/", include("access.sync.urls")),
 ]
 
 admin.site.site_header = "Tollgate administration"

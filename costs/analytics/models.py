@@ -56,6 +56,45 @@ class CostResourceDaily(models.Model):
         return f"{self.day} {self.team_id} {self.resource_id} {self.billed_cost}"
 
 
+class CostResourceTeamDaily(models.Model):
+    """The team dashboard's narrow rollup: one row per team, day, resource and service.
+
+    Built from ``CostResourceDaily`` by :func:`costs.analytics.rollups.resource_rollups_rebuild`
+    (SKUs, regions, charge and pricing categories collapsed; commitment figures kept as
+    columns), so the page's resource table, top movers and commitment coverage come from one
+    grouped query over at most (team's resources × days in range) rows, whatever the number
+    of cost lines. Directly attributed team spend only (``team`` is never NULL here).
+    """
+
+    billing_period_start = models.DateField()
+    day = models.DateField()
+    team = models.ForeignKey(
+        "accounts.Team", on_delete=models.PROTECT, db_constraint=False, related_name="+"
+    )
+    resource_id = models.TextField(default="")
+    service_name = models.CharField(max_length=200, default="")
+    billed_cost = models.DecimalField(**MONEY)
+    effective_cost = models.DecimalField(**MONEY)
+    committed_cost = models.DecimalField(
+        **MONEY, default=0, help_text="effective cost at committed pricing"
+    )
+    on_demand_compute_cost = models.DecimalField(
+        **MONEY, default=0, help_text="effective cost of standard-priced compute usage"
+    )
+    commitment_used_cost = models.DecimalField(**MONEY, default=0)
+    commitment_unused_cost = models.DecimalField(**MONEY, default=0)
+
+    class Meta:
+        app_label = "costs"
+        indexes = [
+            models.Index(fields=["team", "day"], name="costs_resteam_team_day"),
+            models.Index(fields=["billing_period_start"], name="costs_resteam_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.team_id} {self.resource_id} {self.billed_cost}"
+
+
 class RollupBuild(models.Model):
     """When the resource rollup of a billing period was last built (staleness check)."""
 

@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
-from django.db.models.functions import Abs, Coalesce
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import Team
 from portal.core.errors import ValidationError
 
-from ..models import Allocation, CostDaily
+from ..models import Allocation, CostDaily, ImportRun, ReattributionRun
 from ..policies import cost_team_ids_for
 from .forecast import forecast_month, month_end
-from .models import Anomaly, Budget, CostResourceDaily, Suggestion
+from .models import (
+    Anomaly,
+    Budget,
+    CostResourceDaily,
+    CostResourceTeamDaily,
+    RollupBuild,
+    Suggestion,
+)
 from .policies import may_view_org_costs, may_view_team_costs
 
 ZERO = Decimal(0)
@@ -155,24 +166,33 @@ def seat_costs(*, team_id: int) -> list[dict]:
     return out
 
 
+def _month_totals(*, team_id: int, first: dt.date, until: dt.date) -> dict:
+    """The team's billed and effective cost, currency and the org's unallocated cost."""
+    return CostDaily.objects.filter(
+        Q(team_id=team_id) | Q(team__isnull=True), day__gte=first, day__lte=until
+    ).aggregate(
+        billed=Sum("billed_cost", filter=Q(team_id=team_id)),
+        effective=Sum("effective_cost", filter=Q(team_id=team_id)),
+        unallocated=Sum("billed_cost", filter=Q(team__isnull=True)),
+        currency=Min("billing_currency", filter=Q(team_id=team_id)),
+    )
+
+
 def month_summary(
-    *, team: Team, month: dt.date, as_of: dt.date, series: dict | None = None
+    *,
+    team: Team,
+    month: dt.date,
+    as_of: dt.date,
+    series: dict | None = None,
+    totals: dict | None = None,
 ) -> dict:
     """Billed, effective, forecast, budget and the org's unallocated cost of one month."""
     first, last = month.replace(day=1), month_end(month)
     if first > as_of:
         raise ValidationError("that month has no cost data yet", field="month")
     until = min(last, as_of)
-    agg = CostDaily.objects.filter(day__gte=first, day__lte=until).aggregate(
-        billed=Sum("billed_cost", filter=Q(team_id=team.pk)),
-        effective=Sum("effective_cost", filter=Q(team_id=team.pk)),
-        unallocated=Sum("billed_cost", filter=Q(team__isnull=True)),
-    )
-    currency = (
-        CostDaily.objects.filter(team_id=team.pk, day__gte=first, day__lte=until)
-        .values_list("billing_currency", flat=True)
-        .first()
-    ) or "USD"
+    agg = totals if totals is not None else _month_totals(team_id=team.pk, first=first, until=until)
+    currency = agg["currency"] or "USD"  # mixed currencies: the first one is shown
     if series is None:
         series = daily_series(team_id=team.pk, start=first - dt.timedelta(days=35), end=until)
     forecast = forecast_month(series, first, until) if until < last else agg["billed"] or ZERO
@@ -210,15 +230,87 @@ def compare_range(start: dt.date, end: dt.date, kind: str) -> tuple[dt.date, dt.
     return None
 
 
-def _grouped(qs, key: str, cur: tuple, prev: tuple | None, limit: int | None = None):
-    cur_q = Q(day__gte=cur[0], day__lte=cur[1])
-    ann = {"amount": Coalesce(Sum("billed_cost", filter=cur_q), ZERO)}
+def _team_days(
+    *, team_id: int, start: dt.date, end: dt.date, month: dt.date, as_of: dt.date
+) -> tuple[dict[dt.date, Decimal], dict]:
+    """The team's daily billed cost over [start, end] and the month's totals (as
+    :func:`_month_totals`) in two index-friendly queries: one over the team's days, one over
+    the unallocated days of the month."""
+    until = min(month_end(month), as_of)
+    rows = (
+        CostDaily.objects.filter(team_id=team_id, day__gte=start, day__lte=end)
+        .order_by()
+        .values_list("day")
+        .annotate(Sum("billed_cost"), Sum("effective_cost"), Min("billing_currency"))
+    )
+    series, in_month = {}, []
+    for day, billed, effective, currency in rows:
+        series[day] = billed or ZERO
+        if month <= day <= until:
+            in_month.append((billed or ZERO, effective or ZERO, currency))
+    unallocated = CostDaily.objects.filter(
+        team__isnull=True, day__gte=month, day__lte=until
+    ).aggregate(s=Sum("billed_cost"))["s"]
+    totals = {
+        "billed": sum((b for b, _, _ in in_month), ZERO) if in_month else None,
+        "effective": sum((e for _, e, _ in in_month), ZERO) if in_month else None,
+        "currency": min((c for _, _, c in in_month if c), default=None),
+        "unallocated": unallocated,
+    }
+    return series, totals
+
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def _window(cur: tuple, prev: tuple | None) -> Q:
+    window = Q(day__gte=cur[0], day__lte=cur[1])
     if prev:
-        ann["prev"] = Coalesce(
-            Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1])), ZERO
+        window |= Q(day__gte=prev[0], day__lte=prev[1])
+    return window
+
+
+def rollup_version() -> str:
+    """Changes whenever the rollups may have changed: a resource-rollup build, a finished
+    import or re-attribution (one query). Part of the dashboard's cache key, so an import or
+    a re-attribution invalidates every cached dashboard at once."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT MAX(built_at) FROM {RollupBuild._meta.db_table}), "  # noqa: S608
+            f"(SELECT COUNT(*) FROM {RollupBuild._meta.db_table}), "
+            f"(SELECT MAX(finished_at) FROM {ImportRun._meta.db_table}), "
+            f"(SELECT COUNT(*) FROM {ImportRun._meta.db_table}), "
+            f"(SELECT MAX(finished_at) FROM {ReattributionRun._meta.db_table})"
         )
-    rows = qs.order_by().values(key).annotate(**ann).order_by("-amount", key)
-    return list(rows[:limit] if limit else rows)
+        row = cursor.fetchone()
+    return "|".join("" if v is None else str(v) for v in row)
+
+
+def _daily_breakdowns(qs, *, cur: tuple, prev: tuple | None, total: Decimal):
+    """By service, by category, by region and the shared total of a range: one grouped
+    query over the team's ``CostDaily`` rows (a few dozen groups), split in Python."""
+    cur_q = Q(day__gte=cur[0], day__lte=cur[1])
+    ann = {"amount": Sum("billed_cost", filter=cur_q)}
+    if prev:
+        ann["prev"] = Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1]))
+    dims = ("service_name", "service_category", "region_id")
+    rows = list(qs.order_by().values(*dims, "allocation").annotate(**ann))
+    shared = ZERO
+    out = []
+    for key in dims:
+        acc: dict[str, dict] = {}
+        for r in rows:
+            e = acc.setdefault(r[key], {key: r[key], "amount": ZERO})
+            e["amount"] += r["amount"] or ZERO
+            if prev:
+                e["prev"] = e.get("prev", ZERO) + (r["prev"] or ZERO)
+        ordered = sorted(acc.values(), key=lambda x, k=key: (-x["amount"], x[k]))
+        out.append(_with_shares(ordered, key, total))
+    for r in rows:
+        if r["allocation"] == Allocation.SHARED:
+            shared += r["amount"] or ZERO
+    return out[0], out[1], out[2], shared
 
 
 def _with_shares(rows: list[dict], key: str, total: Decimal) -> list[dict]:
@@ -262,14 +354,36 @@ def team_dashboard(
     # one query: every day the page needs (trend, comparison, 12 months, forecast history)
     first_needed = min(start, prev[0] if prev else start, add_months(month, -11))
     last_needed = max(end, as_of)
-    series = daily_series(team_id=team.pk, start=first_needed, end=last_needed)
-    summary = month_summary(team=team, month=month, as_of=as_of, series=series)
-    last_month = previous_month(month)
-    last_month_total = sum(
-        (v for d, v in series.items() if last_month <= d <= month_end(last_month)), ZERO
+    cur = (start, end)
+    raw = f"{team.pk}|{start}|{end}|{compare}|{as_of}|{rollup_version()}"
+    key = f"costs:dash:1:{team.pk}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
+    ttl = getattr(settings, "COST_DASHBOARD_CACHE_SECONDS", 300)
+    cached = cache.get(key) if ttl else None
+    if cached is None:  # everything read from the rollups, in four queries
+        series, totals = _team_days(
+            team_id=team.pk, start=first_needed, end=last_needed, month=month, as_of=as_of
+        )
+        range_total = sum((series.get(d, ZERO) for d in _days(start, end)), ZERO)
+        scope = CostDaily.objects.filter(team_id=team.pk).filter(_window(cur, prev))
+        cached = {
+            "series": series,
+            "totals": totals,
+            "breakdowns": _daily_breakdowns(scope, cur=cur, prev=prev, total=range_total),
+            "resources": _resource_figures(team_id=team.pk, cur=cur, prev=prev, total=range_total),
+        }
+        if ttl:
+            cache.set(key, cached, ttl)
+    series = cached["series"]
+    summary = month_summary(
+        team=team, month=month, as_of=as_of, series=series, totals=cached["totals"]
     )
+    last_month = previous_month(month)
+    per_month: dict[dt.date, Decimal] = defaultdict(lambda: ZERO)
+    for d, v in series.items():
+        per_month[d.replace(day=1)] += v
+    last_month_total = per_month[last_month]
 
-    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    days = _days(start, end)
     daily = [(d, series.get(d, ZERO)) for d in days]
     compare_daily = (
         [
@@ -285,7 +399,7 @@ def team_dashboard(
     monthly = []
     for i in range(11, -1, -1):
         m = add_months(month, -i)
-        total = sum((v for d, v in series.items() if m <= d <= month_end(m)), ZERO)
+        total = per_month[m]
         in_force = [b for bm, b in budgets.items() if bm <= m]
         monthly.append(
             {
@@ -295,56 +409,10 @@ def team_dashboard(
             }
         )
 
-    cur = (start, end)
-    scope = CostDaily.objects.filter(team_id=team.pk)
-    window = Q(day__gte=start, day__lte=end)
-    if prev:
-        window |= Q(day__gte=prev[0], day__lte=prev[1])
-    scope = scope.filter(window)
     range_total = sum((v for _, v in daily), ZERO)
     prev_total = sum((v for _, v in compare_daily), ZERO) if prev else None
-    by_service = _with_shares(
-        _grouped(scope, "service_name", cur, prev), "service_name", range_total
-    )
-    by_category = _with_shares(
-        _grouped(scope, "service_category", cur, prev), "service_category", range_total
-    )
-    by_region = _with_shares(_grouped(scope, "region_id", cur, prev), "region_id", range_total)
-    shared_total = (
-        scope.filter(day__gte=start, day__lte=end, allocation=Allocation.SHARED).aggregate(
-            s=Sum("billed_cost")
-        )["s"]
-        or ZERO
-    )
-
-    res_scope = CostResourceDaily.objects.filter(team_id=team.pk).filter(window)
-    resource_rows = _grouped(res_scope, "resource_id", cur, prev, limit=TOP_N)
-    by_resource = _with_shares(resource_rows, "resource_id", range_total)
-    movers = []
-    if prev:
-        movers = [
-            r
-            for r in _with_shares(
-                list(
-                    res_scope.order_by()
-                    .values("resource_id", "service_name")
-                    .annotate(
-                        amount=Coalesce(
-                            Sum("billed_cost", filter=Q(day__gte=start, day__lte=end)), ZERO
-                        ),
-                        prev=Coalesce(
-                            Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1])), ZERO
-                        ),
-                    )
-                    .annotate(move=Abs(F("amount") - F("prev")))
-                    .order_by("-move", "resource_id")[:10]
-                ),
-                "resource_id",
-                range_total,
-            )
-            if r["delta"]
-        ]
-    commitment = commitment_stats(team_id=team.pk, start=start, end=end)
+    by_service, by_category, by_region, shared_total = cached["breakdowns"]
+    by_resource, movers, commitment = cached["resources"]
     seats = seat_costs(team_id=team.pk)
     anomalies = list(
         Anomaly.objects.filter(team_id=team.pk, day__gte=start - dt.timedelta(days=30)).order_by(
@@ -389,6 +457,69 @@ def team_dashboard(
     }
 
 
+def _resource_figures(
+    *, team_id: int, cur: tuple, prev: tuple | None, total: Decimal
+) -> tuple[list[dict], list[dict], dict]:
+    """Top resources, top movers and commitment figures of a range, from one grouped query
+    over the narrow ``CostResourceTeamDaily`` (one row per resource and service in range:
+    bounded by the team's resources, not by cost lines)."""
+    cur_q = Q(day__gte=cur[0], day__lte=cur[1])
+    window = cur_q
+    ann = {
+        "amount": Sum("billed_cost", filter=cur_q),
+        "committed": Sum("committed_cost", filter=cur_q),
+        "on_demand": Sum("on_demand_compute_cost", filter=cur_q),
+        "used": Sum("commitment_used_cost", filter=cur_q),
+        "unused": Sum("commitment_unused_cost", filter=cur_q),
+    }
+    if prev:
+        prev_q = Q(day__gte=prev[0], day__lte=prev[1])
+        window = cur_q | prev_q
+        ann["prev"] = Sum("billed_cost", filter=prev_q)
+    rows = list(
+        CostResourceTeamDaily.objects.filter(window, team_id=team_id)
+        .order_by()
+        .values_list("resource_id", "service_name")
+        .annotate(**ann)
+    )
+    keys = ("amount", "committed", "on_demand", "used", "unused", "prev")
+    per_resource: dict[str, dict] = {}
+    pairs, sums = [], dict.fromkeys(keys[1:5], ZERO)
+    for row in rows:
+        resource_id, _service, *values = row
+        r = {k: v or ZERO for k, v in zip(keys, values, strict=False)}
+        pairs.append({"resource_id": resource_id, "amount": r["amount"], "prev": r.get("prev")})
+        for k in sums:
+            sums[k] += r[k]
+        acc = per_resource.setdefault(
+            resource_id,
+            {"resource_id": resource_id, "amount": ZERO, **({"prev": ZERO} if prev else {})},
+        )
+        acc["amount"] += r["amount"]
+        if prev:
+            acc["prev"] += r["prev"]
+    top = sorted(per_resource.values(), key=lambda x: (-x["amount"], x["resource_id"]))[:TOP_N]
+    by_resource = _with_shares(top, "resource_id", total)
+    movers = []
+    if prev:
+        moved = sorted(pairs, key=lambda x: (-abs(x["amount"] - x["prev"]), x["resource_id"]))
+        movers = [r for r in _with_shares(moved[:10], "resource_id", total) if r["delta"]]
+    commitment = _commitment(sums["committed"], sums["on_demand"], sums["used"], sums["unused"])
+    return by_resource, movers, commitment
+
+
+def _commitment(committed: Decimal, on_demand: Decimal, used: Decimal, unused: Decimal) -> dict:
+    eligible = committed + on_demand
+    return {
+        "committed": money(committed),
+        "on_demand": money(on_demand),
+        "coverage_pct": (committed / eligible * 100) if eligible else None,
+        "used": money(used),
+        "unused": money(unused),
+        "utilisation_pct": (used / (used + unused) * 100) if (used + unused) else None,
+    }
+
+
 def _cumulative(series, month: dt.date, as_of: dt.date, summary: dict) -> dict:
     """Budget burn: cumulative actual to ``as_of``, the forecast path, the budget pace."""
     last = month_end(month)
@@ -430,18 +561,12 @@ def commitment_stats(*, team_id: int | None, start: dt.date, end: dt.date) -> di
         used=Sum("effective_cost", filter=Q(commitment_discount_status="Used")),
         unused=Sum("effective_cost", filter=Q(commitment_discount_status="Unused")),
     )
-    committed = agg["committed"] or ZERO
-    on_demand = agg["on_demand"] or ZERO
-    used, unused = agg["used"] or ZERO, agg["unused"] or ZERO
-    eligible = committed + on_demand
-    return {
-        "committed": money(committed),
-        "on_demand": money(on_demand),
-        "coverage_pct": (committed / eligible * 100) if eligible else None,
-        "used": money(used),
-        "unused": money(unused),
-        "utilisation_pct": (used / (used + unused) * 100) if (used + unused) else None,
-    }
+    return _commitment(
+        agg["committed"] or ZERO,
+        agg["on_demand"] or ZERO,
+        agg["used"] or ZERO,
+        agg["unused"] or ZERO,
+    )
 
 
 def team_drilldown(

@@ -307,10 +307,16 @@ class Converter:
 
     def _timestamps(self, trimmed, null, add_flag):
         naive = pc.match_substring_regex(trimmed, NAIVE_TS_RE)
-        zoned = pc.match_substring_regex(trimmed, ZONED_TS_RE)
-        add_flag(pc.and_(pc.invert(null), pc.invert(pc.or_(naive, zoned))))
+        rest = pc.and_(pc.invert(null), pc.invert(naive))
+        if pc.any(rest).as_py():  # the second regex only when some value is not naive
+            zoned = pc.match_substring_regex(trimmed, ZONED_TS_RE)
+            add_flag(pc.and_(rest, pc.invert(zoned)))
+        else:
+            zoned = pc.and_(naive, pc.invert(naive))  # all false
         result = pa.nulls(len(trimmed), TS_TYPE)
-        naive_text = pc.replace_substring_regex(trimmed, r"^(\d{4}-\d{2}-\d{2})t", r"\1T")
+        naive_text = trimmed
+        if pc.any(pc.match_substring(trimmed, "t")).as_py():  # a lower-case separator
+            naive_text = pc.replace_substring_regex(trimmed, r"^(\d{4}-\d{2}-\d{2})t", r"\1T")
         for mask, text, target in (
             (naive, naive_text, pa.timestamp("us")),
             (zoned, None, TS_TYPE),
@@ -336,9 +342,9 @@ class Converter:
         tags_null = out.pop("__tags_null", None)
         parts = [out.get(f, _const(n, "")) for f in ATTR_FIELDS]
         parts.append(tags_raw if tags_raw is not None else _const(n, ""))
-        for part in parts:
-            add_flag(pc.match_substring(part, SEP))
         joined = pc.binary_join_element_wise(*parts, SEP)
+        # a separator inside a value would make the split ambiguous: flag those rows
+        add_flag(pc.not_equal(pc.count_substring(joined, SEP), len(parts) - 1))
         encoded = pc.dictionary_encode(joined)
         combos = encoded.dictionary.to_pylist()
         if tags_null is not None:

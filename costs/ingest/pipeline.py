@@ -379,10 +379,12 @@ COLUMNAR = True
 class _CsvCopy:
     """One ``COPY costs_costline ... FROM STDIN (FORMAT csv)`` kept open across batches.
 
-    A writer thread sends each batch while the caller converts the next one, so Python and
-    PostgreSQL work at the same time; the queue holds at most two batches (memory stays
-    bounded). It is closed before any other statement on the connection (a new month's
-    partition, rows from the row parser) and reopened on the next write.
+    Two threads work behind the caller: an encoder turns each queued batch into CSV
+    (Arrow, GIL released) and a sender streams the encoded bytes to PostgreSQL, so the
+    server never waits for the encoding of its next batch while the caller converts the
+    one after. Each queue holds at most two batches (memory stays bounded). It is closed
+    before any other statement on the connection (a new month's partition, rows from the
+    row parser) and reopened on the next write.
     """
 
     QUEUE = 2
@@ -390,7 +392,7 @@ class _CsvCopy:
     def __init__(self):
         self._stack = None
         self._queue = None
-        self._thread = None
+        self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
 
     def _open(self) -> None:
@@ -401,21 +403,35 @@ class _CsvCopy:
             cursor.copy(f"COPY costs_costline ({cols}) FROM STDIN (FORMAT csv)")
         )
         self._queue = queue.Queue(maxsize=self.QUEUE)
+        encoded: queue.Queue = queue.Queue(maxsize=self.QUEUE)
         self._error = None
 
-        def run() -> None:
+        def encode() -> None:
             while (data := self._queue.get()) is not None:
                 if self._error is None:
                     try:
-                        copy.write(data() if callable(data) else data)
+                        encoded.put(data() if callable(data) else data)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                        self._error = exc
+            encoded.put(None)
+
+        def send() -> None:
+            while (data := encoded.get()) is not None:
+                if self._error is None:
+                    try:
+                        copy.write(data)
                     except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                         self._error = exc
 
-        self._thread = threading.Thread(target=run, name="costs-copy", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=encode, name="costs-encode", daemon=True),
+            threading.Thread(target=send, name="costs-copy", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def write(self, data) -> None:
-        """Queue ``data``: bytes, or a function returning bytes (run in the writer thread)."""
+        """Queue ``data``: bytes, or a function returning bytes (run in the encoder thread)."""
         if self._stack is None:
             self._open()
         if self._error is not None:
@@ -426,8 +442,9 @@ class _CsvCopy:
         if self._stack is None:
             return
         self._queue.put(None)
-        self._thread.join()
-        stack, self._stack, self._thread, self._queue = self._stack, None, None, None
+        for thread in self._threads:
+            thread.join()
+        stack, self._stack, self._threads, self._queue = self._stack, None, [], None
         error, self._error = self._error, None
         if error is not None:
             with contextlib.suppress(Exception):
@@ -439,8 +456,8 @@ class _CsvCopy:
 def _write_columnar(stream: _CsvCopy, table, *, source_id: int, run_id: int) -> None:
     """Send one converted Arrow batch (as CSV) down the open COPY.
 
-    The CSV is encoded in the writer thread (Arrow releases the GIL), overlapping the
-    conversion of the next batch.
+    The CSV is encoded in the stream's encoder thread (Arrow releases the GIL),
+    overlapping the conversion of the next batch and the sending of the previous one.
     """
     from . import columnar
 
@@ -457,7 +474,7 @@ class _Prefetch:
 
     _END = object()
 
-    def __init__(self, batches, depth: int = 2):
+    def __init__(self, batches, depth: int = 1):
         self._batches = batches
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()

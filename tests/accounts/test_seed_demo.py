@@ -32,6 +32,22 @@ def fast_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def small_demo(monkeypatch):
+    """The whole seed_demo runs, with a smaller access history and fewer months of costs
+    (the full sizes are exercised by `make run`; each step's own test checks its data)."""
+    import access.demo
+    import costs.demo
+
+    monkeypatch.setattr(access.demo, "HISTORY_REQUESTS", 80)
+    full_seed_costs = costs.demo.seed_costs
+
+    def seed_costs(*, stdout, rng):
+        return full_seed_costs(stdout=stdout, rng=rng, months=3, resources_per_team=2)
+
+    monkeypatch.setattr(costs.demo, "seed_costs", seed_costs)
+
+
 @pytest.mark.sqlite
 @pytest.mark.django_db
 def test_seed_demo_creates_the_demo_org_accounts_and_a_verifiable_trail(client, fast_hasher):

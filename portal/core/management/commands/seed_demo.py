@@ -18,7 +18,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 SEED = 20261125
-DEMO_STEPS = ["accounts.demo.seed_people", "access.demo.seed_access", "costs.demo.seed_costs"]
+DEMO_STEPS = [
+    "accounts.demo.seed_people",
+    "access.demo.seed_access",
+    "access.sync.demo.seed_provisioning",
+    "costs.demo.seed_costs",
+]
 
 
 def demo_exists() -> bool:
