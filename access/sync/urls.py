@@ -7,6 +7,7 @@ from . import views
 app_name = "access_sync"
 
 urlpatterns = [
+    path("", views.hub, name="hub"),
     path("jobs/failed/", views.failed_jobs, name="failed-jobs"),
     path("jobs/<int:pk>/retry/", views.job_retry, name="job-retry"),
     path("tasks/", views.manual_tasks, name="manual-tasks"),

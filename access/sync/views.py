@@ -12,7 +12,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.core.errors import DomainError
+from connectors.base import ConnectorError
+from portal.core.errors import DomainError, NotFound
 
 from .. import selectors as access_selectors
 from ..models import Entitlement, ReconciliationRun
@@ -24,6 +25,24 @@ def _int(raw, default: int = 0) -> int:
         return int(raw)
     except (TypeError, ValueError):
         return default
+
+
+# --- Hub ------------------------------------------------------------------------------
+@require_GET
+@login_required
+def hub(request):
+    user = request.user
+    return render(
+        request,
+        "access/sync/hub.html",
+        {
+            "open_tasks": selectors.manual_tasks_for(viewer=user).count(),
+            "open_reviews": selectors.follow_ups_for(viewer=user).count(),
+            "may_see_failed": policies.may_see_failed_jobs(user),
+            "failed": selectors.job_counts()["failed"] if policies.may_see_failed_jobs(user) else 0,
+            "may_see_drift": policies.may_see_org_drift(user),
+        },
+    )
 
 
 # --- Failed jobs (platform team) ------------------------------------------------------
@@ -80,9 +99,9 @@ def manual_task_answer(request, pk: int):
             outcome=request.POST.get("outcome", ""),
             note=request.POST.get("note", "")[:500],
         )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
     except DomainError as exc:
-        if exc.__class__.__name__ == "NotFound":
-            raise Http404(exc.message) from exc
         messages.error(request, f"Not saved: {exc.message}.")
     else:
         messages.success(request, "Task answered.")
@@ -152,8 +171,8 @@ def service_reconcile(request, slug: str):
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("access_sync:service", slug=service.slug)
-        except Exception as exc:  # a connector error: show it, write nothing
-            messages.error(request, f"Dry run failed: {getattr(exc, 'message', exc)}")
+        except ConnectorError as exc:  # show it; a dry run writes nothing
+            messages.error(request, f"Dry run failed: {exc.message}")
             return redirect("access_sync:service", slug=service.slug)
         return render(
             request,
@@ -206,9 +225,9 @@ def follow_up_answer(request, pk: int):
             decision=request.POST.get("decision", ""),
             note=request.POST.get("note", "")[:2000],
         )
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
     except DomainError as exc:
-        if exc.__class__.__name__ == "NotFound":
-            raise Http404(exc.message) from exc
         messages.error(request, f"Not saved: {exc.message}.")
     else:
         messages.success(request, "Review answered.")

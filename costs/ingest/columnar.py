@@ -32,7 +32,6 @@ caller then rolls back to a savepoint and runs the row path over the whole file.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -396,7 +395,7 @@ def _const(n: int, value) -> pa.Array:
     return pc.fill_null(pa.nulls(n, pa.string()), value)
 
 
-def to_csv(table: pa.Table, *, source_id: int, run_id: int) -> bytes:
+def to_csv(table: pa.Table, *, source_id: int, run_id: int) -> memoryview:
     """The table as CSV in :data:`costs.ingest.pipeline.LINE_COLUMNS` order."""
     n = table.num_rows
     for name in ("charge_period_start", "charge_period_end"):
@@ -407,7 +406,8 @@ def to_csv(table: pa.Table, *, source_id: int, run_id: int) -> bytes:
         table = table.set_column(i, name, pc.binary_join_element_wise(naive, "+00", ""))
     table = table.add_column(0, "import_run_id", pc.fill_null(pa.nulls(n, pa.int64()), run_id))
     table = table.add_column(0, "source_id", pc.fill_null(pa.nulls(n, pa.int64()), source_id))
-    buf = io.BytesIO()
+    # straight into Arrow's memory, handed to psycopg without a copy into a bytes object
+    buf = pa.BufferOutputStream()
     pacsv.write_csv(
         table,
         buf,
@@ -415,4 +415,4 @@ def to_csv(table: pa.Table, *, source_id: int, run_id: int) -> bytes:
             include_header=False, quoting_style="all_valid", batch_size=8192
         ),
     )
-    return buf.getvalue()
+    return memoryview(buf.getvalue())

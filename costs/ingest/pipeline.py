@@ -382,12 +382,13 @@ class _CsvCopy:
     Two threads work behind the caller: an encoder turns each queued batch into CSV
     (Arrow, GIL released) and a sender streams the encoded bytes to PostgreSQL, so the
     server never waits for the encoding of its next batch while the caller converts the
-    one after. Each queue holds at most two batches (memory stays bounded). It is closed
+    one after. Each queue holds one batch, so at most four converted batches are in flight
+    (queued and being encoded, encoded and being sent): memory stays bounded. It is closed
     before any other statement on the connection (a new month's partition, rows from the
     row parser) and reopened on the next write.
     """
 
-    QUEUE = 2
+    QUEUE = 1
 
     def __init__(self):
         self._stack = None

@@ -49,9 +49,9 @@ def request_grant(principal, entitlement, capture, *, execute: bool = True) -> G
 
 def actions_for(obj) -> list[str]:
     return list(
-        AuditEvent.objects.filter(
-            target_type=obj._meta.label_lower, target_id=str(obj.pk)
-        ).order_by("seq").values_list("action", flat=True)
+        AuditEvent.objects.filter(target_type=obj._meta.label_lower, target_id=str(obj.pk))
+        .order_by("seq")
+        .values_list("action", flat=True)
     )
 
 

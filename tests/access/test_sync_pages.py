@@ -181,3 +181,12 @@ def test_metrics_count_jobs_and_drift(client, admin, requester, failed_job):
     assert 'tollgate_sync_jobs{status="failed"} 1' in text
     assert 'tollgate_sync_jobs{status="done"} 0' in text
     assert SyncJob.objects.count() == 1
+
+
+def test_hub_shows_each_persona_what_is_theirs(client, requester, admin, failed_job):
+    client.force_login(requester)
+    page = client.get("/provisioning/").content.decode()
+    assert "Break-glass access" in page and "Failed jobs" not in page
+    client.force_login(admin)
+    page = client.get("/provisioning/").content.decode()
+    assert "Failed jobs</a> — 1 failed" in page

@@ -333,3 +333,24 @@ def test_leaver_with_20_grants_across_three_connectors(worker, target, org, clie
     assert SyncJob.objects.filter(origin="leaver").count() == 20
     assert set(SyncJob.objects.filter(origin="leaver").values_list("status", flat=True)) == {"done"}
     assert AuditEvent.objects.filter(action="grant.complete_revoke").count() == 20
+
+
+def test_reconciliation_against_postgresql_enforces_through_the_worker(worker, target, org):
+    from access.sync.reconcile import reconcile_service
+
+    fay = make_user("fay.recon@example.com", team=org["payments"])
+    role = target.create_role("recon_read")
+    service = pg_service(target, "recondb", org["search"], {"read": role})
+    grant = grant_directly(fay, make_entitlement(service, slug="read"))  # not downstream yet
+    intruder = target.role("u_intruder")
+    target.grant_directly(role, intruder)  # granted by hand, never through Tollgate
+
+    run = reconcile_service(service_id=service.pk, mode="enforce")
+    assert (run.missing, run.unmanaged, run.wrong_level, run.jobs_created) == (1, 1, 0, 2)
+    worker.wait_for(
+        lambda: target.members(role) == [target.login_for(fay.email)], "the drift to be fixed"
+    )
+    assert SyncJob.objects.filter(status="done", origin="reconcile").count() == 2
+    assert status_of(grant) == "active"
+    again = reconcile_service(service_id=service.pk, mode="report")
+    assert (again.missing, again.unmanaged, again.wrong_level) == (0, 0, 0)
