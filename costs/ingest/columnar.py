@@ -101,7 +101,7 @@ def arrow_batches(
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=False
+                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=True
             ),
             parse_options=pacsv.ParseOptions(
                 newlines_in_values=False,

@@ -292,3 +292,41 @@ def test_the_unallocated_invariant_holds_per_period(sample_path):
 def test_sample_row_count_matches_csv_module(sample_path):
     with open(sample_path, newline="") as fh:
         assert sum(1 for _ in csv.DictReader(fh)) == 1000
+
+
+def test_cost_lines_carry_only_the_primary_key_and_one_brin_index():
+    """Bulk-load cost: no b-tree beyond the primary key; one BRIN for source and charge month."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'costs_costline' "
+            "ORDER BY indexname"
+        )
+        rows = cursor.fetchall()
+    assert [name for name, _ in rows] == ["costs_costline_pkey", "costs_line_brin"]
+    assert "USING brin (source_id, charge_period_start)" in dict(rows)["costs_line_brin"]
+
+
+def test_import_commits_asynchronously_and_rollup_restores_sort(sample_path, monkeypatch):
+    """synchronous_commit is off only inside the import; enable_sort is back on after it."""
+    from django.db import connection
+
+    seen = {}
+    real = services.audit_record
+
+    def spy(**kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            seen["sync"] = cursor.fetchone()[0]
+            cursor.execute("SHOW enable_sort")
+            seen["sort"] = cursor.fetchone()[0]
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "audit_record", spy)
+    run = do_import(sample_path)
+    assert run.status == "succeeded"
+    assert seen == {"sync": "off", "sort": "on"}
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
