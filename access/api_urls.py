@@ -6,7 +6,7 @@ from rest_framework.permissions import IsAuthenticated
 
 from tokens.permissions import TokenScopes
 
-from . import api
+from . import api, check_api
 
 app_name = "api"
 
@@ -30,4 +30,6 @@ urlpatterns = [
         SpectacularAPIView.as_view(permission_classes=[IsAuthenticated, TokenScopes]),
         name="schema",
     ),
+    path("check", check_api.CheckView.as_view(), name="check"),
+    path("check/batch", check_api.CheckBatchView.as_view(), name="check-batch"),
 ]

@@ -53,3 +53,14 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.seq} {self.hash[:12]}"
+
+
+class SiemCursor(models.Model):
+    """How far a SIEM stream has shipped: the last seq delivered (advanced only after a ship)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    last_seq = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_seq}"

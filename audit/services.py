@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from portal.core import context
+from portal.core.errors import ValidationError as DomainValidationError
 
 from .chain import GENESIS_HASH, canonical_json, compute_hash
 from .models import AuditEvent, ChainHead
@@ -72,7 +73,7 @@ def _lock_and_bump_head() -> tuple[int, str]:
     The UPDATE holds a row lock on PostgreSQL (the write lock on SQLite) until commit, so
     concurrent appends queue here and extend one chain. Returns (new seq, previous hash).
     """
-    sql = f"UPDATE {_HEAD_TABLE} SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+    sql = f"UPDATE {_HEAD_TABLE} SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"  # noqa: S608 (constant table name)
     with connection.cursor() as cursor:
         cursor.execute(sql)
         row = cursor.fetchone()
@@ -126,7 +127,7 @@ def audit_record(
         event = AuditEvent(prev_hash=prev_hash, hash=digest, **row)
         event.save(force_insert=True)
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1", [digest])
+            cursor.execute(f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1", [digest])  # noqa: S608
     payload = {
         "seq": event.seq,
         "hash": digest,
@@ -161,3 +162,50 @@ def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(canonical_json(checkpoint) + "\n")
     return checkpoint
+
+
+def audit_export_create(
+    *,
+    actor,
+    fmt: str,
+    since=None,
+    until=None,
+    file_name: str | None = None,
+    output=None,
+) -> tuple[bytes | None, dict[str, Any]]:
+    """Export ``since <= occurred_at < until`` and record that it was exported.
+
+    With ``output`` the file and ``<output>.manifest.json`` are written and no bytes are
+    returned; otherwise the bytes and the manifest are returned (for a download). The
+    ``audit.exported`` event is written after the rows are read, so it is never inside
+    the export it describes.
+    """
+    from . import exporting
+    from .registry import AUDIT_EXPORTED
+
+    if fmt not in exporting.FORMATS:
+        raise DomainValidationError(f"unknown export format {fmt!r}", field="format")
+    if since is not None and until is not None and since >= until:
+        raise DomainValidationError("the start of the range must be before its end", field="until")
+    data: bytes | None
+    if output is not None:
+        manifest = exporting.export_to_file(fmt=fmt, output=output, since=since, until=until)
+        data = None
+    else:
+        name = file_name or f"audit-export.{fmt}"
+        data, manifest = exporting.export_to_bytes(
+            fmt=fmt, file_name=name, since=since, until=until
+        )
+    audit_record(
+        actor=actor,
+        action=AUDIT_EXPORTED,
+        target_type="audit.export",
+        target_id=manifest["sha256"][:16],
+        after={
+            "format": fmt,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            **{k: manifest[k] for k in ("file", "sha256", "count", "first_seq", "last_seq")},
+        },
+    )
+    return data, manifest

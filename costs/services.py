@@ -467,6 +467,9 @@ def reattribute_lines(*, periods: list[dt.date], rules: list[RuleSpec]) -> int:
         changed = cursor.rowcount
         cursor.execute("DROP TABLE costs_reattr_map")
     rebuild_rollups(periods=periods, rules=rules)
+    from .analytics.tasks import enqueue_resource_rollups
+
+    enqueue_resource_rollups(periods)
     return changed
 
 

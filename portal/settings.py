@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "access",
+    "reviews",
     "tokens",
     "costs",
     "patterns",
@@ -374,6 +375,8 @@ CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
     "task": "access.tasks.sweep_follow_ups",
     "schedule": 900.0,
 }
+# Access reviews (A9): start due campaigns, remind, escalate, apply deadlines, close.
+CELERY_BEAT_SCHEDULE["reviews-sweep"] = {"task": "reviews.tasks.reviews_sweep", "schedule": 900.0}
 
 # --- Costs ----------------------------------------------------------------------------
 # FOCUS files dropped into <COSTS_WATCH_DIR>/<source-name>/ are imported by a beat task.
@@ -408,6 +411,16 @@ _audit_checkpoint_file = env.str(
     "AUDIT_CHECKPOINT_FILE", default=str(VAR_DIR / "audit-checkpoints.jsonl")
 )
 AUDIT_CHECKPOINT_FILE = Path(_audit_checkpoint_file) if _audit_checkpoint_file else None
+# SIEM stream: new events are shipped in order, at least once, to a webhook (POST
+# {"events": [...]}) and/or appended to a JSON-lines file. Both empty: the stream is off.
+AUDIT_SIEM_WEBHOOK_URL = env.str("AUDIT_SIEM_WEBHOOK_URL", default="")
+AUDIT_SIEM_FILE = env.str("AUDIT_SIEM_FILE", default="")
+AUDIT_SIEM_BATCH_SIZE = env.int("AUDIT_SIEM_BATCH_SIZE", default=500)
+AUDIT_SIEM_TIMEOUT = env.float("AUDIT_SIEM_TIMEOUT", default=10.0)
+CELERY_BEAT_SCHEDULE["audit-siem-ship"] = {
+    "task": "audit.tasks.audit_siem_ship",
+    "schedule": 30.0,
+}
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -22,6 +22,8 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("access.urls")),
     path("provisioning/", include("access.sync.urls")),
+    path("reviews/", include("reviews.urls")),
+    path("audit/", include("audit.urls")),
 ]
 
 admin.site.site_header = "Tollgate administration"

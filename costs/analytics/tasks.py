@@ -94,3 +94,25 @@ def cost_digest_team(team_id: int) -> None:
     message = digest_message(team)
     if message is not None and message.to:
         deliver(message, channels=("email",))
+
+
+@shared_task(
+    name="costs.analytics.tasks.resource_rollups_for_periods", ignore_result=True, acks_late=True
+)
+def resource_rollups_for_periods(periods: list[str]) -> None:
+    """Rebuild the resource rollups of the periods an import or re-attribution just changed
+    (enqueued on commit, so dashboards are fresh without slowing the import itself)."""
+    import datetime as dt
+
+    from .rollups import resource_rollups_rebuild
+
+    resource_rollups_rebuild(periods=[dt.date.fromisoformat(p) for p in periods])
+
+
+def enqueue_resource_rollups(periods) -> None:
+    """Call inside the transaction that changed the lines of ``periods``."""
+    from django.db import transaction
+
+    keys = sorted({p.isoformat() for p in periods})
+    if keys:
+        transaction.on_commit(lambda: resource_rollups_for_periods.delay(keys), robust=True)

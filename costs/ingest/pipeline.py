@@ -728,6 +728,9 @@ def load_file(
     timings["replace"] = round(t2 - t1, 3)
     rebuild_rollups(periods=periods, rules=rules)
     timings["rollup"] = round(time.perf_counter() - t2, 3)
+    from costs.analytics.tasks import enqueue_resource_rollups
+
+    enqueue_resource_rollups(periods)
     timings["total"] = round(time.perf_counter() - t0, 3)
     return LoadResult(
         version=version,

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.exporting import verify_export_file
 from audit.services import audit_checkpoint
 from audit.verify import verify_chain
 
@@ -15,8 +16,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-checkpoint", action="store_true", help="do not record a new checkpoint"
         )
+        parser.add_argument(
+            "--export",
+            default=None,
+            metavar="FILE",
+            help="check an export (its chain and FILE.manifest.json) instead of the database",
+        )
+        parser.add_argument(
+            "--manifest", default=None, help="manifest for --export (default: FILE.manifest.json)"
+        )
 
     def handle(self, *args, **options):
+        if options["export"]:
+            return self._verify_export(options["export"], options["manifest"])
         path = options["checkpoints"] or settings.AUDIT_CHECKPOINT_FILE
         result = verify_chain(checkpoint_file=path)
         if result.broken is not None:
@@ -30,3 +42,12 @@ class Command(BaseCommand):
                 f"audit chain OK: {result.checked} events, head {result.head_hash[:16]}…"
             )
         )
+
+    def _verify_export(self, path: str, manifest: str | None) -> None:
+        check = verify_export_file(path, manifest_file=manifest)
+        if not check.ok:
+            raise CommandError(
+                f"audit export {path} failed verification: " + "; ".join(check.problems),
+                returncode=1,
+            )
+        self.stdout.write(self.style.SUCCESS(f"audit export OK: {check.count} events in {path}"))
