@@ -10,4 +10,4 @@ class AccessConfig(AppConfig):
 
         register_provisioners()  # grants of services with a connector go through the outbox
         register_leaver_hook()  # a leaver's grants are revoked in the leaver's transaction
-        from . import check  # noqa: F401  (check-cache invalidation signals)
+        from . import check, check_api  # noqa: F401  (check/token cache invalidation signals)

@@ -88,6 +88,12 @@ def siem_configured() -> bool:
     return bool(settings.AUDIT_SIEM_WEBHOOK_URL or settings.AUDIT_SIEM_FILE)
 
 
+def _advance_cursor(*, name: str, old_seq: int, new_seq: int) -> bool:
+    """Compare-and-set: move the cursor only from where this run found it."""
+    with transaction.atomic():
+        return bool(SiemCursor.objects.filter(name=name, last_seq=old_seq).update(last_seq=new_seq))
+
+
 def siem_ship_pending(
     *, name: str = DEFAULT_STREAM, batch_size: int | None = None, max_batches: int = 50
 ) -> ShipResult:
@@ -117,9 +123,7 @@ def siem_ship_pending(
             )
             return ShipResult(shipped=shipped, last_seq=last_seq, error=str(exc))
         new_seq = events[-1]["seq"]
-        with transaction.atomic():
-            moved = SiemCursor.objects.filter(name=name, last_seq=last_seq).update(last_seq=new_seq)
-        if not moved:
+        if not _advance_cursor(name=name, old_seq=last_seq, new_seq=new_seq):
             # Another shipper moved the cursor (the lock was bypassed): stop, never go back.
             logger.warning("audit SIEM cursor moved under us", extra={"stream": name})
             break

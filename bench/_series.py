@@ -6,6 +6,8 @@
   daily billed cost of each service with at least 20 charge days, extended to 20 weeks by
   resampling real days of the same weekday (a block bootstrap that keeps the real level,
   noise and weekday shape of each service).
+* ``real_series``: the real samples' daily series as they are (FOCUS 30 days, AWS legacy
+  CUR 14 days), per provider × service, account, resource and the total.
 """
 
 from __future__ import annotations
@@ -58,3 +60,55 @@ def focus_series(days: int, seed: int) -> list[dict[dt.date, float]]:
             s[d] = rng.choice(by_weekday[d.weekday()] or list(series.values()))
         out.append(s)
     return out
+
+
+CUR = SAMPLE.parent / "aws_cur_legacy_sample_anonymized.csv"
+
+
+def _fill(per: dict, first: dt.date, last: dt.date) -> dict[str, dict[dt.date, float]]:
+    n = (last - first).days + 1
+    days = [first + dt.timedelta(days=i) for i in range(n)]
+    return {name: {d: s.get(d, 0.0) for d in days} for name, s in per.items()}
+
+
+def real_series(source: str) -> dict[str, dict[dt.date, float]]:
+    """Real daily series, unresampled, every day of the file's span (missing days = 0):
+    per provider × service, per account, per resource and the total. ``source`` is
+    ``focus`` (FOCUS 1.0 sample, BilledCost by ChargePeriodStart, 30 days) or ``cur``
+    (AWS legacy CUR sample, lineItem/UnblendedCost by UsageStartDate, 14 days; it has no
+    resource id, so the finest grain is product × usage type)."""
+    per: dict[str, dict[dt.date, float]] = defaultdict(lambda: defaultdict(float))
+    if source == "focus":
+        path, day_col, cost_col = SAMPLE, "ChargePeriodStart", "BilledCost"
+
+        def keys(r):
+            return [
+                f"service:{r['ProviderName']}/{r['ServiceName']}",
+                f"account:{r['SubAccountId']}",
+                f"resource:{r['ResourceId']}" if r["ResourceId"] not in ("", "NULL") else None,
+                "total",
+            ]
+
+    elif source == "cur":
+        path, day_col, cost_col = CUR, "lineItem/UsageStartDate", "lineItem/UnblendedCost"
+
+        def keys(r):
+            return [
+                f"service:AWS/{r['lineItem/ProductCode']}",
+                f"account:{r['lineItem/UsageAccountId']}",
+                f"resource:{r['lineItem/ProductCode']}/{r['lineItem/UsageType']}",
+                "total",
+            ]
+
+    else:
+        raise ValueError(source)
+    days = set()
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for r in csv.DictReader(fh):
+            day = dt.date.fromisoformat(r[day_col][:10])
+            days.add(day)
+            cost = float(r[cost_col] or 0) if r[cost_col] not in ("", "NULL") else 0.0
+            for k in keys(r):
+                if k:
+                    per[k][day] += cost
+    return _fill(per, min(days), max(days))

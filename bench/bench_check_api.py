@@ -61,7 +61,7 @@ def server_env() -> dict:
         CELERY_BROKER_URL=REDIS_URL,
         TOLLGATE_ENV="production",
         DEBUG="false",
-        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",  # noqa: S106
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",  # loopback without a TLS proxy
         LOG_LEVEL="WARNING",
@@ -114,7 +114,7 @@ def populate(env: dict) -> tuple[str, int]:
     )
     User.objects.bulk_create(
         (
-            User(email=f"u{i}@bench.test", name=f"U {i}", password="!", team=team)
+            User(email=f"u{i}@bench.test", name=f"U {i}", password="!", team=team)  # noqa: S106
             for i in range(PEOPLE)
         ),
         batch_size=10_000,
@@ -234,7 +234,7 @@ def smoke(token: str, body: dict) -> dict:
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=5) as resp:
+    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback http)
         return json.loads(resp.read())
 
 

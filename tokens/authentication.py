@@ -11,8 +11,14 @@ caller with 403 (personal tokens and sessions may not ask about other people's a
 from __future__ import annotations
 
 import hmac
+import logging
+from datetime import datetime
 
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -20,7 +26,10 @@ from rest_framework.permissions import BasePermission
 from .models import ApiToken
 from .services import api_token_touch, hash_secret
 
+logger = logging.getLogger(__name__)
+
 KEYWORD = "Bearer"
+TOUCH_EVERY_SECONDS = 60
 MAX_TOKEN_LENGTH = 200
 
 
@@ -72,25 +81,108 @@ CHECK_SCOPE = "check"
 CHECK_ANY_SERVICE_SCOPE = "check:*"
 
 
+TOKEN_CACHE_PREFIX = "check:tok:"  # noqa: S105 (a cache key prefix)
+TOKEN_CACHE_TTL = 60  # seconds; a revocation also deletes the entry on commit
+_touched: dict[int, datetime] = {}  # per process: token id -> last touch we wrote
+
+
+def _token_cache_key(digest: str) -> str:
+    return TOKEN_CACHE_PREFIX + digest
+
+
+def _token_to_cache(token: ApiToken) -> dict:
+    return {
+        "id": token.pk,
+        "service_id": token.service_id,
+        "service_slug": token.service.slug,
+        "name": token.name,
+        "prefix": token.prefix,
+        "scopes": list(token.scopes or []),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+    }
+
+
+def _token_from_cache(digest: str, data: dict) -> ApiToken:
+    service_model = ApiToken._meta.get_field("service").related_model
+    token = ApiToken(
+        pk=data["id"],
+        service_id=data["service_id"],
+        name=data["name"],
+        prefix=data["prefix"],
+        key_hash=digest,
+        scopes=data["scopes"],
+        expires_at=parse_datetime(data["expires_at"]) if data["expires_at"] else None,
+    )
+    token.service = service_model(pk=data["service_id"], slug=data["service_slug"])
+    token._state.adding = False
+    return token
+
+
 class ServiceTokenAuthentication(BearerTokenAuthentication):
-    """Bearer tokens on the check API: service tokens are accepted (user = None)."""
+    """Bearer tokens on the check API: service tokens are accepted (user = None).
+
+    Live service tokens are cached in Redis by hash for ``TOKEN_CACHE_TTL`` seconds so the
+    hot path needs no database; any save of a token (revocation) deletes its entry when
+    the transaction commits. Revoked tokens are never cached. Redis down → database.
+    """
 
     allow_service_tokens = True
 
     def authenticate_credentials(self, plaintext: str):
         digest = hash_secret(plaintext)
-        token = ApiToken.objects.select_related("user", "service").filter(key_hash=digest).first()
-        if token is None or not hmac.compare_digest(token.key_hash, digest):
-            raise exceptions.AuthenticationFailed("Invalid token.")
         now = timezone.now()
-        if token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This token has been revoked.")
+        token = self._cached(digest)
+        if token is None:
+            token = (
+                ApiToken.objects.select_related("user", "service").filter(key_hash=digest).first()
+            )
+            if token is None or not hmac.compare_digest(token.key_hash, digest):
+                raise exceptions.AuthenticationFailed("Invalid token.")
+            if token.revoked_at is not None:
+                raise exceptions.AuthenticationFailed("This token has been revoked.")
+            if token.user_id is not None and not token.user.is_active:
+                raise exceptions.AuthenticationFailed("The token's owner is not active.")
+            if token.service_id is not None:
+                self._store(digest, token)
         if token.is_expired(now):
             raise exceptions.AuthenticationFailed("This token has expired.")
-        if token.user_id is not None and not token.user.is_active:
-            raise exceptions.AuthenticationFailed("The token's owner is not active.")
-        api_token_touch(token=token, now=now)
-        return (token.user, token)
+        last = _touched.get(token.pk)
+        if last is None or (now - last).total_seconds() >= TOUCH_EVERY_SECONDS:
+            token.last_used_at = last
+            api_token_touch(token=token, now=now, every_seconds=TOUCH_EVERY_SECONDS)
+            _touched[token.pk] = now
+        return (token.user if token.user_id else None, token)
+
+    @staticmethod
+    def _cached(digest: str) -> ApiToken | None:
+        try:
+            data = cache.get(_token_cache_key(digest))
+        except Exception:  # noqa: BLE001 - Redis down: the database answers
+            logger.warning("token cache unavailable", exc_info=True)
+            return None
+        return _token_from_cache(digest, data) if data else None
+
+    @staticmethod
+    def _store(digest: str, token: ApiToken) -> None:
+        try:
+            cache.set(_token_cache_key(digest), _token_to_cache(token), timeout=TOKEN_CACHE_TTL)
+        except Exception:  # noqa: BLE001
+            logger.warning("token cache write failed", exc_info=True)
+
+
+def _forget_token(sender, instance: ApiToken, **kwargs) -> None:
+    key = _token_cache_key(instance.key_hash)
+
+    def _delete() -> None:
+        try:
+            cache.delete(key)
+        except Exception:  # noqa: BLE001 - the entry expires after TOKEN_CACHE_TTL
+            logger.warning("token cache invalidation failed", exc_info=True)
+
+    transaction.on_commit(_delete, robust=True)
+
+
+post_save.connect(_forget_token, sender=ApiToken, dispatch_uid="token-cache-forget")
 
 
 def service_token_may_check(token: ApiToken, service_slug: str) -> bool:

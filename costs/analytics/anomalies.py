@@ -8,7 +8,10 @@ last 28 days, the expected cost ``E = L · f(w_t)``, and a robust scale
 ``scale_floor · E`` so near-constant series do not flag cents). Day *t* is anomalous when
 ``(x − E) / S ≥ sensitivity`` and ``x − E ≥ min_impact`` (absolute, per day): only
 increases are anomalies (a drop in cost is not something to alert on).
-Days with fewer than 21 days of history are not scored.
+A day with fewer than 21 but at least 7 days of history (a new service, or a short export)
+falls back to a non-seasonal robust baseline: ``E = median`` of the available days (at most
+the last 28) and ``S = 1.4826 · MAD`` of them (same floor); ``Score.baseline`` says which
+baseline scored the day. Days with fewer than 7 days of history are not scored.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from statistics import median
 HISTORY_DAYS = 56
 LEVEL_DAYS = 28
 MIN_HISTORY = 21
+FALLBACK_MIN_HISTORY = 7
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Score:
     expected: float
     scale: float
     z: float
+    baseline: str = "seasonal"  # "seasonal" (weekday-aware) or "trailing" (fallback)
 
     @property
     def impact(self) -> float:
@@ -43,8 +48,11 @@ def score_day(
         for k in range(HISTORY_DAYS, 0, -1)
         if (day - dt.timedelta(days=k)) >= min(series)
     ]
-    if len(history) < MIN_HISTORY:
+    if len(history) < FALLBACK_MIN_HISTORY:
         return None
+    actual = series.get(day, 0.0)
+    if len(history) < MIN_HISTORY:
+        return _score_trailing(history, day, actual, scale_floor)
     overall = median(v for _, v in history)
     factors = {}
     for w in range(7):
@@ -59,8 +67,18 @@ def score_day(
     mad = median(abs(r - centre) for r in residuals)
     expected = level * factors[day.weekday()]
     scale = max(1.4826 * mad, scale_floor * abs(expected), 1e-9)
-    actual = series.get(day, 0.0)
     return Score(day, actual, expected, scale, (actual - expected) / scale)
+
+
+def _score_trailing(
+    history: list[tuple[dt.date, float]], day: dt.date, actual: float, scale_floor: float
+) -> Score:
+    """Non-seasonal fallback for short histories: trailing median and MAD."""
+    values = [v for _, v in history[-LEVEL_DAYS:]]
+    expected = median(values)
+    mad = median(abs(v - expected) for v in values)
+    scale = max(1.4826 * mad, scale_floor * abs(expected), 1e-9)
+    return Score(day, actual, expected, scale, (actual - expected) / scale, "trailing")
 
 
 def detect(

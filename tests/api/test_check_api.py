@@ -19,6 +19,7 @@ from tests.access.factories import grant_directly
 from tests.api.conftest import Api, token_api
 from tokens.management.commands.create_service_token import service_token_create
 from tokens.models import ApiToken
+from tokens.services import api_token_revoke
 
 CHECK = "/api/v1/check"
 BATCH = "/api/v1/check/batch"
@@ -226,6 +227,23 @@ def test_revoked_service_token_gets_401(catalog, requester):
     token, plaintext = service_token_create(actor="test", service=catalog["search_db"], name="s")
     ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
     api = Api(Client(), {"Authorization": f"Bearer {plaintext}"})
+    response = api.post(CHECK, body(requester.email))
+    assert (response.status_code, response.json()["detail"]) == (
+        401,
+        "This token has been revoked.",
+    )
+
+
+def test_service_token_revocation_is_seen_by_the_next_call(
+    catalog, requester, admin, django_capture_on_commit_callbacks
+):
+    token, plaintext = service_token_create(actor="test", service=catalog["search_db"], name="s")
+    api = Api(Client(), {"Authorization": f"Bearer {plaintext}"})
+    assert api.post(CHECK, body(requester.email)).status_code == 200
+    assert cache.get(f"check:tok:{token.key_hash}")["service_slug"] == "search-db"  # cached
+    with django_capture_on_commit_callbacks(execute=True):
+        api_token_revoke(actor=admin, token_id=token.pk, reason="rotated")
+    assert cache.get(f"check:tok:{token.key_hash}") is None
     response = api.post(CHECK, body(requester.email))
     assert (response.status_code, response.json()["detail"]) == (
         401,

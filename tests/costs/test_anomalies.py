@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from statistics import median
 
 import pytest
 
 from audit.models import AuditEvent
 from costs.analytics import services
-from costs.analytics.anomalies import detect
+from costs.analytics.anomalies import detect, score_day
 from costs.analytics.models import Anomaly
 from portal.core.errors import InvalidTransition, NotPermitted
 
@@ -109,3 +110,29 @@ def test_anomaly_pages_are_scoped(spiky, other_team_user, requester, client):
     client.force_login(requester)
     assert [x.pk for x in client.get("/costs/anomalies/").context["anomalies"]] == [a.pk]
     assert client.get("/costs/anomalies/acknowledge/").status_code == 404
+
+
+@pytest.mark.sqlite
+def test_short_series_falls_back_to_trailing_median_and_mad():
+    rng = random.Random(3)
+    s = {START + dt.timedelta(days=i): 100.0 * rng.uniform(0.95, 1.05) for i in range(14)}
+    days = sorted(s)
+    assert detect(s, days[7:], sensitivity=4, min_impact=10) == []  # steady: nothing flagged
+    spike = days[10]
+    s[spike] += 80
+    found = detect(s, days[7:], sensitivity=4, min_impact=10)
+    assert [x.day for x in found] == [spike]
+    assert found[0].baseline == "trailing"
+    assert abs(found[0].expected - median(s[d] for d in days[:10])) < 1e-9
+    assert detect(s, [spike], sensitivity=4, min_impact=1000) == []  # below the minimum impact
+
+
+@pytest.mark.sqlite
+def test_fewer_than_seven_days_is_not_scored_and_long_history_is_seasonal():
+    s = {START + dt.timedelta(days=i): 100.0 for i in range(6)}
+    s[START + dt.timedelta(days=6)] = 1000.0
+    assert score_day(s, START + dt.timedelta(days=6)) is None
+    assert detect(s, sorted(s), sensitivity=4, min_impact=10) == []
+    long = weekly_series(days=40)
+    assert score_day(long, START + dt.timedelta(days=35)).baseline == "seasonal"
+    assert score_day(long, START + dt.timedelta(days=10)).baseline == "trailing"

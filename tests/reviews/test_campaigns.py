@@ -115,3 +115,45 @@ def test_an_engineer_may_not_start_a_campaign(security, requester, held, billing
         services.campaign_start(actor=requester, campaign_id=campaign.pk, now=T0)
     assert state() == before
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+
+
+def test_campaign_pages_create_and_start(security, held, billing, client):
+    from django.urls import reverse
+
+    from tests.conftest import PASSWORD
+
+    assert client.login(email=security.email, password=PASSWORD)
+    response = client.post(
+        reverse("reviews:campaign-create"),
+        {
+            "name": "Billing Q1",
+            "scope": "service",
+            "scope_service": billing.pk,
+            "reviewer_rule": "owner",
+            "starts_at": "2026-03-02T09:00",
+            "deadline": "2026-03-16T09:00",
+            "deadline_action": "escalate",
+        },
+    )
+    campaign = Campaign.objects.get(name="Billing Q1")
+    assert response.status_code == 302
+    assert (campaign.reviewer_rule, campaign.deadline_action, campaign.status) == (
+        "owner",
+        "escalate",
+        "draft",
+    )
+    response = client.post(reverse("reviews:campaign-start", args=[campaign.pk]))
+    assert response.status_code == 302
+    assert Campaign.objects.get(pk=campaign.pk).status == "active"
+    page = client.get(reverse("reviews:campaign-detail", args=[campaign.pk]))
+    assert page.context["progress"]["overall"] == {
+        "total": 4,
+        "done": 0,
+        "open": 4,
+        "kept": 0,
+        "revoked": 0,
+        "escalated": 0,
+        "percent": 0,
+    }
+    listing = client.get(reverse("reviews:campaign-list"))
+    assert [c.pk for c in listing.context["campaigns"]] == [campaign.pk]
