@@ -23,6 +23,7 @@ DEMO_STEPS = [
     "access.demo.seed_access",
     "access.sync.demo.seed_provisioning",
     "costs.demo.seed_costs",
+    "reviews.demo.seed_reviews",
 ]
 
 
