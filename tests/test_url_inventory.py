@@ -252,6 +252,52 @@ def test_api_paths_answer_401_problem_json_not_a_redirect(client):
 
 PersonaCase = tuple[str, Callable[[dict], str], int]
 
+
+def _other_team_person(org):
+    from accounts.models import User
+    from tests.conftest import make_user
+
+    return User.objects.filter(email="other@example.com").first() or make_user(
+        "other@example.com", team=org["other"]
+    )
+
+
+def _other_team_entitlement(org):
+    from tests.access.factories import make_entitlement, make_service
+
+    return make_entitlement(make_service(org["other"], slug="other-team-service"))
+
+
+def _other_team_request(org) -> str:
+    from access.models import AccessRequest
+
+    person = _other_team_person(org)
+    request = AccessRequest.objects.create(
+        requester=person,
+        principal=person,
+        entitlement=_other_team_entitlement(org),
+        justification="needed",
+        duration_days=7,
+        stages=[
+            {
+                "name": "Manager",
+                "kind": "manager",
+                "required": 1,
+                "group_id": None,
+                "user_ids": [],
+                "source": "test",
+            }
+        ],
+    )
+    return f"/requests/{request.pk}/"
+
+
+def _other_team_grant(org) -> str:
+    from tests.access.factories import grant_directly
+
+    return f"/grants/{grant_directly(_other_team_person(org), _other_team_entitlement(org)).pk}/"
+
+
 PERSONA_CASES: list[PersonaCase] = [
     ("requester", lambda org: "/", 200),
     ("requester", lambda org: "/teams/", 200),
@@ -265,6 +311,32 @@ PERSONA_CASES: list[PersonaCase] = [
     ("manager", lambda org: f"/teams/{org['other'].slug}/", 404),
     ("auditor", lambda org: f"/teams/{org['other'].slug}/", 200),
     ("admin", lambda org: f"/teams/{org['other'].slug}/", 200),
+    # access: another team's request and grant are 404; their holder, security, auditors see them
+    ("requester", _other_team_request, 404),
+    ("manager", _other_team_request, 404),
+    ("service_owner", _other_team_request, 404),
+    ("other_team_user", _other_team_request, 200),
+    ("security", _other_team_request, 200),
+    ("auditor", _other_team_request, 200),
+    ("requester", _other_team_grant, 404),
+    ("manager", _other_team_grant, 404),
+    ("other_team_user", _other_team_grant, 200),
+    ("admin", _other_team_grant, 200),
+    ("requester", lambda org: "/catalog/", 200),
+    ("requester", lambda org: "/approvals/", 200),
+    ("requester", lambda org: "/tokens/", 200),
+    # audit search: auditors, security and admins only
+    ("requester", lambda org: "/audit/", 404),
+    ("manager", lambda org: "/audit/", 404),
+    ("auditor", lambda org: "/audit/", 200),
+    ("security", lambda org: "/audit/", 200),
+    ("admin", lambda org: "/audit/", 200),
+    # costs: a team's dashboard for its people, org pages for finance and admins
+    ("requester", lambda org: f"/teams/{org['payments'].slug}/costs/", 200),
+    ("requester", lambda org: f"/teams/{org['other'].slug}/costs/", 404),
+    ("finance", lambda org: f"/teams/{org['other'].slug}/costs/", 200),
+    ("requester", lambda org: "/costs/overview/", 404),
+    ("finance", lambda org: "/costs/overview/", 200),
 ]
 
 
