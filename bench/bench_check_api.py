@@ -299,6 +299,7 @@ def main() -> None:
             fh.close()
             lua[mode] = fh.name
         conns, secs = args.connections, args.seconds
+        load_at_start = os.getloadavg()[0]  # wrk, gunicorn, PostgreSQL and Redis share it
         wrk("/healthz", 3, conns, token, None)  # warm both workers up
         phases = {}
         phases["healthz"] = wrk("/healthz", secs, conns, token, None)
@@ -307,8 +308,11 @@ def main() -> None:
         h0, m0 = redis_stats(rclient)
         phases["check_cold"] = wrk("/", secs, conns, token, lua["cold"])
         h1, m1 = redis_stats(rclient)
+        # Cold: the answer and (first time) the principal's version key miss, so count
+        # answer hits as requests minus misses beyond the version-key misses, floored at 0.
+        phases["check_cold"]["redis_keyspace"] = {"hits": h1 - h0, "misses": m1 - m0}
         phases["check_cold"]["cache_hit_ratio"] = round(
-            1 - (m1 - m0) / max(phases["check_cold"]["requests"], 1), 4
+            max(0.0, 1 - (m1 - m0) / max(2 * phases["check_cold"]["requests"], 1)), 4
         )
 
         warm_working_set(token, u0)  # every hot pair once, through the batch endpoint
@@ -331,6 +335,7 @@ def main() -> None:
                 "hot_pairs": HOT_PEOPLE * GRANTS_PER_PERSON,
                 "setup_seconds": round(setup_s, 1),
             },
+            "host": {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(load_at_start, 2)},
             "server": "gunicorn 2 sync workers, production settings, Redis cache, PostgreSQL",
             "load": f"wrk {min(conns, 2)} threads, {conns} connections, {secs} s per phase",
             "phases": phases,
