@@ -17,4 +17,8 @@ if ! redis_up; then
 fi
 pg_up || { echo "FATAL: PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1; }
 redis_up || { echo "FATAL: Redis is not reachable on 127.0.0.1:6379"; exit 1; }
+# The database the Makefile names (pytest-django creates its own test_* databases from it).
+if ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'tollgate'" 2>/dev/null | grep -q 1; then
+  createdb -h 127.0.0.1 -U postgres tollgate 2>/dev/null || true
+fi
 echo "PostgreSQL and Redis are up"
