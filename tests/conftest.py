@@ -24,6 +24,11 @@ def _eager_celery(request):
     """Unit tests run tasks in-process; integration tests flip this themselves."""
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+    # An earlier test that ran worker code in this process may have set Celery's
+    # "inside a task" flag; a test body is never inside a task.
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
     yield
 
 

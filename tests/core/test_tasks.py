@@ -38,7 +38,7 @@ def test_ping_and_heartbeat_write_to_redis():
     r = redis.Redis.from_url(url)
     token = uuid.uuid4().hex
 
-    assert ping.delay(token).get() == "pong"
+    assert ping.delay(token).get(disable_sync_subtasks=False) == "pong"
     heartbeat.delay()
 
     assert r.get(f"tollgate:pong:{token}") == b"pong"
@@ -49,5 +49,5 @@ def test_ping_and_heartbeat_write_to_redis():
 @pytest.mark.sqlite
 def test_ping_and_heartbeat_are_harmless_without_redis(settings):
     settings.CELERY_BROKER_URL = "memory://"
-    assert ping.delay("no-redis").get() == "pong"
-    assert heartbeat.delay().get() is None
+    assert ping.delay("no-redis").get(disable_sync_subtasks=False) == "pong"
+    assert heartbeat.delay().get(disable_sync_subtasks=False) is None
