@@ -18,6 +18,18 @@ from .policies import may_change_roles
 # Later issues register hooks here (revoke API tokens, revoke grants); each is called
 # inside the leaver's transaction with (user=..., actor=...).
 LEAVER_HOOKS: list = []
+# Called with (users=[...]) at the start of a transaction that will make those people leave,
+# before its first audit event: apps lock the rows their leaver hooks will change, so the
+# lock order is always "their rows, then the audit chain head" (as in the sync worker) and
+# a leaver import cannot deadlock with a worker recording a job for the same grant.
+LEAVER_PREPARE_HOOKS: list = []
+
+
+def _prepare_leavers(users) -> None:
+    users = [u for u in users if u is not None]
+    if users:
+        for hook in LEAVER_PREPARE_HOOKS:
+            hook(users=users)
 
 
 def user_end_sessions(*, user: User) -> int:
@@ -394,6 +406,9 @@ def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DIRECTORY_IMPORT_LOCK])
         plan = _directory_plan(inp, full=full)
         if plan.changed:
+            leaver_emails = [c.email for c in plan.people_changed if c.leave]
+            if leaver_emails:
+                _prepare_leavers(list(User.objects.filter(email__in=leaver_emails).order_by("pk")))
             _directory_apply(plan, actor=actor, reason=reason)
             audit_record(
                 actor=actor,

@@ -148,12 +148,27 @@ def grants_revoke_for_leaver(*, user, actor) -> int:
     return revoked
 
 
+def grants_lock_for_leavers(*, users) -> int:
+    """Leaver prepare hook: lock the leavers' held grants (in id order) before the
+    transaction writes its first audit event."""
+    return len(
+        list(
+            Grant.objects.select_for_update(of=("self",))
+            .filter(principal__in=users, status__in=Grant.HELD_STATUSES)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+    )
+
+
 def register_leaver_hook() -> None:
-    from accounts.services import LEAVER_HOOKS
+    from accounts.services import LEAVER_HOOKS, LEAVER_PREPARE_HOOKS
 
     if grants_revoke_for_leaver not in LEAVER_HOOKS:
         # First: grant rows are locked before any hook writes an audit event.
         LEAVER_HOOKS.insert(0, grants_revoke_for_leaver)
+    if grants_lock_for_leavers not in LEAVER_PREPARE_HOOKS:
+        LEAVER_PREPARE_HOOKS.append(grants_lock_for_leavers)
 
 
 # --- Movers ---------------------------------------------------------------------------
