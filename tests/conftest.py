@@ -39,12 +39,21 @@ def _isolated_checkpoints(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _cache_prefix(settings):
+    """A fresh cache namespace per test. Tests never commit, so cache versions that are bumped
+    on commit would not move: without this, an answer cached by one test (same e-mail, same
+    slugs) could be served to the next one."""
+    import uuid
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    for cfg in settings.CACHES.values():
-        cfg["KEY_PREFIX"] = f"test-{worker}"
+    prefix = f"test-{worker}-{uuid.uuid4().hex[:12]}"
+    # Assigning (not mutating) fires setting_changed, which rebuilds the cache handlers.
+    settings.CACHES = {
+        alias: {**cfg, "KEY_PREFIX": prefix} for alias, cfg in settings.CACHES.items()
+    }
     from django.core.cache import cache
 
-    cache.clear() if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache") else None
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
 
 
 def make_team(slug: str, parent: Team | None = None) -> Team:
