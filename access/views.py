@@ -8,8 +8,6 @@ and form errors (ValidationError, on its ``field`` when it names one).
 
 from __future__ import annotations
 
-import functools
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -22,7 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.selectors import team_members, user_reports
 from audit.registry import ACTIONS
-from portal.core.errors import Conflict, DomainError, NotFound, NotPermitted, ValidationError
+from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
+from portal.core.views import add_form_error, domain_errors
 
 from . import policies, selectors, services, workflow
 from .forms import (
@@ -46,29 +45,9 @@ PICKER_RESULTS = 20
 
 
 # --- Helpers --------------------------------------------------------------------------
-def domain_errors(view):
-    """NotPermitted → 403 page, NotFound → 404 page; other domain errors are the view's."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except NotPermitted as exc:
-            raise PermissionDenied(exc.message) from exc
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-
-    return wrapper
-
-
 def is_htmx_partial(request) -> bool:
     htmx = getattr(request, "htmx", None)
     return bool(htmx) and not htmx.history_restore_request
-
-
-def add_form_error(form, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
-    field = (aliases or {}).get(exc.field, exc.field) if exc.field else None
-    form.add_error(field if field in form.fields else None, exc.message)
 
 
 def paginate(request, qs, per_page: int):

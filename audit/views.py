@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.core.errors import DomainError
+from portal.core.views import add_form_error
 
 from . import policies, selectors
 from .forms import AuditExportForm, AuditSearchForm
@@ -105,7 +106,7 @@ def export(request):
                 file_name=name,
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            add_form_error(form, exc)
         else:
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

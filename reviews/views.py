@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,23 +9,11 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.core.errors import DomainError, NotFound, NotPermitted
+from portal.core.errors import DomainError, NotPermitted
+from portal.core.views import add_form_error, domain_errors
 
 from . import policies, selectors, services
 from .forms import CampaignForm, DecisionForm
-
-
-def domain_errors(view):
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except NotPermitted as exc:
-            raise PermissionDenied(exc.message) from exc
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-
-    return wrapper
 
 
 @require_GET
@@ -70,7 +56,7 @@ def campaign_create(request):
                 deadline_action=data["deadline_action"],
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            add_form_error(form, exc)
         else:
             messages.success(request, f"Campaign {campaign.name!r} created as a draft.")
             return redirect("reviews:campaign-detail", pk=campaign.pk)

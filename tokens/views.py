@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.core.errors import Conflict, DomainError, NotFound
+from portal.core.views import add_form_error
 
 from . import selectors, services
 from .forms import TokenCreateForm
@@ -57,7 +58,7 @@ def token_create(request):
             expires_at=expires_at,
         )
     except DomainError as exc:
-        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        add_form_error(form, exc)
         return _render_list(request, form, status=400)
     # Rendered, not redirected: the secret must never be stored (session, messages, logs).
     return _render_list(request, TokenCreateForm(), created=token, plaintext=plaintext)

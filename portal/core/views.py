@@ -1,4 +1,32 @@
+import functools
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import render
+
+from .errors import DomainError, NotFound, NotPermitted
+
+
+def domain_errors(view):
+    """View decorator: NotPermitted → 403 page, NotFound → 404 page; other domain errors
+    are the view's to turn into form errors or messages."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotPermitted as exc:
+            raise PermissionDenied(exc.message) from exc
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+
+    return wrapper
+
+
+def add_form_error(form, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
+    """Show a domain error on the form field it names (after ``aliases``), else on the form."""
+    field = (aliases or {}).get(exc.field, exc.field) if exc.field else None
+    form.add_error(field if field in form.fields else None, exc.message)
 
 
 def error_403(request, exception=None):
