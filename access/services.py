@@ -104,6 +104,23 @@ def _snapshot(obj, fields: Sequence[str]) -> dict:
     return out
 
 
+def _save_audited_changes(obj, *, fields: Sequence[str], before: dict, actor, action: str) -> None:
+    """Save ``obj`` and audit only the fields that differ from ``before``; nothing when none do."""
+    after = _snapshot(obj, fields)
+    changed = [k for k in after if after[k] != before[k]]
+    if not changed:
+        return
+    obj.updated_at = timezone.now()
+    obj.save()
+    audit_record(
+        actor=actor,
+        action=action,
+        target=obj,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+    )
+
+
 def _validate_entitlement(values: dict) -> None:
     default = values.get("default_duration_days")
     maximum = values.get("max_duration_days")
@@ -199,18 +216,12 @@ def service_update(*, actor: User, service: Service, **changes) -> Service:
             setattr(service, name, value)
         if "connector" in changes or "connector_config" in changes:
             _validate_connector(service.connector, service.connector_config)
-        after = _snapshot(service, SERVICE_FIELDS)
-        changed = {k for k in after if after[k] != before[k]}
-        if not changed:
-            return service
-        service.updated_at = timezone.now()
-        service.save()
-        audit_record(
+        _save_audited_changes(
+            service,
+            fields=SERVICE_FIELDS,
+            before=before,
             actor=actor,
             action=actions.SERVICE_UPDATED,
-            target=service,
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
         )
     return service
 
@@ -272,18 +283,12 @@ def entitlement_update(*, actor: User, entitlement: Entitlement, **changes) -> E
         )
         for name, value in changes.items():
             setattr(ent, name, value)
-        after = _snapshot(ent, ENTITLEMENT_FIELDS)
-        changed = {k for k in after if after[k] != before[k]}
-        if not changed:
-            return ent
-        ent.updated_at = timezone.now()
-        ent.save()
-        audit_record(
+        _save_audited_changes(
+            ent,
+            fields=ENTITLEMENT_FIELDS,
+            before=before,
             actor=actor,
             action=actions.ENTITLEMENT_UPDATED,
-            target=ent,
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
         )
     return ent
 
