@@ -36,6 +36,7 @@ from .forms import (
     ServiceForm,
 )
 from .models import AccessRequest, Grant
+from .panels import request_panels
 
 CATALOG_PAGE_SIZE = 25
 LIST_PAGE_SIZE = 25
@@ -459,6 +460,7 @@ def request_detail(request, pk: int):
         "may_cancel": req.is_open and policies.may_cancel_request(user, req),
         "may_decide": may_decide,
         "decision_form": DecisionForm(),
+        "panels": request_panels(request=req, viewer=user),
     }
     if may_decide:
         context["peers"] = selectors.peers_holding(

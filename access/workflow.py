@@ -299,6 +299,14 @@ class Preview:
     auto_approval: str | None = None
     peers: PeerHolding | None = None
     extension_of: Grant | None = None
+    # Why auto-approval is off for this request even if a rule would allow it (set by checks).
+    no_auto_approval: list[str] = field(default_factory=list)
+
+
+# Request-time checks registered by other apps (standards as policy). Each is called with
+# (preview=..., requester=..., principal=..., entitlement=..., duration_days=...) after the
+# stages are built, and may add refusals, warnings or stages, or append to no_auto_approval.
+REQUEST_CHECKS: list = []
 
 
 def preview(
@@ -350,7 +358,16 @@ def preview(
         else:
             result.refusals.append(f"separation of duties: {text}")
     result.stages = stages
-    if not conflicts:
+    for check in REQUEST_CHECKS:
+        check(
+            preview=result,
+            requester=requester,
+            principal=principal,
+            entitlement=entitlement,
+            duration_days=duration_days,
+        )
+    stages = result.stages
+    if not conflicts and not result.no_auto_approval:
         result.auto_approval = auto_approval_reason(
             principal=principal, entitlement=entitlement, peers=result.peers
         )

@@ -23,6 +23,15 @@ LEAVER_HOOKS: list = []
 # lock order is always "their rows, then the audit chain head" (as in the sync worker) and
 # a leaver import cannot deadlock with a worker recording a job for the same grant.
 LEAVER_PREPARE_HOOKS: list = []
+# Called with (user=..., team=..., actor=...) inside the directory import's transaction when
+# an active person joins a team: created, rejoined, or moved to it (birthright bundles).
+JOINER_HOOKS: list = []
+
+
+def _joined(*, user: User, team, actor) -> None:
+    if user.is_active and team is not None:
+        for hook in JOINER_HOOKS:
+            hook(user=user, team=team, actor=actor)
 
 
 def _prepare_leavers(users) -> None:
@@ -296,6 +305,7 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
             },
             reason=reason,
         )
+        _joined(user=user, team=user.team, actor=actor)
 
     for change in plan.people_changed:
         user = users[change.email]
@@ -313,6 +323,8 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
                 after={"status": user.status, "is_active": True, "end_date": user.end_date},
                 reason=reason,
             )
+            if not change.move:
+                _joined(user=user, team=user.team, actor=actor)
         if change.fields:
             for name, (_, new) in change.fields.items():
                 if name == "manager":
@@ -359,6 +371,7 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
                 },
                 reason=reason,
             )
+            _joined(user=user, team=new_team, actor=actor)
         if change.add_home_membership:
             membership, _ = Membership.objects.get_or_create(
                 team=user.team, user=user, defaults={"role": Membership.Role.MEMBER}
