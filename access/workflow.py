@@ -301,11 +301,15 @@ class Preview:
     extension_of: Grant | None = None
     # Why auto-approval is off for this request even if a rule would allow it (set by checks).
     no_auto_approval: list[str] = field(default_factory=list)
+    # Auto-approval reasons offered by checks (e.g. an adopted recommendation threshold); the
+    # first is used when no built-in rule auto-approves and nothing vetoes auto-approval.
+    auto_approval_offers: list[str] = field(default_factory=list)
 
 
 # Request-time checks registered by other apps (standards as policy). Each is called with
 # (preview=..., requester=..., principal=..., entitlement=..., duration_days=...) after the
-# stages are built, and may add refusals, warnings or stages, or append to no_auto_approval.
+# stages are built, and may add refusals, warnings or stages, append to no_auto_approval, or
+# offer an auto-approval reason (auto_approval_offers).
 REQUEST_CHECKS: list = []
 
 
@@ -371,6 +375,8 @@ def preview(
         result.auto_approval = auto_approval_reason(
             principal=principal, entitlement=entitlement, peers=result.peers
         )
+        if result.auto_approval is None and result.auto_approval_offers:
+            result.auto_approval = result.auto_approval_offers[0]
     if result.auto_approval is None:
         # A stage with fewer eligible people than it needs would refuse the submission.
         probe = AccessRequest(
