@@ -24,7 +24,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 
 from .models import ApiToken
-from .services import api_token_touch, hash_secret
+from .services import CHECK_ANY_SERVICE_SCOPE, CHECK_SCOPE, api_token_touch, hash_secret
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +77,12 @@ class BearerTokenAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="tollgate"'
 
 
-CHECK_SCOPE = "check"
-CHECK_ANY_SERVICE_SCOPE = "check:*"
-
-
 TOKEN_CACHE_PREFIX = "check:tok:"  # noqa: S105 (a cache key prefix)
 TOKEN_CACHE_TTL = 60  # seconds; a revocation also deletes the entry on commit
 _touched: dict[int, datetime] = {}  # per process: token id -> last touch we wrote
 
 
-def _token_cache_key(digest: str) -> str:
+def token_cache_key(digest: str) -> str:
     return TOKEN_CACHE_PREFIX + digest
 
 
@@ -128,10 +124,12 @@ class ServiceTokenAuthentication(BearerTokenAuthentication):
 
     allow_service_tokens = True
 
-    def authenticate_credentials(self, plaintext: str):
+    def authenticate_credentials(self, plaintext: str, *, prefetched: dict | None = None):
+        """``prefetched``: the token's cache entry when the caller already read it (the
+        check API's hot path reads it in the same round trip as the answer)."""
         digest = hash_secret(plaintext)
         now = timezone.now()
-        token = self._cached(digest)
+        token = _token_from_cache(digest, prefetched) if prefetched else self._cached(digest)
         if token is None:
             token = (
                 ApiToken.objects.select_related("user", "service").filter(key_hash=digest).first()
@@ -156,7 +154,7 @@ class ServiceTokenAuthentication(BearerTokenAuthentication):
     @staticmethod
     def _cached(digest: str) -> ApiToken | None:
         try:
-            data = cache.get(_token_cache_key(digest))
+            data = cache.get(token_cache_key(digest))
         except Exception:  # noqa: BLE001 - Redis down: the database answers
             logger.warning("token cache unavailable", exc_info=True)
             return None
@@ -165,13 +163,13 @@ class ServiceTokenAuthentication(BearerTokenAuthentication):
     @staticmethod
     def _store(digest: str, token: ApiToken) -> None:
         try:
-            cache.set(_token_cache_key(digest), _token_to_cache(token), timeout=TOKEN_CACHE_TTL)
+            cache.set(token_cache_key(digest), _token_to_cache(token), timeout=TOKEN_CACHE_TTL)
         except Exception:  # noqa: BLE001
             logger.warning("token cache write failed", exc_info=True)
 
 
 def _forget_token(sender, instance: ApiToken, **kwargs) -> None:
-    key = _token_cache_key(instance.key_hash)
+    key = token_cache_key(instance.key_hash)
 
     def _delete() -> None:
         try:

@@ -15,3 +15,18 @@ class TokenCreateForm(forms.Form):
         initial=[Scope.READ, Scope.WRITE],
     )
     expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires after")
+
+
+class ServiceTokenCreateForm(forms.Form):
+    service = forms.ModelChoiceField(queryset=None, to_field_name="slug")
+    name = forms.CharField(max_length=100, help_text="Who calls with it, e.g. 'search-api prod'.")
+    scope_all = forms.BooleanField(
+        required=False, label="May check every service (check:*), not only its own"
+    )
+    expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="365", label="Expires after")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from access.models import Service
+
+        self.fields["service"].queryset = Service.objects.order_by("slug")

@@ -19,3 +19,11 @@ def may_revoke_token(actor, token: ApiToken) -> bool:
     if isinstance(actor, str):
         return True
     return (token.user_id is not None and token.user_id == actor.pk) or is_platform_admin(actor)
+
+
+def may_manage_service_tokens(actor) -> bool:
+    """Service tokens (the check API's callers) are created and listed by platform admins
+    (and by system actors such as the CLI); any token is revocable by an admin."""
+    if isinstance(actor, str):
+        return True
+    return is_platform_admin(actor)

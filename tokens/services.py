@@ -16,7 +16,7 @@ from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
 
 from . import registry as actions
 from .models import DEFAULT_SCOPES, PREFIX_LENGTH, ApiToken, Scope
-from .policies import may_create_token_for, may_revoke_token
+from .policies import may_create_token_for, may_manage_service_tokens, may_revoke_token
 
 TOKEN_MARKER = "tg_"  # noqa: S105  (a public marker that secret scanners can spot)
 SYSTEM_LEAVER = "system:leaver"
@@ -87,6 +87,50 @@ def api_token_create(
                 "name": name,
                 "prefix": token.prefix,
                 "scopes": clean_scopes,
+                "expires_at": expires_at,
+            },
+        )
+    return token, plaintext
+
+
+CHECK_SCOPE = "check"
+CHECK_ANY_SERVICE_SCOPE = "check:*"
+
+
+def service_token_create(
+    *, actor, service, name: str, scope_all: bool = False, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a service token for the check API; returns (token, plaintext), shown once.
+
+    Scope ``check`` (its own service only); ``scope_all`` adds ``check:*`` (any service).
+    """
+    if not may_manage_service_tokens(actor):
+        raise NotPermitted("only platform admins create service tokens")
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationError("give the token a name of at most 100 characters", field="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError("the expiry must be in the future", field="expires_at")
+    scopes = [CHECK_SCOPE, CHECK_ANY_SERVICE_SCOPE] if scope_all else [CHECK_SCOPE]
+    plaintext = generate_secret()
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            service=service,
+            name=name,
+            prefix=plaintext[:PREFIX_LENGTH],
+            key_hash=hash_secret(plaintext),
+            scopes=scopes,
+            expires_at=expires_at,
+        )
+        audit_record(
+            actor=actor,
+            action=actions.TOKEN_CREATED,
+            target=token,
+            after={
+                "service": service.slug,
+                "name": name,
+                "prefix": token.prefix,
+                "scopes": scopes,
                 "expires_at": expires_at,
             },
         )

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,10 +17,12 @@ from portal.core.errors import Conflict, DomainError, NotFound
 from portal.core.views import add_form_error
 
 from . import selectors, services
-from .forms import TokenCreateForm
+from .forms import ServiceTokenCreateForm, TokenCreateForm
+from .policies import may_manage_service_tokens
 
 
-def _render_list(request, form, *, created=None, plaintext=None, status=200):
+def _render_list(request, form, *, created=None, plaintext=None, status=200, service_form=None):
+    manages = may_manage_service_tokens(request.user)
     return render(
         request,
         "tokens/token_list.html",
@@ -29,6 +32,9 @@ def _render_list(request, form, *, created=None, plaintext=None, status=200):
             "created": created,
             "plaintext": plaintext,
             "now": timezone.now(),
+            "may_manage_service_tokens": manages,
+            "service_tokens": selectors.service_tokens(viewer=request.user) if manages else [],
+            "service_form": (service_form or ServiceTokenCreateForm()) if manages else None,
         },
         status=status,
     )
@@ -61,6 +67,31 @@ def token_create(request):
         add_form_error(form, exc)
         return _render_list(request, form, status=400)
     # Rendered, not redirected: the secret must never be stored (session, messages, logs).
+    return _render_list(request, TokenCreateForm(), created=token, plaintext=plaintext)
+
+
+@never_cache
+@require_POST
+@login_required
+def service_token_create(request):
+    if not may_manage_service_tokens(request.user):
+        raise PermissionDenied("only platform admins create service tokens")
+    form = ServiceTokenCreateForm(request.POST)
+    if not form.is_valid():
+        return _render_list(request, TokenCreateForm(), service_form=form, status=400)
+    expires = form.cleaned_data["expires_in"]
+    expires_at = None if expires == "never" else timezone.now() + timedelta(days=int(expires))
+    try:
+        token, plaintext = services.service_token_create(
+            actor=request.user,
+            service=form.cleaned_data["service"],
+            name=form.cleaned_data["name"],
+            scope_all=form.cleaned_data["scope_all"],
+            expires_at=expires_at,
+        )
+    except DomainError as exc:
+        add_form_error(form, exc)
+        return _render_list(request, TokenCreateForm(), service_form=form, status=400)
     return _render_list(request, TokenCreateForm(), created=token, plaintext=plaintext)
 
 

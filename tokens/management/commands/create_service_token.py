@@ -2,51 +2,28 @@
 
 Prints a new service token once. The token may call the check API only (scope
 ``check``), for its own service; ``--scope-all`` adds ``check:*`` (any service).
-Only the SHA-256 hash is stored; revoke it from the admin or the tokens UI.
+Only the SHA-256 hash is stored; admins create and revoke them on the tokens page too.
 """
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from access.models import Service
-from audit.services import audit_record
-from tokens import registry as actions
-from tokens.authentication import CHECK_ANY_SERVICE_SCOPE, CHECK_SCOPE
-from tokens.models import PREFIX_LENGTH, ApiToken
-from tokens.services import generate_secret, hash_secret
+from portal.core.errors import ValidationError
+from tokens import services
 
 ACTOR = "cli:create_service_token"
 
 
 def service_token_create(*, actor, service: Service, name: str, scope_all: bool = False):
-    """Create a service token; returns (token, plaintext). The plaintext is not stored."""
-    name = (name or "").strip()
-    if not name or len(name) > 100:
-        raise CommandError("give the token a name of at most 100 characters")
-    scopes = [CHECK_SCOPE, CHECK_ANY_SERVICE_SCOPE] if scope_all else [CHECK_SCOPE]
-    plaintext = generate_secret()
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            service=service,
-            name=name,
-            prefix=plaintext[:PREFIX_LENGTH],
-            key_hash=hash_secret(plaintext),
-            scopes=scopes,
+    """The service (tokens.services.service_token_create), with errors as CommandError."""
+    try:
+        return services.service_token_create(
+            actor=actor, service=service, name=name, scope_all=scope_all
         )
-        audit_record(
-            actor=actor,
-            action=actions.TOKEN_CREATED,
-            target=token,
-            after={
-                "service": service.slug,
-                "name": name,
-                "prefix": token.prefix,
-                "scopes": scopes,
-            },
-        )
-    return token, plaintext
+    except ValidationError as exc:
+        raise CommandError(exc.message) from exc
 
 
 class Command(BaseCommand):
