@@ -180,6 +180,7 @@ class Anomaly(models.Model):
     impact = models.DecimalField(**MONEY)
     score = models.FloatField(help_text="robust z-score (deviation / scaled MAD)")
     drivers = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=300, blank=True, help_text="why it fired, in words")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

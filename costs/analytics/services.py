@@ -212,6 +212,7 @@ def anomalies_detect(
                     "actual": _d(score.actual),
                     "impact": _d(score.impact),
                     "score": round(score.z, 3),
+                    "reason": score.reason[:300],
                     "drivers": anomaly_drivers(team_id=team_id, service=service, day=score.day),
                 },
             )

@@ -81,6 +81,7 @@ def test_detect_stores_anomaly_with_drivers_once(spiky, org):
         and a.drivers[0]["resource_id"] == "i-runaway"
         and a.drivers[0]["sku_id"] == "BIG"
     )
+    assert "expected" in a.reason and a.reason == a.reason.strip()  # why it fired, stored
     assert services.anomalies_detect(today=spiky) == []
     assert Anomaly.objects.count() == 1
 
@@ -108,7 +109,9 @@ def test_anomaly_pages_are_scoped(spiky, other_team_user, requester, client):
     assert client.post(f"/costs/anomalies/{a.pk}/acknowledge/").status_code == 404
     assert list(client.get("/costs/anomalies/").context["anomalies"]) == []
     client.force_login(requester)
-    assert [x.pk for x in client.get("/costs/anomalies/").context["anomalies"]] == [a.pk]
+    page = client.get("/costs/anomalies/")
+    assert [x.pk for x in page.context["anomalies"]] == [a.pk]
+    assert a.reason and a.reason in page.content.decode()
     assert client.get("/costs/anomalies/acknowledge/").status_code == 404
 
 
