@@ -37,6 +37,9 @@ GRANT_TRANSITIONS = {
     )
 }
 GRANT_BREAK_GLASS = register("grant.break_glass", "An emergency break-glass grant was taken")
+GRANT_BIRTHRIGHT = register(
+    "grant.birthright", "A grant was created from a team's standard bundle (birthright)"
+)
 SYNC_JOB_CREATED = register("sync_job.created", "A provisioning job was written to the outbox")
 SYNC_JOB_TRANSITIONS = {
     action: register(f"sync_job.{action}", f"Sync job transition: {action}")
