@@ -329,20 +329,13 @@ def check_previous_generation(as_of: dt.date) -> list[Candidate]:
 
 
 def check_unused_seats(as_of: dt.date) -> list[Candidate]:
-    """Active grants of paid entitlements not used for 90 days, where last-used data exists
-    (grants younger than 90 days and grants without usage data are left alone)."""
-    from access.models import Grant
+    """Active grants of paid entitlements that are unused by the one unused rule of P4
+    (``usage.rules``: window, grace for new grants, fresh usage data for the service)."""
+    from usage.selectors import unused_grants
 
-    days = _setting("COST_UNUSED_SEAT_DAYS", 90)
-    cutoff = timezone.now() - dt.timedelta(days=days)
     grants = (
-        Grant.objects.filter(
-            status=Grant.Status.ACTIVE,
-            entitlement__seat_cost_monthly__gt=0,
-            last_used_at__isnull=False,
-            last_used_at__lt=cutoff,
-            starts_at__lt=cutoff,
-        )
+        unused_grants()
+        .filter(entitlement__seat_cost_monthly__gt=0)
         .select_related("principal", "entitlement__service")
         .order_by("pk")
     )
@@ -354,7 +347,9 @@ def check_unused_seats(as_of: dt.date) -> list[Candidate]:
                 K.UNUSED_SEAT,
                 g.principal.team_id,
                 f"grant:{g.pk}",
-                f"{g.principal.email} has not used {g.entitlement} since {g.last_used_at:%Y-%m-%d}",
+                f"{g.principal.email} has not used {g.entitlement} since {g.last_used_at:%Y-%m-%d}"
+                if g.last_used_at
+                else f"{g.principal.email} has never been seen using {g.entitlement}",
                 _m(cost),
                 "the entitlement's per-seat monthly cost (revoking the grant frees the seat)",
                 C.HIGH,
@@ -363,7 +358,7 @@ def check_unused_seats(as_of: dt.date) -> list[Candidate]:
                     "grant_id": g.pk,
                     "principal": g.principal.email,
                     "entitlement": str(g.entitlement),
-                    "last_used_at": g.last_used_at.isoformat(),
+                    "last_used_at": g.last_used_at.isoformat() if g.last_used_at else None,
                     "seat_cost_monthly": str(cost),
                     "revoke_url": reverse("access:grant-detail", args=[g.pk]),
                 },

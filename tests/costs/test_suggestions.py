@@ -107,9 +107,23 @@ def test_unused_paid_seats(org, requester, manager, other_team_user):
     long_ago = timezone.now() - timedelta(days=200)
     unused = grant_directly(requester, paid)
     recent = grant_directly(manager, paid)
-    no_data = grant_directly(other_team_user, paid)
+    # a service without (fresh) usage data: its grants are never called unused (P4 rule)
+    no_data_svc = make_service(org["search"], "no-usage-data")
+    no_data = grant_directly(
+        other_team_user, make_entitlement(no_data_svc, "paid", seat_cost_monthly=Decimal("25.00"))
+    )
     free_grant = grant_directly(requester, free)
     from access.models import Grant
+    from usage.services import coverage_mark, source_for_events
+
+    now = timezone.now()
+    coverage_mark(
+        source=source_for_events("cloudtrail"),
+        service_ids=[svc.pk],
+        covered_since=now - timedelta(days=365),
+        complete_until=now,
+        attempt_at=now,
+    )
 
     Grant.objects.filter(pk__in=[unused.pk, recent.pk, no_data.pk, free_grant.pk]).update(
         starts_at=long_ago

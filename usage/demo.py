@@ -1,0 +1,80 @@
+"""Demo data for unused access (P4): an event-log usage source covering a few services, their
+last-use data, mapping rules, and a few scheduled removals. Idempotent and fast."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from access.models import Grant, Service
+from access.services import grants_record_use
+
+from .models import UnusedRemoval, UsageMappingRule, UsageSource
+from .services import coverage_mark, notifications_muted, source_for_events, unused_detect
+
+SOURCE = "aws-cloudtrail"
+UNUSED_PER_SERVICE = 3
+
+
+def seed_unused(*, stdout, rng) -> None:
+    if UsageSource.objects.filter(slug=SOURCE).exists():
+        stdout.write("usage: the demo usage source exists; skipped\n")
+        return
+    now = timezone.now()
+    old = now - timedelta(days=104)
+    services = list(
+        Service.objects.filter(connector="")
+        .filter(entitlements__grants__status=Grant.Status.ACTIVE)
+        .filter(entitlements__grants__starts_at__lt=old)
+        .annotate(n=Count("entitlements__grants"))
+        .filter(n__gte=4)
+        .order_by("slug")[:3]
+    )
+    if not services:
+        stdout.write("usage: no demo services with old grants; skipped\n")
+        return
+    source = source_for_events(SOURCE)
+    uses: dict[int, object] = {}
+    for service in services:
+        grants = list(
+            Grant.objects.filter(entitlement__service=service, status=Grant.Status.ACTIVE).order_by(
+                "pk"
+            )
+        )
+        old_grants = [
+            g
+            for g in grants
+            if g.starts_at < old and g.ends_at and g.ends_at > now + timedelta(days=10)
+        ]
+        unused = set(g.pk for g in rng.sample(old_grants, min(UNUSED_PER_SERVICE, len(old_grants))))
+        for grant in grants:
+            if grant.pk in unused:
+                uses[grant.pk] = max(grant.starts_at, now - timedelta(days=rng.randint(100, 200)))
+            else:
+                uses[grant.pk] = now - timedelta(hours=rng.randint(1, 24 * 30))
+        first = service.entitlements.order_by("slug").first()
+        UsageMappingRule.objects.get_or_create(
+            source=source,
+            event_source=f"{service.slug}.example.internal",
+            event_name="*",
+            entitlement=first,
+            defaults={"note": "demo: every call to the service counts as use"},
+        )
+    # only-forward: a grant already used more recently (costs demo) keeps its later use
+    grants_record_use(uses=uses, source=SOURCE)
+    coverage_mark(
+        source=source,
+        service_ids=[s.pk for s in services],
+        covered_since=now - timedelta(days=180),
+        complete_until=now - timedelta(hours=1),
+        attempt_at=now,
+    )
+    with notifications_muted():
+        unused_detect(now=now)
+    stdout.write(
+        f"usage: source {SOURCE} covers {', '.join(s.slug for s in services)}; "
+        f"{len(uses)} grants with last use; "
+        f"{UnusedRemoval.objects.filter(status='scheduled').count()} removals scheduled\n"
+    )
