@@ -1023,3 +1023,209 @@ def grant_revoke(*, actor, grant_id: int, reason: str) -> Grant:
                 extra_fields={"revoked_at": timezone.now()},
             )
     return grant
+
+
+def grant_birthright(
+    *, actor, principal: User, entitlement: Entitlement, bundle_ref: str, reason: str
+) -> Grant:
+    """A grant from a team's standard bundle (birthright access for a joiner), with no
+    request: created pending and provisioned through the outbox as approved requests are
+    (a service without a connector is active at once). Time-bound like any grant: it lasts
+    the entitlement's maximum duration and is extended by a request.
+
+    Refused (nothing written) when the principal is inactive, the entitlement is not
+    requestable, a prerequisite is not held (pending or active), it would complete a
+    separation-of-duties pair, or the principal already holds it.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("say why the bundle grants it", field="reason")
+    if not (bundle_ref or "").strip():
+        raise ValidationError("name the bundle", field="bundle_ref")
+    if not principal.is_active:
+        raise NotPermitted(f"{principal.email} is not active")
+    if not entitlement.requestable:
+        raise NotPermitted(f"{entitlement} is not requestable", field="entitlement")
+    with transaction.atomic():
+        User.objects.select_for_update(no_key=True).filter(pk=principal.pk).first()
+        held = _lock_held_grants(principal_id=principal.pk, entitlement_id=entitlement.pk)
+        if held:
+            raise Conflict(f"{principal.email} already holds {entitlement} (grant #{held[0].pk})")
+        required = list(entitlement.prerequisites.all())
+        if required:
+            have = set(
+                Grant.objects.filter(
+                    principal=principal,
+                    entitlement__in=required,
+                    status__in=(Grant.Status.PENDING, Grant.Status.ACTIVE),
+                ).values_list("entitlement_id", flat=True)
+            )
+            missing = [str(e) for e in required if e.pk not in have]
+            if missing:
+                raise ValidationError(
+                    "missing prerequisite access: " + ", ".join(missing), field="entitlement"
+                )
+        conflicts = workflow.toxic_conflicts(principal=principal, entitlement=entitlement)
+        if conflicts:
+            pair, other = conflicts[0]
+            raise NotPermitted(
+                f"separation of duties: {principal.email} holds {other} ({pair.reason})",
+                field="entitlement",
+            )
+        now = timezone.now()
+        ends_at = now + timedelta(days=entitlement.max_duration_days)
+        grant = Grant.objects.create(
+            principal=principal,
+            entitlement=entitlement,
+            status=Grant.Status.PENDING,
+            starts_at=now,
+            ends_at=ends_at,
+            reason=f"birthright ({bundle_ref}): {reason}"[:300],
+            approved_by=[bundle_ref],
+        )
+        audit_record(
+            actor=actor,
+            action=actions.GRANT_BIRTHRIGHT,
+            target=grant,
+            after={
+                "principal": principal.email,
+                "entitlement": str(entitlement),
+                "ends_at": ends_at,
+                "bundle": bundle_ref,
+            },
+            reason=reason,
+        )
+        _provision(grant, actor=actor)
+    return grant
+
+
+# --- Last use and restore (P4, usage app) -----------------------------------------------
+def grants_record_use(*, uses: dict[int, Any], source: str, batch_size: int = 1000) -> int:
+    """Move ``Grant.last_used_at`` forward to the given times; never backwards.
+
+    ``uses`` maps grant id -> aware datetime of the latest use seen by ``source``. Times in
+    the future are clamped to now. One UPDATE per batch compares in the database
+    (``GREATEST``, guarded by ``last_used_at < new``), so concurrent collectors cannot move a
+    grant back (no check-then-act). Returns how many grants moved. Not audited per grant:
+    last use is telemetry, not a state change; the caller audits the import or collection run.
+    """
+    from django.db import connection
+    from django.db.models import Case, DateTimeField, F, Q, Value, When
+    from django.db.models.functions import Coalesce, Greatest
+
+    now = timezone.now()
+    items = []
+    for grant_id, used_at in uses.items():
+        if used_at is None:
+            continue
+        if timezone.is_naive(used_at):
+            raise ValidationError(f"last use of grant #{grant_id} from {source} has no time zone")
+        items.append((int(grant_id), min(used_at, now)))
+    items.sort()
+    moved = 0
+    if connection.vendor == "postgresql":
+        # One UPDATE ... FROM unnest(ids, times) per batch: linear, not a CASE per row.
+        table = connection.ops.quote_name(Grant._meta.db_table)
+        sql = (
+            f"UPDATE {table} AS g"  # noqa: S608 - the table name comes from the model
+            " SET last_used_at = GREATEST(COALESCE(g.last_used_at, v.ts), v.ts)"
+            " FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, ts)"
+            " WHERE g.id = v.id AND (g.last_used_at IS NULL OR g.last_used_at < v.ts)"
+        )
+        step = batch_size * 10
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, [[pk for pk, _ in chunk], [ts for _, ts in chunk]])
+                moved += cursor.rowcount
+        return moved
+    step = min(batch_size, 200)  # SQLite: a CASE per batch (the embedded default is small)
+    for start in range(0, len(items), step):
+        chunk = items[start : start + step]
+        new = Case(*[When(pk=pk, then=Value(ts)) for pk, ts in chunk], output_field=DateTimeField())
+        with transaction.atomic():
+            moved += (
+                Grant.objects.filter(pk__in=[pk for pk, _ in chunk])
+                .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=new))
+                .update(last_used_at=Greatest(Coalesce(F("last_used_at"), new), new))
+            )
+    return moved
+
+
+def grant_restore(*, actor, revoked_grant_id: int, reason: str) -> Grant:
+    """Give back access that was taken away (unused-access removal): a new grant for the same
+    principal and entitlement, ending no later than the original did, provisioned through the
+    outbox. The holder, their managers, the owner team or an admin (or a system actor) may."""
+    from .policies import is_in_management_chain, may_revoke_grant
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("say why the access is restored", field="reason")
+    now = timezone.now()
+    with transaction.atomic():
+        old = (
+            Grant.objects.select_related("entitlement__service", "principal")
+            .filter(pk=revoked_grant_id)
+            .first()
+        )
+        if old is None:
+            raise ValidationError(f"no grant #{revoked_grant_id}", field="grant")
+        if not isinstance(actor, str) and not (
+            may_revoke_grant(actor, old) or is_in_management_chain(actor, old.principal)
+        ):
+            raise NotPermitted(
+                "only the holder, their manager, the owner team or an admin restores access"
+            )
+        if old.status != Grant.Status.REVOKED:
+            raise Conflict(f"grant #{old.pk} is {old.status}, not revoked: nothing to restore")
+        principal = User.objects.select_for_update(no_key=True).get(pk=old.principal_id)
+        if not principal.is_active or getattr(principal, "status", "active") != "active":
+            raise Conflict(f"{principal.email} is not an active person: access is not restored")
+        if old.ends_at is not None and old.ends_at <= now:
+            raise ValidationError(
+                f"grant #{old.pk} would have ended at {old.ends_at:%Y-%m-%d %H:%M}: request the "
+                "access again",
+                field="grant",
+            )
+        held = Grant.objects.filter(
+            principal_id=old.principal_id,
+            entitlement_id=old.entitlement_id,
+            status__in=Grant.HELD_STATUSES,
+        ).first()
+        if held is not None:
+            raise Conflict(f"{principal.email} already holds {old.entitlement} (grant #{held.pk})")
+        conflicts = workflow.toxic_conflicts(principal=principal, entitlement=old.entitlement)
+        if conflicts:
+            pair, other = conflicts[0]
+            raise NotPermitted(
+                f"separation of duties: {principal.email} holds {other} ({pair.reason})"
+            )
+        try:
+            with transaction.atomic():
+                grant = Grant.objects.create(
+                    principal=principal,
+                    entitlement=old.entitlement,
+                    request=old.request,
+                    status=Grant.Status.PENDING,
+                    starts_at=now,
+                    ends_at=old.ends_at,
+                    reason=f"restored from grant #{old.pk}: {reason}"[:300],
+                    approved_by=old.approved_by,
+                    last_used_at=old.last_used_at,
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"{principal.email} already holds {old.entitlement}") from exc
+        audit_record(
+            actor=actor,
+            action=actions.GRANT_CREATED,
+            target=grant,
+            after={
+                "principal": principal.email,
+                "entitlement": str(old.entitlement),
+                "ends_at": old.ends_at,
+                "restored_from": old.pk,
+            },
+            reason=reason,
+        )
+        _provision(grant, actor=actor)
+    return grant

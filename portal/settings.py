@@ -71,6 +71,9 @@ INSTALLED_APPS = [
     "tokens",
     "costs",
     "patterns",
+    "usage",
+    "standards",
+    "recommend",
 ]
 if env.bool("SAML_ENABLED", default=False):  # needs the `saml` extra (python3-saml, xmlsec)
     INSTALLED_APPS.append("allauth.socialaccount.providers.saml")
@@ -377,6 +380,38 @@ CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
 }
 # Access reviews (A9): start due campaigns, remind, escalate, apply deadlines, close.
 CELERY_BEAT_SCHEDULE["reviews-sweep"] = {"task": "reviews.tasks.reviews_sweep", "schedule": 900.0}
+# Standards as policy (P6): evaluate every standard, upsert violations, snapshot scores.
+CELERY_BEAT_SCHEDULE["standards-scan"] = {
+    "task": "standards.tasks.standards_scan",
+    "schedule": 3600.0,
+}
+CELERY_TASK_ROUTES["standards.tasks.*"] = {"queue": "reports"}
+# Approval recommendations (P5): retrain on every human decision so far.
+CELERY_BEAT_SCHEDULE["recommend-retrain"] = {
+    "task": "recommend.tasks.retrain_model",
+    "schedule": 3600.0,
+}
+
+# --- Unused access (P4; docs/UNUSED_ACCESS.md) ----------------------------------------
+# A grant is unused when not used for WINDOW days, older than the window and the GRACE for new
+# grants, and its service has usage data no older than USAGE_STALE_HOURS covering the window.
+TOLLGATE_UNUSED_WINDOW_DAYS = env.int("TOLLGATE_UNUSED_WINDOW_DAYS", default=90)
+TOLLGATE_UNUSED_GRACE_DAYS = env.int("TOLLGATE_UNUSED_GRACE_DAYS", default=14)
+TOLLGATE_UNUSED_NOTICE_DAYS = env.int("TOLLGATE_UNUSED_NOTICE_DAYS", default=7)
+TOLLGATE_UNUSED_OPT_OUT_MAX_DAYS = env.int("TOLLGATE_UNUSED_OPT_OUT_MAX_DAYS", default=90)
+TOLLGATE_UNUSED_RESTORE_DAYS = env.int("TOLLGATE_UNUSED_RESTORE_DAYS", default=30)
+TOLLGATE_USAGE_STALE_HOURS = env.int("TOLLGATE_USAGE_STALE_HOURS", default=48)
+# CloudTrail-style files dropped into <TOLLGATE_USAGE_WATCH_DIR>/<source-slug>/ are imported.
+TOLLGATE_USAGE_WATCH_DIR = env.path("TOLLGATE_USAGE_WATCH_DIR", default=VAR_DIR / "usage-inbox")
+CELERY_BEAT_SCHEDULE["usage-collect"] = {"task": "usage.tasks.collect_usage", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["usage-watch-folder"] = {
+    "task": "usage.tasks.watch_folder_scan",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["usage-unused-daily"] = {
+    "task": "usage.tasks.unused_daily",
+    "schedule": 86400.0,
+}
 
 # --- Costs ----------------------------------------------------------------------------
 # FOCUS files dropped into <COSTS_WATCH_DIR>/<source-name>/ are imported by a beat task.
@@ -391,9 +426,14 @@ COST_ANOMALY_SENSITIVITY = env.float("COST_ANOMALY_SENSITIVITY", default=4.0)
 COST_ANOMALY_MIN_IMPACT = env.float("COST_ANOMALY_MIN_IMPACT", default=25.0)
 # Suggestions: ignore anything saving or costing less than this a month.
 COST_SUGGESTION_MIN_MONTHLY = env.int("COST_SUGGESTION_MIN_MONTHLY", default=20)
-COST_UNUSED_SEAT_DAYS = env.int("COST_UNUSED_SEAT_DAYS", default=90)
 CELERY_IMPORTS = ("costs.analytics.tasks",)
 CELERY_TASK_ROUTES["costs.analytics.tasks.*"] = {"queue": "reports"}
+CELERY_TASK_ROUTES["patterns.tasks.*"] = {"queue": "reports"}  # role-mining runs (P2)
+# Mining runs whose worker died are failed, and lost messages re-sent (P2).
+CELERY_BEAT_SCHEDULE["patterns-sweep-runs"] = {
+    "task": "patterns.tasks.sweep_mining_runs",
+    "schedule": 300.0,
+}
 CELERY_BEAT_SCHEDULE["costs-analytics-daily"] = {
     "task": "costs.analytics.tasks.cost_analytics_daily",
     "schedule": 3600.0,  # hourly: cheap when nothing changed; alerts soon after an import

@@ -23,6 +23,10 @@ urlpatterns = [
     path("", include("access.urls")),
     path("provisioning/", include("access.sync.urls")),
     path("reviews/", include("reviews.urls")),
+    path("standards/", include("standards.urls")),
+    path("patterns/", include("patterns.urls")),
+    path("unused-access/", include("usage.urls")),
+    path("recommendations/", include("recommend.urls")),
     path("audit/", include("audit.urls")),
 ]
 

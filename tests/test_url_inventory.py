@@ -298,6 +298,55 @@ def _other_team_grant(org) -> str:
     return f"/grants/{grant_directly(_other_team_person(org), _other_team_entitlement(org)).pk}/"
 
 
+def _other_team_unused_removal(org) -> str:
+    """An unused-access removal of another team's grant (usage app, P4)."""
+    from django.utils import timezone
+
+    from tests.usage.support import aged_grant, cover
+    from usage.models import UnusedRemoval
+    from usage.services import unused_detect
+
+    now = timezone.now()
+    entitlement = _other_team_entitlement(org)
+    cover(entitlement.service, now=now)
+    grant = aged_grant(_other_team_person(org), entitlement, now=now)
+    unused_detect(now=now)
+    return f"/unused-access/removals/{UnusedRemoval.objects.get(grant=grant).pk}/"
+
+
+def _standards_violation(org) -> str:
+    from tests.standards.support import other_team_violation_url
+
+    return other_team_violation_url(org)
+
+
+def _other_team_mining_run(org) -> str:
+    """A finished role-mining run of another team (patterns app, P2)."""
+    from patterns.models import MiningProposal, MiningRun
+
+    run = MiningRun.objects.create(scope="team", team=org["other"], status="done", progress=1)
+    MiningProposal.objects.create(run=run, index=1, user_ids=[], entitlement_ids=[], cells=0)
+    return f"/patterns/runs/{run.pk}/"
+
+
+def _payments_run_adopt(org) -> str:
+    """The adopt page of a run the payments people may see: admins only (P2)."""
+    from patterns.models import MiningProposal, MiningRun
+
+    run = MiningRun.objects.create(scope="team", team=org["payments"], status="done", progress=1)
+    MiningProposal.objects.create(run=run, index=1, user_ids=[], entitlement_ids=[], cells=0)
+    return f"/patterns/runs/{run.pk}/proposals/1/adopt/"
+
+
+def _other_team_bundle(org) -> str:
+    """Another team's standard bundle (patterns app, P2)."""
+    from patterns.models import BundleVersion, StandardBundle
+
+    bundle = StandardBundle.objects.create(team=org["other"], name="Other standard bundle")
+    BundleVersion.objects.create(bundle=bundle, number=1, created_by=_other_team_person(org))
+    return f"/patterns/bundles/{bundle.pk}/"
+
+
 PERSONA_CASES: list[PersonaCase] = [
     ("requester", lambda org: "/", 200),
     ("requester", lambda org: "/teams/", 200),
@@ -337,6 +386,58 @@ PERSONA_CASES: list[PersonaCase] = [
     ("finance", lambda org: f"/teams/{org['other'].slug}/costs/", 200),
     ("requester", lambda org: "/costs/overview/", 404),
     ("finance", lambda org: "/costs/overview/", 200),
+    # standards (P6): admins edit, security/auditors read; violations and scores for owners
+    ("requester", lambda org: "/standards/", 404),
+    ("auditor", lambda org: "/standards/", 200),
+    ("security", lambda org: "/standards/edit/", 403),
+    ("requester", lambda org: "/standards/edit/", 404),
+    ("admin", lambda org: "/standards/edit/", 200),
+    ("requester", lambda org: "/standards/violations/", 200),
+    ("requester", _standards_violation, 404),
+    ("service_owner", _standards_violation, 404),
+    ("other_team_user", _standards_violation, 200),
+    ("auditor", _standards_violation, 200),
+    ("requester", lambda org: f"/standards/compliance/teams/{org['other'].slug}/", 404),
+    ("other_team_user", lambda org: f"/standards/compliance/teams/{org['other'].slug}/", 200),
+    # unused access (P4): holders, their managers, owners, security/auditors/admins only
+    ("requester", lambda org: "/unused-access/", 200),
+    ("requester", _other_team_unused_removal, 404),
+    ("manager", _other_team_unused_removal, 404),
+    ("service_owner", _other_team_unused_removal, 404),
+    ("other_team_user", _other_team_unused_removal, 200),
+    ("security", _other_team_unused_removal, 200),
+    ("admin", _other_team_unused_removal, 200),
+    ("requester", lambda org: "/unused-access/rules/", 404),
+    ("security", lambda org: "/unused-access/rules/", 404),
+    ("admin", lambda org: "/unused-access/rules/", 200),
+    # access patterns (P1-P3): a team's map for its people, leads and managers; services'
+    # for their owners; everything for admins, security and auditors
+    ("requester", lambda org: "/patterns/", 200),
+    ("requester", lambda org: f"/patterns/map/teams/{org['payments'].slug}/", 200),
+    ("requester", lambda org: f"/patterns/map/teams/{org['other'].slug}/", 404),
+    ("manager", lambda org: f"/patterns/map/teams/{org['other'].slug}/", 404),
+    ("finance", lambda org: f"/patterns/map/teams/{org['other'].slug}/", 404),
+    ("auditor", lambda org: f"/patterns/map/teams/{org['other'].slug}/", 200),
+    ("requester", _other_team_mining_run, 404),
+    ("other_team_user", _other_team_mining_run, 200),
+    ("security", _other_team_mining_run, 200),
+    ("requester", _payments_run_adopt, 403),
+    ("security", _payments_run_adopt, 403),
+    ("admin", _payments_run_adopt, 200),
+    ("requester", _other_team_bundle, 404),
+    ("other_team_user", _other_team_bundle, 200),
+    ("admin", _other_team_bundle, 200),
+    ("requester", lambda org: "/patterns/outliers/", 200),
+    ("requester", lambda org: f"/patterns/outliers/?team={org['other'].slug}", 404),
+    # recommendations (P5): model status for admins/security/auditors, candidates for admins
+    ("requester", lambda org: "/recommendations/", 403),
+    ("manager", lambda org: "/recommendations/", 403),
+    ("auditor", lambda org: "/recommendations/", 200),
+    ("security", lambda org: "/recommendations/", 200),
+    ("admin", lambda org: "/recommendations/", 200),
+    ("requester", lambda org: "/recommendations/candidates/", 403),
+    ("security", lambda org: "/recommendations/candidates/", 403),
+    ("admin", lambda org: "/recommendations/candidates/", 200),
 ]
 
 

@@ -121,7 +121,7 @@ def test_production_with_every_variable_set_starts_hardened():
     assert values["ssl_redirect"] is True
     assert values["hosts"] == ["tollgate.example.com"]
     assert values["log_format"] == "json"
-    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache"] == "portal.core.cache.RedisCache"  # Django's, one client per pool
 
 
 @pytest.mark.parametrize("missing", REQUIRED)

@@ -24,6 +24,10 @@ DEMO_STEPS = [
     "access.sync.demo.seed_provisioning",
     "costs.demo.seed_costs",
     "reviews.demo.seed_reviews",
+    "patterns.demo.seed_patterns",
+    "usage.demo.seed_unused",
+    "standards.demo.seed_standards",
+    "recommend.demo.seed_recommendations",
 ]
 
 
