@@ -746,8 +746,16 @@ def _history(
                     decided = created + timedelta(seconds=2)
                 else:
                     decided = created + timedelta(hours=rng.uniform(0.2, 60))
+                    # Approvers decide on what they can see: the team's own services and
+                    # everyday tools are rarely refused, another team's high-risk access often
+                    # (so the recommendation model of P5 has real signal to learn).
+                    familiar = (
+                        ent.service.owner_team_id == principal.team_id
+                        or ent in bundles[principal.team_id]
+                    )
+                    deny = 3 if familiar else (40 if ent.risk in (H, C) else 18)
                     outcome = rng.choices(
-                        ["approve", "deny", "cancel", "expire"], weights=[72, 13, 9, 6]
+                        ["approve", "deny", "cancel", "expire"], weights=[72, deny, 9, 6]
                     )[0]
                     if outcome == "approve":
                         while req.status == AccessRequest.Status.PENDING:
