@@ -333,6 +333,8 @@ SPECTACULAR_SETTINGS = {
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # Slack-compatible incoming webhook for approver and requester notifications (empty = off).
 CHAT_WEBHOOK_URL = env.str("CHAT_WEBHOOK_URL", default="")
+# Check API (A10): seconds a cached answer lives (±20 %); grant changes invalidate at once.
+CHECK_CACHE_TTL = env.int("CHECK_CACHE_TTL", default=300)
 
 # --- Connectors (A6; docs/CONNECTORS.md) ---------------------------------------------
 # Name -> class; a service names one in Service.connector. Secrets never live in a

@@ -139,3 +139,10 @@ def test_fast_path_sees_a_revocation_at_once(
     assert after["allowed"] is False
     assert drf_calls == []  # all three went through the fast path
     assert check.STATS["hits"] >= 1
+
+
+def test_answer_ttls_are_spread_around_the_setting(settings):
+    settings.CHECK_CACHE_TTL = 300
+    ttls = {check._ttl() for _ in range(200)}
+    assert min(ttls) >= 240 and max(ttls) <= 360
+    assert len(ttls) > 20  # spread, so a warmed working set does not expire in one burst
