@@ -58,24 +58,42 @@ def api_token_create(
     """Create a personal token for ``user``; returns the token and its plaintext (shown once)."""
     if not may_create_token_for(actor, user):
         raise NotPermitted("people create their own API tokens only")
+    name = _clean_name(name)
+    if not user.is_active:
+        raise ValidationError(f"{user.email} is not active", field="user")
+    return _token_insert(
+        actor=actor,
+        owner={"user": user},
+        audit_owner={"user": user.email},
+        name=name,
+        scopes=_clean_scopes(scopes),
+        expires_at=expires_at,
+    )
+
+
+def _clean_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError("give the token a name", field="name")
     if len(name) > 100:
         raise ValidationError("the name is longer than 100 characters", field="name")
-    if not user.is_active:
-        raise ValidationError(f"{user.email} is not active", field="user")
-    clean_scopes = _clean_scopes(scopes)
+    return name
+
+
+def _token_insert(
+    *, actor, owner: dict, audit_owner: dict, name: str, scopes: list[str], expires_at
+) -> tuple[ApiToken, str]:
+    """Insert a token (personal: owner={"user": u}; service: {"service": s}) and audit it."""
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError("the expiry is in the past", field="expires_at")
     plaintext = generate_secret()
     with transaction.atomic():
         token = ApiToken.objects.create(
-            user=user,
+            **owner,
             name=name,
             prefix=plaintext[:PREFIX_LENGTH],
             key_hash=hash_secret(plaintext),
-            scopes=clean_scopes,
+            scopes=scopes,
             expires_at=expires_at,
         )
         audit_record(
@@ -83,10 +101,10 @@ def api_token_create(
             action=actions.TOKEN_CREATED,
             target=token,
             after={
-                "user": user.email,
+                **audit_owner,
                 "name": name,
                 "prefix": token.prefix,
-                "scopes": clean_scopes,
+                "scopes": scopes,
                 "expires_at": expires_at,
             },
         )
@@ -106,35 +124,14 @@ def service_token_create(
     """
     if not may_manage_service_tokens(actor):
         raise NotPermitted("only platform admins create service tokens")
-    name = (name or "").strip()
-    if not name or len(name) > 100:
-        raise ValidationError("give the token a name of at most 100 characters", field="name")
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError("the expiry must be in the future", field="expires_at")
-    scopes = [CHECK_SCOPE, CHECK_ANY_SERVICE_SCOPE] if scope_all else [CHECK_SCOPE]
-    plaintext = generate_secret()
-    with transaction.atomic():
-        token = ApiToken.objects.create(
-            service=service,
-            name=name,
-            prefix=plaintext[:PREFIX_LENGTH],
-            key_hash=hash_secret(plaintext),
-            scopes=scopes,
-            expires_at=expires_at,
-        )
-        audit_record(
-            actor=actor,
-            action=actions.TOKEN_CREATED,
-            target=token,
-            after={
-                "service": service.slug,
-                "name": name,
-                "prefix": token.prefix,
-                "scopes": scopes,
-                "expires_at": expires_at,
-            },
-        )
-    return token, plaintext
+    return _token_insert(
+        actor=actor,
+        owner={"service": service},
+        audit_owner={"service": service.slug},
+        name=_clean_name(name),
+        scopes=[CHECK_SCOPE, CHECK_ANY_SERVICE_SCOPE] if scope_all else [CHECK_SCOPE],
+        expires_at=expires_at,
+    )
 
 
 def _revoke(token: ApiToken, *, actor, reason: str) -> None:

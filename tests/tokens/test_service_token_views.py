@@ -60,6 +60,8 @@ def test_admin_creates_a_service_token_that_works_and_is_shown_once(
     assert _check(plaintext, requester.email).json()["allowed"] is True
     listing = client.get("/tokens/").content.decode()
     assert "search prod" in listing and token.prefix in listing and plaintext not in listing
+    assert re.search(r"<title>(.*?)</title>", listing, re.S)[1].startswith("API tokens")
+    assert listing.count('id="service-tokens"') == 1  # the section once, in the page body
 
     with django_capture_on_commit_callbacks(execute=True):
         revoked = client.post(f"/tokens/{token.pk}/revoke")
