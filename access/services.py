@@ -59,9 +59,13 @@ def notifications_muted() -> Iterator[None]:
         _muted.on = previous
 
 
+def notifications_are_muted() -> bool:
+    return getattr(_muted, "on", False)
+
+
 def _notify(task_name: str, *args) -> None:
     """Enqueue a notification task after commit; a broker outage must not fail the change."""
-    if getattr(_muted, "on", False):
+    if notifications_are_muted():
         return
     from . import tasks
 

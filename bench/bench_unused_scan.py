@@ -163,6 +163,7 @@ def main() -> None:
         setup_django()
         from datetime import timedelta
 
+        from access import services as access_services
         from access.models import Grant
         from access.services import grants_record_use
         from usage import services as usage
@@ -183,7 +184,7 @@ def main() -> None:
                 uses={pk: ts + timedelta(minutes=1) for pk, ts in uses.items()}, source="bench"
             )
         )
-        with usage.notifications_muted():
+        with access_services.notifications_muted():
             created, detect_s, detect_q = measured(lambda: usage.unused_detect(now=now))
             again, again_s, again_q = measured(lambda: usage.unused_detect(now=now))
             due_ids = list(

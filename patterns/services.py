@@ -183,9 +183,15 @@ def mining_run_execute(*, run_id: int) -> MiningRun:
     return run
 
 
-def _run_fail(run_id: int, error: str) -> MiningRun:
+def _run_fail(
+    run_id: int, error: str, *, now=None, only_if_running: bool = False
+) -> MiningRun | None:
+    """Fail a run with ``error``; with ``only_if_running``, leave (and return None for) a run
+    that finished or failed meanwhile (the sweeper races the worker it thinks is lost)."""
     with transaction.atomic():
         run = MiningRun.objects.select_for_update().get(pk=run_id)
+        if only_if_running and run.status != MiningRun.Status.RUNNING:
+            return None
         transition(
             run,
             table=MINING_RUN_TRANSITIONS,
@@ -193,7 +199,11 @@ def _run_fail(run_id: int, error: str) -> MiningRun:
             actor=SYSTEM_MINER,
             audit_action=actions.MINING_RUN_TRANSITIONS["fail"],
             reason=error[:300],
-            extra_fields={"finished_at": timezone.now(), "error": error, "message": "failed"},
+            extra_fields={
+                "finished_at": now or timezone.now(),
+                "error": error,
+                "message": "failed",
+            },
         )
     return run
 
@@ -208,29 +218,12 @@ def mining_runs_sweep(*, now=None) -> dict[str, int]:
     (execution is idempotent: it starts only a run that is still queued)."""
     now = now or timezone.now()
     failed = requeued = 0
+    lost = "the worker running it was lost (no result after its time limit); start a new run"
     for run in MiningRun.objects.filter(status=MiningRun.Status.RUNNING).only(
         "pk", "started_at", "time_limit"
     ):
-        started = run.started_at or now
-        if started + timedelta(seconds=run.time_limit) + LOST_AFTER < now:
-            with transaction.atomic():
-                locked = MiningRun.objects.select_for_update().get(pk=run.pk)
-                if locked.status != MiningRun.Status.RUNNING:
-                    continue
-                transition(
-                    locked,
-                    table=MINING_RUN_TRANSITIONS,
-                    action="fail",
-                    actor=SYSTEM_MINER,
-                    audit_action=actions.MINING_RUN_TRANSITIONS["fail"],
-                    reason="the worker running it was lost; start a new run",
-                    extra_fields={
-                        "finished_at": now,
-                        "error": "the worker running it was lost (no result after its time "
-                        "limit); start a new run",
-                        "message": "failed",
-                    },
-                )
+        deadline = (run.started_at or now) + timedelta(seconds=run.time_limit) + LOST_AFTER
+        if deadline < now and _run_fail(run.pk, lost, now=now, only_if_running=True):
             failed += 1
     stale = MiningRun.objects.filter(
         status=MiningRun.Status.QUEUED, created_at__lt=now - REQUEUE_AFTER

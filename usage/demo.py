@@ -9,10 +9,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from access.models import Grant, Service
-from access.services import grants_record_use
+from access.services import grants_record_use, notifications_muted
 
 from .models import UnusedRemoval, UsageMappingRule, UsageSource
-from .services import coverage_mark, notifications_muted, source_for_events, unused_detect
+from .services import coverage_mark, source_for_events, unused_detect
 
 SOURCE = "aws-cloudtrail"
 UNUSED_PER_SERVICE = 3

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -26,6 +24,7 @@ from django.utils import timezone
 
 from access import services as access_services
 from access.models import Entitlement, Grant, Service
+from access.services import notifications_are_muted
 from accounts.models import User
 from audit.services import audit_record
 from portal.core.errors import Conflict, NotPermitted, ValidationError
@@ -50,22 +49,9 @@ SYSTEM = "system:unused-access"
 S = UnusedRemoval.Status
 BATCH = 1000
 
-_muted = threading.local()
-
-
-@contextmanager
-def notifications_muted() -> Iterator[None]:
-    """Run without notifying anyone (demo data, benchmarks)."""
-    previous = getattr(_muted, "on", False)
-    _muted.on = True
-    try:
-        yield
-    finally:
-        _muted.on = previous
-
 
 def _notify(removal_ids: list[int], kind: str) -> None:
-    if getattr(_muted, "on", False) or not removal_ids:
+    if notifications_are_muted() or not removal_ids:
         return
     from . import tasks
 
