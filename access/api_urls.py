@@ -11,6 +11,9 @@ from . import api, check_api
 app_name = "api"
 
 urlpatterns = [
+    # The check API first: Django tries the patterns in order, and it is the hot path.
+    path("check", check_api.CheckView.as_view(), name="check"),
+    path("check/batch", check_api.CheckBatchView.as_view(), name="check-batch"),
     path("me", api.MeView.as_view(), name="me"),
     path("services/", api.ServiceListView.as_view(), name="service-list"),
     path("services/<slug:slug>", api.ServiceDetailView.as_view(), name="service-detail"),
@@ -30,6 +33,4 @@ urlpatterns = [
         SpectacularAPIView.as_view(permission_classes=[IsAuthenticated, TokenScopes]),
         name="schema",
     ),
-    path("check", check_api.CheckView.as_view(), name="check"),
-    path("check/batch", check_api.CheckBatchView.as_view(), name="check-batch"),
 ]

@@ -18,6 +18,8 @@ Cache (Redis, the ``default`` cache): each answer is stored under
 A lookup is one ``MGET`` of the three keys; the answer is used only when both stored
 versions equal the current ones. Versions are read *before* the database, so an answer
 computed while a grant changed is stored under the old version and never served.
+Every write of these keys also tells the per-process near caches
+(:mod:`portal.core.nearcache`) through which the check API's hot path reads them.
 When Redis is unavailable every check is answered from the database. Answers also
 carry a TTL (``CHECK_CACHE_TTL``, default 300 s, each answer's spread by ±20 % so that a
 warmed working set does not expire in one burst) which bounds staleness in the one case
@@ -43,6 +45,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from portal.core.nearcache import delete_many_notify, set_many_notify
 
 from .models import Entitlement, Grant, Service
 
@@ -214,7 +217,8 @@ def check_many(
             to_store[akey] = _encode(decision, gv, pv)
     if to_store:
         try:
-            cache.set_many(to_store, timeout=_ttl())  # one TTL per batch: spread across calls
+            # one TTL per batch (spread across calls); near caches drop older answers
+            set_many_notify(to_store, timeout=_ttl())
         except Exception:  # noqa: BLE001
             STATS["errors"] += 1
             logger.warning("check cache write failed", exc_info=True)
@@ -230,11 +234,11 @@ def check_one(*, principal: str, service: str, entitlement: str, now=None) -> De
 
 def _replace_versions(keys: list[str]) -> None:
     try:
-        cache.set_many({k: uuid.uuid4().hex for k in keys}, timeout=VERSION_TTL)
+        set_many_notify({k: uuid.uuid4().hex for k in keys}, timeout=VERSION_TTL)
     except Exception:  # noqa: BLE001 - answers expire after CHECK_CACHE_TTL anyway
         logger.warning("check cache invalidation failed for %s", keys, exc_info=True)
         with contextlib.suppress(Exception):
-            cache.delete_many(keys)
+            delete_many_notify(keys)
 
 
 def bump_principal(user_id: int, email: str | None = None) -> None:

@@ -335,6 +335,9 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 CHAT_WEBHOOK_URL = env.str("CHAT_WEBHOOK_URL", default="")
 # Check API (A10): seconds a cached answer lives (±20 %); grant changes invalidate at once.
 CHECK_CACHE_TTL = env.int("CHECK_CACHE_TTL", default=300)
+# Check API: keep hot answers in each worker's memory, dropped by Redis pub/sub the moment
+# they change (portal.core.nearcache). Needs Redis; off = every check asks Redis.
+CACHE_NEAR = env.bool("CACHE_NEAR", default=True)
 
 # --- Connectors (A6; docs/CONNECTORS.md) ---------------------------------------------
 # Name -> class; a service names one in Service.connector. Secrets never live in a

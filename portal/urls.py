@@ -11,10 +11,10 @@ handler500 = "portal.core.views.error_500"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include("access.api_urls")),  # early: the check API is the hot path
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("tokens/", include("tokens.urls")),
-    path("api/v1/", include("access.api_urls")),
     path("api/v1/costs/", include("costs.api_urls")),
     path("api/v1/", include("costs.dashboard_api_urls")),
     path("", include("costs.dashboard_urls")),

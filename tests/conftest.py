@@ -54,6 +54,10 @@ def _cache_prefix(settings):
 
     if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
         cache.clear()
+    yield
+    near = getattr(cache, "_near", None)  # the check API's near cache holds a subscription
+    if near is not None:
+        near.close()
 
 
 def make_team(slug: str, parent: Team | None = None) -> Team:

@@ -23,6 +23,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
+from portal.core.nearcache import delete_many_notify, set_many_notify
+
 from .models import ApiToken
 from .services import CHECK_ANY_SERVICE_SCOPE, CHECK_SCOPE, api_token_touch, hash_secret
 
@@ -98,7 +100,29 @@ def _token_to_cache(token: ApiToken) -> dict:
     }
 
 
+_built: dict[str, tuple[dict, ApiToken]] = {}  # per process: digest -> (entry, its model)
+_BUILT_LIMIT = 1_000
+
+
 def _token_from_cache(digest: str, data: dict) -> ApiToken:
+    """The token a cache entry describes; the model is built once per distinct entry.
+
+    Building two model instances costs more than the rest of the check API's hot path,
+    and a service sends the same token on every call. An entry equal to the one a model
+    was built from describes the same token; the model is only read afterwards (except
+    the ``last_used_at`` bookkeeping stamp).
+    """
+    built = _built.get(digest)
+    if built is not None and built[0] == data:
+        return built[1]
+    token = _build_token(digest, data)
+    if len(_built) >= _BUILT_LIMIT:
+        _built.clear()
+    _built[digest] = (data, token)
+    return token
+
+
+def _build_token(digest: str, data: dict) -> ApiToken:
     service_model = ApiToken._meta.get_field("service").related_model
     token = ApiToken(
         pk=data["id"],
@@ -163,7 +187,9 @@ class ServiceTokenAuthentication(BearerTokenAuthentication):
     @staticmethod
     def _store(digest: str, token: ApiToken) -> None:
         try:
-            cache.set(token_cache_key(digest), _token_to_cache(token), timeout=TOKEN_CACHE_TTL)
+            set_many_notify(
+                {token_cache_key(digest): _token_to_cache(token)}, timeout=TOKEN_CACHE_TTL
+            )
         except Exception:  # noqa: BLE001
             logger.warning("token cache write failed", exc_info=True)
 
@@ -173,7 +199,7 @@ def _forget_token(sender, instance: ApiToken, **kwargs) -> None:
 
     def _delete() -> None:
         try:
-            cache.delete(key)
+            delete_many_notify([key])
         except Exception:  # noqa: BLE001 - the entry expires after TOKEN_CACHE_TTL
             logger.warning("token cache invalidation failed", exc_info=True)
 

@@ -5,12 +5,18 @@ call (about 0.3 ms of Python each); the check API makes two cache calls per requ
 that was a third of its server time. A ``redis.Redis`` object is thread-safe (it borrows
 a connection from the pool per command), so one per pool is enough. Settings select this
 backend with ``"BACKEND": "portal.core.cache.RedisCache"``; everything else is Django's.
+
+It also carries this thread's near cache (:mod:`portal.core.nearcache`) and the writes
+that keep near caches right: a change and the ``PUBLISH`` naming its keys in one
+``MULTI``.
 """
 
 from __future__ import annotations
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+
+from .nearcache import NearCache
 
 
 class SharedClientRedisCacheClient(RedisCacheClient):
@@ -31,3 +37,43 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
+        self._near: NearCache | None = None
+
+    @property
+    def near(self) -> NearCache:
+        if self._near is None:
+            self._near = NearCache(self)
+        return self._near
+
+    @property
+    def near_channel(self) -> str:
+        return self.near.channel
+
+    def _notify(self, pipeline, keys) -> None:
+        pipeline.publish(self.near_channel, "\n".join(keys))
+
+    def set_many_notify(self, mapping: dict, *, timeout: int) -> None:
+        """Set ``mapping`` (each key expiring after ``timeout`` s) and tell near caches."""
+        if not mapping:
+            return
+        pipeline = self._cache.get_client(write=True).pipeline(transaction=True)
+        dumps = self._cache._serializer.dumps
+        pipeline.mset({self.make_and_validate_key(k): dumps(v) for k, v in mapping.items()})
+        for key in mapping:
+            pipeline.expire(self.make_and_validate_key(key), int(timeout))
+        self._notify(pipeline, mapping)
+        pipeline.execute()
+
+    def delete_many_notify(self, keys) -> None:
+        if not keys:
+            return
+        pipeline = self._cache.get_client(write=True).pipeline(transaction=True)
+        pipeline.delete(*(self.make_and_validate_key(k) for k in keys))
+        self._notify(pipeline, keys)
+        pipeline.execute()
+
+    def clear(self) -> bool:
+        cleared = super().clear()
+        # an empty message: every near cache of this namespace drops everything
+        self._cache.get_client(write=True).publish(self.near_channel, "")
+        return cleared

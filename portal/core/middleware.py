@@ -62,11 +62,17 @@ class LoginRequiredByDefaultMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         # Public paths first: probes must not load the session or the user (no database).
-        if is_public_path(request.path) or request.user.is_authenticated:
+        # Then API calls carrying a token, which DRF authenticates (and refuses) itself;
+        # this middleware would let them through whoever the session says, so it does not
+        # load the session for them (the check API's hot path).
+        path = request.path
+        if is_public_path(path) or (
+            path.startswith("/api/") and request.META.get("HTTP_AUTHORIZATION")
+        ):
             return self.get_response(request)
-        if request.path.startswith("/api/"):
-            if request.headers.get("Authorization"):
-                return self.get_response(request)  # token auth is resolved by DRF
+        if request.user.is_authenticated:
+            return self.get_response(request)
+        if path.startswith("/api/"):
             return JsonResponse(
                 {
                     "type": "https://tollgate.test/problems/not-authenticated",

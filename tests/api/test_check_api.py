@@ -313,9 +313,16 @@ DOWN = {
 }
 
 
-def test_redis_down_answers_from_the_database(svc, catalog, requester, admin):
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "django.core.cache.backends.redis.RedisCache",
+        "portal.core.cache.RedisCache",  # ours, with the near cache (which cannot subscribe)
+    ],
+)
+def test_redis_down_answers_from_the_database(svc, catalog, requester, admin, backend):
     grant = grant_directly(requester, catalog["read"])
-    with override_settings(CACHES=DOWN):
+    with override_settings(CACHES={"default": {**DOWN["default"], "BACKEND": backend}}):
         with pytest.raises(RedisConnectionError):
             cache.get("probe")
         assert svc.post(CHECK, body(requester.email)).json()["allowed"] is True
