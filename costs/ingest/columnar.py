@@ -45,7 +45,7 @@ from costs.attribution import UNALLOCATED_OUTCOME
 from .focus import ENUMS, SERVICE_CATEGORIES, VERSIONS
 
 BLOCK_BYTES = 1 << 20
-BATCH_ROWS = 20_000
+BATCH_ROWS = 10_000
 SEP = "\x1f"
 NULL_TOKENS = pa.array(["", "NULL", "null", "Null"])
 MONEY_RE = r"^[+-]?(\d{1,18}(\.\d{0,12})?|\.\d{1,12})$"

@@ -182,7 +182,7 @@ class RowParser:
     the attribute key and the tags' JSON are cached per distinct raw attribute set.
     """
 
-    CACHE_LIMIT = 200_000
+    CACHE_LIMIT = 20_000
 
     def __init__(self, schema, *, source_id, run_id, attributor, requested_period, errors):
         self.plan = [
