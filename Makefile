@@ -58,7 +58,7 @@ test: $(STAMP) services ## install, start services, lint, check migrations, run 
 	$(BIN)/ruff format --check .
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
-	env -u DATABASE_URL -u REDIS_URL TOLLGATE_SMOKE=1 $(BIN)/python -m pytest -q -m sqlite -p no:xdist
+	env -u DATABASE_URL -u REDIS_URL TOLLGATE_SMOKE=1 $(BIN)/python -m pytest -q -m sqlite -n $(PYTEST_WORKERS)
 
 test-fast: $(STAMP) ## run the suite without lint and the smoke pass
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -m "not browser"

@@ -13,6 +13,8 @@ that keep near caches right: a change and the ``PUBLISH`` naming its keys in one
 
 from __future__ import annotations
 
+import re
+
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 
@@ -73,7 +75,22 @@ class RedisCache(DjangoRedisCache):
         pipeline.execute()
 
     def clear(self) -> bool:
-        cleared = super().clear()
+        """Delete this namespace's keys only (Django's ``clear`` is ``FLUSHDB``).
+
+        The Celery broker's queues live in the same Redis database by default
+        (``CELERY_BROKER_URL`` = ``REDIS_URL``), and tests on parallel workers share one
+        database under different key prefixes: a flush would wipe both.
+        """
+        client = self._cache.get_client(write=True)
+        batch = []
+        prefix = re.sub(r"([\\*?\[\]])", r"\\\1", self.key_prefix)  # glob-escaped
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
         # an empty message: every near cache of this namespace drops everything
-        self._cache.get_client(write=True).publish(self.near_channel, "")
-        return cleared
+        client.publish(self.near_channel, "")
+        return True

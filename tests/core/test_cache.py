@@ -1,0 +1,32 @@
+"""portal.core.cache.RedisCache: one client per pool, and a clear() that stays in its lane."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.cache import caches
+
+
+def test_clear_deletes_only_this_namespace():
+    """FLUSHDB would also wipe the Celery broker's queues (same Redis database by default)
+    and other namespaces (parallel test workers)."""
+    backend = caches["default"]
+    client = backend._cache.get_client(write=True)
+    other = f"other-{uuid.uuid4().hex}:1:k"
+    broker_like = f"celery-queue-{uuid.uuid4().hex}"
+    client.set(other, b"x")
+    client.rpush(broker_like, b"task")
+    try:
+        backend.set_many({f"k{i}": i for i in range(2500)}, timeout=60)  # > one SCAN batch
+        assert backend.get("k2499") == 2499
+        assert backend.clear() is True
+        assert backend.get_many([f"k{i}" for i in range(2500)]) == {}
+        assert client.get(other) == b"x"
+        assert client.lrange(broker_like, 0, -1) == [b"task"]
+    finally:
+        client.delete(other, broker_like)
+
+
+def test_one_client_per_pool():
+    backend = caches["default"]
+    assert backend._cache.get_client() is backend._cache.get_client()
