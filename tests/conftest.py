@@ -33,6 +33,13 @@ def _eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Every fixture person gets a password; PBKDF2's 10^6 rounds cost ~0.3 s each here,
+    which made fixture set-up more than half of the suite's time. No test checks the hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_checkpoints(settings, tmp_path):
     settings.AUDIT_CHECKPOINT_FILE = tmp_path / "audit-checkpoints.jsonl"
 
