@@ -347,10 +347,14 @@ def test_reconciliation_against_postgresql_enforces_through_the_worker(worker, t
 
     run = reconcile_service(service_id=service.pk, mode="enforce")
     assert (run.missing, run.unmanaged, run.wrong_level, run.jobs_created) == (1, 1, 0, 2)
+    # The worker changes the target first and marks its job done after: wait for both.
     worker.wait_for(
-        lambda: target.members(role) == [target.login_for(fay.email)], "the drift to be fixed"
+        lambda: (
+            target.members(role) == [target.login_for(fay.email)]
+            and SyncJob.objects.filter(status="done", origin="reconcile").count() == 2
+        ),
+        "the drift to be fixed and both jobs done",
     )
-    assert SyncJob.objects.filter(status="done", origin="reconcile").count() == 2
     assert status_of(grant) == "active"
     again = reconcile_service(service_id=service.pk, mode="report")
     assert (again.missing, again.unmanaged, again.wrong_level) == (0, 0, 0)
