@@ -51,3 +51,48 @@ def write_results(name: str, figures: dict) -> None:
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(json.dumps(figures, indent=2, default=str))
     print(f"written to {path.relative_to(ROOT)}")
+
+
+# --- a dedicated database per benchmark, and Django in this process ----------------------
+
+PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+
+
+def recreate_database(name: str) -> None:
+    """Drop ``name`` (closing its sessions) and create it empty."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def setup_django(name: str, *, migrate: bool = True) -> None:
+    """Django on database ``name``: production-like (DEBUG off), tasks in-process, no Redis,
+    no audit checkpoint file, audit log lines at WARNING; migrated unless told otherwise."""
+    os.environ["DATABASE_URL"] = f"{PG}/{name}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ["DEBUG"] = "false"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
+    os.environ["AUDIT_CHECKPOINT_FILE"] = ""
+    os.environ.pop("REDIS_URL", None)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import logging
+
+    import django
+
+    django.setup()
+    logging.getLogger("portal.audit").setLevel(logging.WARNING)
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)

@@ -43,9 +43,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import drop_database, recreate_database  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "check_api.json"
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "tollgate_bench_check"
@@ -77,17 +78,6 @@ def server_env() -> dict:
         DJANGO_SETTINGS_MODULE="portal.settings",
     )
     return env
-
-
-def recreate_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def populate(env: dict) -> tuple[str, int]:
@@ -301,7 +291,7 @@ def main() -> None:
     env = server_env()
     rclient = redis.Redis.from_url(REDIS_URL)
     t0 = time.perf_counter()
-    recreate_database()
+    recreate_database(DB_NAME)
     token, u0 = populate(env)
     setup_s = time.perf_counter() - t0
     rclient.flushdb()
@@ -406,7 +396,7 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         if not args.keep:
-            drop_database()
+            drop_database(DB_NAME)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(json.dumps(figures, indent=2, default=str))

@@ -24,6 +24,9 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import setup_django  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "policy_scan.json"
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "tollgate_bench_policy"
@@ -78,20 +81,6 @@ DOCUMENT = """
       - [svc-00/ent-0, svc-00/ent-1]
       - [svc-01/ent-0, svc-02/ent-0]
 """
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-    os.environ["AUDIT_CHECKPOINT_FILE"] = ""
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 def seed() -> None:
@@ -217,7 +206,7 @@ def main() -> None:
     parser.add_argument("mode", nargs="?", default="")
     args = parser.parse_args()
     if args.mode in ("seed", "scan"):
-        setup_django()
+        setup_django(DB_NAME, migrate=False)
         seed() if args.mode == "seed" else scan_child()
         return
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:

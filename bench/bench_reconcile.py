@@ -26,6 +26,9 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import setup_django  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "reconcile.json"
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "tollgate_bench_reconcile"
@@ -35,20 +38,6 @@ MISSING = 500  # 0.5% of the grants are not held downstream
 UNMANAGED = 500  # 0.5% extra downstream holders nobody granted
 SEED = 20261125
 WRITE_RE = re.compile(r'^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+"?(\w+)', re.IGNORECASE)
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-    os.environ["AUDIT_CHECKPOINT_FILE"] = ""
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 class ListConnector:
@@ -243,7 +232,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("--seed", "--plan"):
-        setup_django()
+        setup_django(DB_NAME, migrate=False)
         seed() if sys.argv[1] == "--seed" else plan_child()
     else:
         main()

@@ -27,9 +27,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import drop_database, recreate_database, setup_django  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "unused_scan.json"
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "tollgate_bench_unused"
@@ -37,37 +38,6 @@ PEOPLE = 5_000
 SERVICES = 200
 ENTITLEMENTS = 1_000
 DUE_SAMPLE = 200
-
-
-def recreate_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-    os.environ["AUDIT_CHECKPOINT_FILE"] = ""
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger("portal.audit").setLevel(logging.WARNING)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def build(rng: random.Random, n_grants: int) -> dict:
@@ -158,9 +128,9 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    recreate_database()
+    recreate_database(DB_NAME)
     try:
-        setup_django()
+        setup_django(DB_NAME)
         from datetime import timedelta
 
         from access import services as access_services
@@ -230,7 +200,7 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
     finally:
         if not args.keep:
-            drop_database()
+            drop_database(DB_NAME)
 
 
 if __name__ == "__main__":
