@@ -54,6 +54,17 @@ class RedisCache(DjangoRedisCache):
     def _notify(self, pipeline, keys) -> None:
         pipeline.publish(self.near_channel, "\n".join(keys))
 
+    def _delivered(self) -> None:
+        """One more round trip before the writer goes on.
+
+        Redis may answer ``EXEC`` a few microseconds before it writes the published message
+        to the subscribers' sockets (both leave in the same event-loop pass, the writer's
+        reply first). By the time it answers a later ``PING`` that pass is over, so the
+        message is in every local subscriber's socket: a check started after the write
+        returned drains it. (Subscribers on other hosts get it one network hop later.)
+        """
+        self._cache.get_client(write=True).ping()
+
     def set_many_notify(self, mapping: dict, *, timeout: int) -> None:
         """Set ``mapping`` (each key expiring after ``timeout`` s) and tell near caches."""
         if not mapping:
@@ -65,6 +76,7 @@ class RedisCache(DjangoRedisCache):
             pipeline.expire(self.make_and_validate_key(key), int(timeout))
         self._notify(pipeline, mapping)
         pipeline.execute()
+        self._delivered()
 
     def delete_many_notify(self, keys) -> None:
         if not keys:
@@ -73,6 +85,7 @@ class RedisCache(DjangoRedisCache):
         pipeline.delete(*(self.make_and_validate_key(k) for k in keys))
         self._notify(pipeline, keys)
         pipeline.execute()
+        self._delivered()
 
     def clear(self) -> bool:
         """Delete this namespace's keys only (Django's ``clear`` is ``FLUSHDB``).
@@ -93,4 +106,5 @@ class RedisCache(DjangoRedisCache):
             client.delete(*batch)
         # an empty message: every near cache of this namespace drops everything
         client.publish(self.near_channel, "")
+        self._delivered()
         return True
