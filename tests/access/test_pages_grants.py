@@ -19,11 +19,6 @@ from .factories import make_entitlement, make_policy, make_service
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def text(response) -> str:
     body = re.sub(r"<[^>]+>", " ", response.content.decode())
     return html.unescape(re.sub(r"\s+", " ", body).strip())

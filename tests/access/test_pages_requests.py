@@ -18,11 +18,6 @@ from .factories import make_entitlement, make_policy, make_service
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def login(client, user):
     client.force_login(user)
     return client

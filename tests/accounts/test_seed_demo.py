@@ -27,11 +27,6 @@ def snapshot():
     )
 
 
-@pytest.fixture
-def fast_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(autouse=True)
 def small_demo(monkeypatch):
     """The whole seed_demo runs, with a smaller access history and fewer months of costs
@@ -50,7 +45,7 @@ def small_demo(monkeypatch):
 
 @pytest.mark.sqlite
 @pytest.mark.django_db
-def test_seed_demo_creates_the_demo_org_accounts_and_a_verifiable_trail(client, fast_hasher):
+def test_seed_demo_creates_the_demo_org_accounts_and_a_verifiable_trail(client):
     out = StringIO()
     call_command("seed_demo", stdout=out)
 
@@ -109,7 +104,7 @@ def test_seed_demo_creates_the_demo_org_accounts_and_a_verifiable_trail(client, 
 
 @pytest.mark.sqlite
 @pytest.mark.django_db
-def test_seed_demo_if_empty_and_a_plain_rerun_change_nothing(fast_hasher):
+def test_seed_demo_if_empty_and_a_plain_rerun_change_nothing():
     call_command("seed_demo", stdout=StringIO())
     before = snapshot()
 

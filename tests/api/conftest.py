@@ -60,9 +60,3 @@ def catalog(org):
         "locked": make_entitlement(search_db, slug="locked", risk="high", requestable=False),
         "deploy": make_entitlement(payments_api, slug="deploy", risk="low"),
     }
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Persona fixtures hash passwords; a fast hasher keeps the API suite quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

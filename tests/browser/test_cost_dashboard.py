@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_dashboard_charts_render_with_data(
     live_server,
-    settings,
     org,
     manager,
     browser_page,  # noqa: F811
@@ -27,7 +26,6 @@ def test_dashboard_charts_render_with_data(
 ):
     from ..conftest import PASSWORD
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     manager.set_password(PASSWORD)
     manager.save()
     seed_costs(stdout=io.StringIO(), rng=random.Random(3), months=3, resources_per_team=3)

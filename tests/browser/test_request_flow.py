@@ -74,9 +74,8 @@ def sign_out(page) -> None:
 
 
 def test_engineer_requests_manager_approves_grant_appears(
-    live_server, settings, org, requester, manager, browser_page
+    live_server, org, requester, manager, browser_page
 ):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     requester.set_password(PASSWORD)
     requester.save()
     manager.set_password(PASSWORD)
