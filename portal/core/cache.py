@@ -18,7 +18,7 @@ import re
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 
-from .nearcache import NearCache
+from .nearcache import CHANNEL_SUFFIX, NearCache
 
 
 class SharedClientRedisCacheClient(RedisCacheClient):
@@ -49,7 +49,8 @@ class RedisCache(DjangoRedisCache):
 
     @property
     def near_channel(self) -> str:
-        return self.near.channel
+        # derived, so that writers (Celery workers, admin requests) never build a near cache
+        return self.key_prefix + CHANNEL_SUFFIX
 
     def _notify(self, pipeline, keys) -> None:
         pipeline.publish(self.near_channel, "\n".join(keys))

@@ -14,9 +14,9 @@ How it stays correct:
 * Each process (each cache backend instance: Django's caches are per thread) subscribes
   to the channel. Before every lookup it drains the subscription without blocking (a
   ``poll``, about 7 microseconds) and drops every key named; an empty message body
-  (``cache.clear()``) drops everything. Redis writes the message into the subscriber's
-  socket before the writer's ``EXEC`` returns to it, so a check that starts after a
-  revocation returned sees the revocation.
+  (``cache.clear()``) drops everything. The writer waits for one more round trip (a
+  ``PING``) after its ``EXEC``: by then Redis has written the message into every local
+  subscriber's socket, so a check that starts after a revocation returned sees it.
 * The copy is trusted only while the subscription is known to be alive: subscribed,
   and a heartbeat ``PING`` on the subscription answered within ``FRESH`` seconds
   (one is sent every ``HEARTBEAT`` seconds while requests come). A broken subscription
@@ -57,7 +57,7 @@ class NearCache:
 
     def __init__(self, backend):
         self._backend = backend
-        self.channel = backend.key_prefix + CHANNEL_SUFFIX
+        self.channel = backend.near_channel
         self._entries: dict[str, tuple[object, float]] = {}
         self.max_age = float(getattr(settings, "CHECK_CACHE_TTL", 300))
         self._pubsub = None
