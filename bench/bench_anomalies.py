@@ -42,6 +42,15 @@ Scoring
 * ``chance_recall``: the recall the clean-series flags alone would score (share of
   [start, start + 3] windows holding one) — a detector that flags often "finds" events
   by chance.
+
+Ceilings (what no detector of this design could beat on the data, found without it)
+* ``recall_ceiling_warmup`` = 1 − ``warmup_share``: the recall of a detector that finds
+  every event it scores; ``recall_scored`` is the recall on those scored events.
+* ``precision_ceiling_new_highs``: the strict precision of a detector that finds every
+  event and flags nothing else but the clean series' *new highs* — days that at least
+  double every earlier day of the series (and by the minimum impact). Such days are
+  jumps by any standard, so a detector that stays silent on them is not a better one;
+  where they are as many as the injected events, strict precision cannot reach 0.9.
 """
 
 from __future__ import annotations
@@ -101,6 +110,7 @@ class Tally:
         self.events = self.found = self.visible = self.found_visible = 0
         self.true_flags = self.false_flags = self.false_on_clean = self.chance = 0
         self.clean_flags = self.clean_scored_days = self.in_warmup = 0
+        self.found_scored = self.new_highs_outside = 0
 
     def figures(self) -> dict:
         flags = self.true_flags + self.false_flags
@@ -108,8 +118,13 @@ class Tally:
             "events": self.events,
             "found": self.found,
             "recall": _ratio(self.found, self.events),
+            "recall_scored": _ratio(self.found_scored, self.events - self.in_warmup),
+            "recall_ceiling_warmup": _ratio(self.events - self.in_warmup, self.events),
             "precision_strict": _ratio(self.true_flags, flags),
             "precision_excl_clean": _ratio(self.true_flags, flags - self.false_on_clean),
+            "precision_ceiling_new_highs": _ratio(
+                self.events, self.events + self.new_highs_outside
+            ),
             "flags": flags,
             "false_flags": self.false_flags,
             "clean_flag_rate": _ratio(self.clean_flags, self.clean_scored_days),
@@ -124,8 +139,32 @@ def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 3) if b else None
 
 
-def _score(tally: Tally, events: list, flagged: list, clean_days: set, clean, s) -> None:
-    """events: (start, kind, days hit); clean: the series before injection; s: after."""
+def new_highs(clean: dict, scored_from: int, min_impact: float) -> set:
+    """Days of the clean series that at least double its every earlier day (and by at
+    least the minimum impact): a jump by any standard, found without the detector."""
+    days = sorted(clean)
+    out = set()
+    for i in range(max(scored_from, 1), len(days)):
+        before = [clean[d] for d in days[:i]]
+        x = clean[days[i]]
+        if x >= 2 * max(before) and x - median(before) >= min_impact:
+            out.add(days[i])
+    return out
+
+
+def _outside(d, events) -> bool:
+    """Neither in an event's window nor in the grace after a level shift."""
+    return not any(
+        start <= d <= start + (SHIFT_GRACE if k == "shift" else WINDOW) for start, k, _h in events
+    )
+
+
+def _score(
+    tally: Tally, events: list, flagged: list, clean_days: set, clean, s, highs: set
+) -> None:
+    """events: (start, kind, days hit); clean: the series before injection; s: after;
+    highs: ``new_highs`` of the clean series."""
+    tally.new_highs_outside += sum(1 for d in highs if _outside(d, events))
     for start, _kind, hit in events:
         hi = start + WINDOW
         found = any(start <= d <= hi for d in flagged)
@@ -136,7 +175,9 @@ def _score(tally: Tally, events: list, flagged: list, clean_days: set, clean, s)
         tally.visible += visible
         tally.found_visible += found and visible
         tally.chance += any(start <= d <= hi for d in clean_days)
-        tally.in_warmup += anomalies.score_day(clean, start) is None
+        warm = anomalies.score_day(clean, start) is None
+        tally.in_warmup += warm
+        tally.found_scored += found and not warm
     for d in flagged:
         if any(start <= d <= start + WINDOW for start, _k, _h in events):
             tally.true_flags += 1
@@ -161,6 +202,7 @@ def evaluate_real(series: dict, size: str, seed: int, detect) -> dict:
             x.day for x in detect(clean, days[WARMUP:], sensitivity=sens, min_impact=min_impact)
         }
         s0 = _robust_scale(list(clean.values()))
+        highs = new_highs(clean, WARMUP, min_impact)
         for _ in range(TRIALS):
             tally.clean_flags += len(clean_days)
             tally.clean_scored_days += len(days) - WARMUP
@@ -174,7 +216,7 @@ def evaluate_real(series: dict, size: str, seed: int, detect) -> dict:
             flagged = [
                 x.day for x in detect(s, days[WARMUP:], sensitivity=sens, min_impact=min_impact)
             ]
-            _score(tally, [(days[pos], kind, hit)], flagged, clean_days, clean, s)
+            _score(tally, [(days[pos], kind, hit)], flagged, clean_days, clean, s, highs)
     return tally.figures()
 
 
@@ -205,7 +247,8 @@ def evaluate_long(all_series: list, size: str, seed: int, detect) -> dict:
                 base += extra  # later events are sized to the new level
             pos += rng.randint(12, 20) if kind == "spike" else rng.randint(30, 40)
         flagged = [x.day for x in detect(s, scored, sensitivity=sens, min_impact=min_impact)]
-        _score(tally, events, flagged, clean_days, clean, s)
+        highs = new_highs(clean, 56, min_impact)
+        _score(tally, events, flagged, clean_days, clean, s, highs)
     return tally.figures()
 
 

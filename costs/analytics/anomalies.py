@@ -88,6 +88,12 @@ class Score:
         return why
 
 
+def _at_least(x: float, bound: float) -> bool:
+    """``x >= bound`` up to float rounding: an increase of exactly the minimum impact
+    (``(E + m) - E`` may come out a few ulps below ``m``) qualifies."""
+    return x >= bound - 1e-9 * max(abs(x), abs(bound))
+
+
 def _money(x: float) -> str:
     return f"{x:,.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
@@ -174,7 +180,9 @@ def detect(
     while day <= last:
         s = score_day(series, day, scale_floor=scale_floor, first=first)
         material = (
-            s is not None and s.impact >= min_impact and s.actual >= (1 + min_relative) * s.expected
+            s is not None
+            and _at_least(s.impact, min_impact)
+            and _at_least(s.actual, (1 + min_relative) * s.expected)
         )
         run = run + 1 if material and s.z >= sustain_z else 0
         if material and (s.z >= sensitivity or (sustain_days and run >= sustain_days)):

@@ -49,6 +49,19 @@ def test_spike_and_level_shift_are_found_and_drops_are_not():
     assert detect(s, [spike], sensitivity=4, min_impact=1000) == []  # below the minimum impact
 
 
+def test_an_increase_of_exactly_the_minimum_impact_qualifies():
+    """(E + m) - E can come out a few ulps below m in floats; the boundary still counts."""
+    base = 7.2e-05  # a real constant series (AWS CUR sample, EFS storage)
+    days = [START + dt.timedelta(days=i) for i in range(14)]
+    s = dict.fromkeys(days, base)
+    min_impact = 0.5 * base
+    s[days[10]] += min_impact
+    assert s[days[10]] - base < min_impact  # the float rounding this guards against
+    found = detect(s, days[7:], sensitivity=4, min_impact=min_impact)
+    assert [x.day for x in found] == [days[10]]
+    assert detect(s, days[7:], sensitivity=4, min_impact=min_impact * 1.01) == []
+
+
 @pytest.fixture
 def spiky(tmp_path, org):
     tag_rules(org["payments"])
