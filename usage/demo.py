@@ -1,5 +1,9 @@
 """Demo data for unused access (P4): an event-log usage source covering a few services, their
-last-use data, mapping rules, and a few scheduled removals. Idempotent and fast."""
+last-use data, mapping rules, and a few scheduled removals. Idempotent and fast.
+
+The covered services are a few connector-less ones with old grants and the paid-seat services
+with the most old grants, so that the costs demo (seeded after this step) finds unused paid
+seats by the same rule (C7 reads P4's ``unused_grants``)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from .services import coverage_mark, source_for_events, unused_detect
 
 SOURCE = "aws-cloudtrail"
 UNUSED_PER_SERVICE = 3
+PLAIN_SERVICES = 3
+PAID_SERVICES = 4
 
 
 def seed_unused(*, stdout, rng) -> None:
@@ -24,14 +30,24 @@ def seed_unused(*, stdout, rng) -> None:
         return
     now = timezone.now()
     old = now - timedelta(days=104)
-    services = list(
+    with_old_grants = (
         Service.objects.filter(connector="")
         .filter(entitlements__grants__status=Grant.Status.ACTIVE)
         .filter(entitlements__grants__starts_at__lt=old)
+    )
+    plain = list(
+        with_old_grants.annotate(n=Count("entitlements__grants"))
+        .filter(n__gte=4)
+        .order_by("slug")[:PLAIN_SERVICES]
+    )
+    paid = list(
+        with_old_grants.filter(entitlements__seat_cost_monthly__gt=0)
+        .exclude(pk__in=[s.pk for s in plain])
         .annotate(n=Count("entitlements__grants"))
         .filter(n__gte=4)
-        .order_by("slug")[:3]
+        .order_by("-n", "slug")[:PAID_SERVICES]
     )
+    services = sorted(plain + paid, key=lambda s: s.slug)
     if not services:
         stdout.write("usage: no demo services with old grants; skipped\n")
         return
@@ -62,7 +78,7 @@ def seed_unused(*, stdout, rng) -> None:
             entitlement=first,
             defaults={"note": "demo: every call to the service counts as use"},
         )
-    # only-forward: a grant already used more recently (costs demo) keeps its later use
+    # only-forward: a grant already used more recently keeps its later use
     grants_record_use(uses=uses, source=SOURCE)
     coverage_mark(
         source=source,

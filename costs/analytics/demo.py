@@ -5,8 +5,8 @@ real importer, with what the dashboards and checks should show on first start: a
 instance, an orphaned volume, a previous-generation instance, untagged spend on a sandbox
 account (attributed by an account rule), a savings plan that is two-thirds used, a cost
 spike and a level shift (anomalies). Then it builds the resource rollups, sets budgets
-(one team over budget), marks some paid grants as unused for months (demo only: the demo's
-grants have no connector usage data), and runs anomalies, suggestions and budget alerts.
+(one team over budget) and runs anomalies, suggestions and budget alerts. The unused paid
+seats come from the usage demo's last-use data (``usage.demo``, seeded before this step).
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import os
 import tempfile
 from decimal import Decimal
 
-from django.utils import timezone
-
 from accounts.models import Team
 
 from .. import services as cost_services
 from ..ingest.focus import COLUMNS
 from ..models import AttributionRule, CostDaily, ImportRun
 from . import services, suggestions
+from .models import Suggestion
 from .rollups import resource_rollups_rebuild
 
 DAYS = 75
@@ -243,28 +242,6 @@ def _sandbox_rule(team: Team) -> None:
     )
 
 
-def _mark_unused_seats(rng) -> int:
-    """Demo only: the demo's grants carry no connector usage data; give paid ones some."""
-    from access.models import Grant
-
-    now = timezone.now()
-    old = now - dt.timedelta(days=95)
-    grants = list(
-        Grant.objects.filter(status=Grant.Status.ACTIVE, entitlement__seat_cost_monthly__gt=0)
-        .order_by("pk")
-        .values_list("pk", "starts_at")
-    )
-    unused = 0
-    for pk, starts_at in grants:
-        if starts_at < old and rng.random() < 0.3:
-            last = now - dt.timedelta(days=rng.randint(100, 200))
-            unused += 1
-        else:
-            last = now - dt.timedelta(days=rng.randint(0, 20))
-        Grant.objects.filter(pk=pk).update(last_used_at=max(last, starts_at))
-    return unused
-
-
 def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
     if months < 3:  # the checks and baselines need ~75 days of history
         stdout.write("seed_cost_analytics: fewer than 3 months seeded, skipped\n")
@@ -318,9 +295,10 @@ def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
         )
         amount = (spend[team.pk] * factor).quantize(Decimal("100"))
         services.budget_set(actor="system:seed", team=team, month=last_month, amount=amount)
-    seats = _mark_unused_seats(rng)
     found = services.anomalies_detect(days=45)
     counts = suggestions.suggestions_run()
+    # last-use data and its coverage come from the usage demo (seeded before this step)
+    seats = Suggestion.objects.filter(kind=Suggestion.Kind.UNUSED_SEAT).count()
     alerts = services.budget_alerts_evaluate(notify=False)
     stdout.write(
         f"seed_cost_analytics: {run.rows_loaded} extra lines, {rows} resource-rollup rows, "

@@ -104,6 +104,24 @@ def test_seed_demo_creates_the_demo_org_accounts_and_a_verifiable_trail(client):
 
 @pytest.mark.sqlite
 @pytest.mark.django_db
+def test_the_demo_shows_unused_paid_seats_by_the_unused_access_rule():
+    """C7 on first start: the seat suggestions are exactly P4's unused grants that cost a seat."""
+    from costs.analytics.models import Suggestion
+    from usage.rules import unused_grants
+
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    paid_unused = set(
+        unused_grants().filter(entitlement__seat_cost_monthly__gt=0).values_list("pk", flat=True)
+    )
+    seats = Suggestion.objects.filter(kind=Suggestion.Kind.UNUSED_SEAT)
+    assert paid_unused and {s.evidence["grant_id"] for s in seats} == paid_unused
+    assert all(s.estimated_monthly_saving > 0 and s.status == "open" for s in seats)
+    assert f"({len(paid_unused)} unused paid seats)" in out.getvalue()
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
 def test_seed_demo_if_empty_and_a_plain_rerun_change_nothing():
     call_command("seed_demo", stdout=StringIO())
     before = snapshot()

@@ -22,10 +22,10 @@ DEMO_STEPS = [
     "accounts.demo.seed_people",
     "access.demo.seed_access",
     "access.sync.demo.seed_provisioning",
+    "usage.demo.seed_unused",  # before costs: its unused paid seats follow P4's rule
     "costs.demo.seed_costs",
     "reviews.demo.seed_reviews",
     "patterns.demo.seed_patterns",
-    "usage.demo.seed_unused",
     "standards.demo.seed_standards",
     "recommend.demo.seed_recommendations",
 ]
