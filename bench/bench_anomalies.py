@@ -181,9 +181,7 @@ def _score(
     for d in flagged:
         if any(start <= d <= start + WINDOW for start, _k, _h in events):
             tally.true_flags += 1
-        elif any(
-            k == "shift" and start + WINDOW < d <= start + SHIFT_GRACE for start, k, _h in events
-        ):
+        elif not _outside(d, events):
             continue  # after a level shift's window: the cost really is higher
         else:
             tally.false_flags += 1
