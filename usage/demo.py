@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from access.models import Grant, Service
@@ -40,10 +40,15 @@ def seed_unused(*, stdout, rng) -> None:
         .filter(n__gte=4)
         .order_by("slug")[:PLAIN_SERVICES]
     )
-    paid = list(
-        with_old_grants.filter(entitlements__seat_cost_monthly__gt=0)
+    old_paid = Q(
+        entitlements__seat_cost_monthly__gt=0,
+        entitlements__grants__status=Grant.Status.ACTIVE,
+        entitlements__grants__starts_at__lt=old,
+    )
+    paid = list(  # the paid-seat services with the most old active paid grants
+        Service.objects.filter(connector="")
         .exclude(pk__in=[s.pk for s in plain])
-        .annotate(n=Count("entitlements__grants"))
+        .annotate(n=Count("entitlements__grants", filter=old_paid, distinct=True))
         .filter(n__gte=4)
         .order_by("-n", "slug")[:PAID_SERVICES]
     )
