@@ -22,18 +22,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Team
 from portal.core.errors import DomainError, ValidationError
+from portal.core.money import CENT
 
 from . import charts
 from .analytics import selectors, services
 from .analytics.models import Suggestion
 from .analytics.policies import may_act_on_team_costs, may_set_budget, may_view_org_costs
 
-CENT = Decimal("0.01")
 TABLES = {
     "service": ("by_service", ["service", "amount", "previous", "change", "share_pct"]),
     "category": ("by_category", ["category", "amount", "previous", "change", "share_pct"]),
     "region": ("by_region", ["region", "amount", "previous", "change", "share_pct"]),
-    "resource": ("by_resource", ["resource", "amount", "previous", "change", "share_pct"]),
+    "resource": ("resources_all", ["resource", "amount", "previous", "change", "share_pct"]),
     "movers": ("movers", ["resource", "amount", "previous", "change", "share_pct"]),
 }
 

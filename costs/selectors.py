@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import Team
 from accounts.selectors import team_get_for_viewer
+from portal.core.money import money
 
 from .attribution import Attributor, LineAttrs, RuleSpec
 from .models import Allocation, AttributionRule, BillingSource, CostDaily, CostLine, ImportRun
@@ -176,13 +177,16 @@ def allocation_coverage(*, viewer) -> list[dict]:
     for r in rows:
         total = r["total"] or Decimal(0)
         attributed = r["attributed"] or Decimal(0)
+        # the unallocated bucket is rounded on its own (as on every page that shows it);
+        # attributed is the rest of the rounded total, so the two parts sum to it
+        unallocated = money(r["unallocated"])
         out.append(
             {
                 "period": r["billing_period_start"],
-                "total": total,
-                "attributed": attributed,
-                "shared": r["shared"] or Decimal(0),
-                "unallocated": r["unallocated"] or Decimal(0),
+                "total": money(total),
+                "attributed": money(total) - unallocated,
+                "shared": money(r["shared"]),
+                "unallocated": unallocated,
                 "lines": r["lines"] or 0,
                 "coverage": (attributed / total * 100) if total else None,
             }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
 
 from accounts.models import Membership, PlatformRole, Team, User
@@ -13,10 +15,44 @@ from portal.celery import app as celery_app
 PASSWORD = "tollgate-test-pw"
 
 
-def pytest_collection_modifyitems(config, items):
-    # The SQLite smoke pass (TOLLGATE_SMOKE=1) runs only tests marked `sqlite`.
-    # In the main run every test runs against PostgreSQL; `sqlite`-marked tests run there too.
-    pass
+#: The instant every test starts at (the clock then ticks on from it), so that no test depends
+#: on the day it runs. ``TOLLGATE_TEST_NOW`` moves it (ISO 8601) to run the suite at another date.
+FROZEN_AT = dt.datetime.fromisoformat(
+    os.environ.get("TOLLGATE_TEST_NOW", "2026-06-17T10:00:00+00:00")
+)
+
+#: Dates that have bitten date code before: the tests of costs and expiry run at each of them.
+#: TIME_ZONE is UTC, so the DST dates are ordinary days here; they guard a change of zone.
+TRICKY_DATES = {
+    "first-of-month": dt.datetime(2026, 3, 1, 0, 30, tzinfo=dt.UTC),
+    "third-of-month": dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC),
+    "last-of-30-day-month": dt.datetime(2026, 4, 30, 23, 30, tzinfo=dt.UTC),
+    "last-of-31-day-month": dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.UTC),
+    "28-february": dt.datetime(2026, 2, 28, 12, 0, tzinfo=dt.UTC),
+    "29-february": dt.datetime(2028, 2, 29, 12, 0, tzinfo=dt.UTC),
+    "dst-change-eu": dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC),
+    "dst-change-us": dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC),
+    "new-years-eve": dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC),
+}
+
+
+@pytest.fixture(autouse=True)
+def clock(request):
+    """The test's clock, frozen at :data:`FROZEN_AT` and ticking from there (``clock.move_to``
+    and ``clock.shift`` move it). Tests marked ``integration`` or ``browser`` keep the real
+    clock: a Celery worker process or Chromium cannot share a frozen one."""
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("browser"):
+        yield None
+        return
+    with time_machine.travel(FROZEN_AT, tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture(params=list(TRICKY_DATES.values()), ids=list(TRICKY_DATES))
+def tricky_now(request, clock):
+    """Moves the clock to each of :data:`TRICKY_DATES` in turn (a parametrised test)."""
+    clock.move_to(request.param)
+    return request.param
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from django.http import Http404
 
 from accounts.models import Team
 from portal.core.errors import ValidationError
+from portal.core.money import ZERO, money, round_field, round_parts
 
 from ..models import Allocation, CostDaily, ImportRun, ReattributionRun
 from ..policies import cost_team_ids_for
@@ -36,15 +37,10 @@ from .models import (
 )
 from .policies import may_view_org_costs, may_view_team_costs
 
-ZERO = Decimal(0)
-CENT = Decimal("0.01")
 DEFAULT_THRESHOLDS = (80, 100)
 MAX_RANGE_DAYS = 731
 TOP_N = 25
-
-
-def money(value) -> Decimal:
-    return (value or ZERO).quantize(CENT)
+SHARED_ROW = "(share of shared costs)"
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -296,7 +292,7 @@ def _daily_breakdowns(qs, *, cur: tuple, prev: tuple | None, total: Decimal):
         ann["prev"] = Sum("billed_cost", filter=Q(day__gte=prev[0], day__lte=prev[1]))
     dims = ("service_name", "service_category", "region_id")
     rows = list(qs.order_by().values(*dims, "allocation").annotate(**ann))
-    shared = ZERO
+    shared = {"amount": ZERO, "prev": ZERO if prev else None}
     out = []
     for key in dims:
         acc: dict[str, dict] = {}
@@ -309,20 +305,27 @@ def _daily_breakdowns(qs, *, cur: tuple, prev: tuple | None, total: Decimal):
         out.append(_with_shares(ordered, key, total))
     for r in rows:
         if r["allocation"] == Allocation.SHARED:
-            shared += r["amount"] or ZERO
+            shared["amount"] += r["amount"] or ZERO
+            if prev:
+                shared["prev"] += r["prev"] or ZERO
     return out[0], out[1], out[2], shared
 
 
 def _with_shares(rows: list[dict], key: str, total: Decimal) -> list[dict]:
+    """Display rows of a complete breakdown: amounts and previous amounts rounded so that
+    each column sums to its rounded total (:func:`round_parts`), the change between the
+    two rounded figures, and the exact share of ``total``."""
+    amounts = round_parts([r["amount"] for r in rows])
+    has_prev = [r.get("prev") is not None for r in rows]
+    prevs = round_parts([r.get("prev") for r in rows])
     out = []
-    for r in rows:
-        prev = r.get("prev")
+    for r, amount, prev, known in zip(rows, amounts, prevs, has_prev, strict=True):
         out.append(
             {
                 "key": r[key] or "(none)",
-                "amount": money(r["amount"]),
-                "prev": money(prev) if prev is not None else None,
-                "delta": money(r["amount"] - prev) if prev is not None else None,
+                "amount": amount,
+                "prev": prev if known else None,
+                "delta": amount - prev if known else None,
                 "share": (r["amount"] / total * 100) if total else None,
             }
         )
@@ -356,7 +359,7 @@ def team_dashboard(
     last_needed = max(end, as_of)
     cur = (start, end)
     raw = f"{team.pk}|{start}|{end}|{compare}|{as_of}|{rollup_version()}"
-    key = f"costs:dash:1:{team.pk}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
+    key = f"costs:dash:2:{team.pk}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
     ttl = getattr(settings, "COST_DASHBOARD_CACHE_SECONDS", 300)
     cached = cache.get(key) if ttl else None
     if cached is None:  # everything read from the rollups, in four queries
@@ -365,11 +368,14 @@ def team_dashboard(
         )
         range_total = sum((series.get(d, ZERO) for d in _days(start, end)), ZERO)
         scope = CostDaily.objects.filter(team_id=team.pk).filter(_window(cur, prev))
+        breakdowns = _daily_breakdowns(scope, cur=cur, prev=prev, total=range_total)
         cached = {
             "series": series,
             "totals": totals,
-            "breakdowns": _daily_breakdowns(scope, cur=cur, prev=prev, total=range_total),
-            "resources": _resource_figures(team_id=team.pk, cur=cur, prev=prev, total=range_total),
+            "breakdowns": breakdowns,
+            "resources": _resource_figures(
+                team_id=team.pk, cur=cur, prev=prev, total=range_total, shared=breakdowns[3]
+            ),
         }
         if ttl:
             cache.set(key, cached, ttl)
@@ -384,14 +390,11 @@ def team_dashboard(
     last_month_total = per_month[last_month]
 
     days = _days(start, end)
-    daily = [(d, series.get(d, ZERO)) for d in days]
-    compare_daily = (
-        [
-            (prev[0] + dt.timedelta(days=i), series.get(prev[0] + dt.timedelta(days=i), ZERO))
-            for i in range(len(days))
-        ]
-        if prev
-        else []
+    # each day to the cent, the days summing to the range's total
+    daily = list(zip(days, round_parts([series.get(d, ZERO) for d in days]), strict=True))
+    prev_days = [prev[0] + dt.timedelta(days=i) for i in range(len(days))] if prev else []
+    compare_daily = list(
+        zip(prev_days, round_parts([series.get(d, ZERO) for d in prev_days]), strict=True)
     )
     budgets = {
         b.month: b for b in Budget.objects.filter(team_id=team.pk).order_by("month")
@@ -411,8 +414,8 @@ def team_dashboard(
 
     range_total = sum((v for _, v in daily), ZERO)
     prev_total = sum((v for _, v in compare_daily), ZERO) if prev else None
-    by_service, by_category, by_region, shared_total = cached["breakdowns"]
-    by_resource, movers, commitment = cached["resources"]
+    by_service, by_category, by_region, _ = cached["breakdowns"]
+    by_resource, shared_row, movers, commitment = cached["resources"]
     seats = seat_costs(team_id=team.pk)
     anomalies = list(
         Anomaly.objects.filter(team_id=team.pk, day__gte=start - dt.timedelta(days=30)).order_by(
@@ -444,8 +447,11 @@ def team_dashboard(
         "by_service": by_service,
         "by_category": by_category,
         "by_region": by_region,
-        "by_resource": by_resource,
-        "shared_total": money(shared_total),
+        "by_resource": by_resource[:TOP_N],
+        # every resource and the shared bucket: the parts of the range's total (CSV export)
+        "resources_all": [*by_resource, shared_row],
+        "shared_total": shared_row["amount"],
+        "shared_prev": shared_row["prev"],
         "movers": movers,
         "commitment": commitment,
         "seats": seats,
@@ -458,11 +464,14 @@ def team_dashboard(
 
 
 def _resource_figures(
-    *, team_id: int, cur: tuple, prev: tuple | None, total: Decimal
-) -> tuple[list[dict], list[dict], dict]:
-    """Top resources, top movers and commitment figures of a range, from one grouped query
-    over the narrow ``CostResourceTeamDaily`` (one row per resource and service in range:
-    bounded by the team's resources, not by cost lines)."""
+    *, team_id: int, cur: tuple, prev: tuple | None, total: Decimal, shared: dict
+) -> tuple[list[dict], dict, list[dict], dict]:
+    """Top resources, the team's share of shared costs, top movers and commitment figures of
+    a range, from one grouped query over the narrow ``CostResourceTeamDaily`` (one row per
+    resource and service in range: bounded by the team's resources, not by cost lines).
+
+    Resources hold the directly attributed spend; ``shared`` (exact amounts) is the rest of
+    the range's total, so it is rounded as one more part beside them."""
     cur_q = Q(day__gte=cur[0], day__lte=cur[1])
     window = cur_q
     ann = {
@@ -498,14 +507,17 @@ def _resource_figures(
         acc["amount"] += r["amount"]
         if prev:
             acc["prev"] += r["prev"]
-    top = sorted(per_resource.values(), key=lambda x: (-x["amount"], x["resource_id"]))[:TOP_N]
-    by_resource = _with_shares(top, "resource_id", total)
+    # rounded over every resource, then cut: the top rows carry the same cents as the whole
+    ranked = sorted(per_resource.values(), key=lambda x: (-x["amount"], x["resource_id"]))
+    *by_resource, shared_row = _with_shares(
+        [*ranked, {"resource_id": SHARED_ROW, **shared}], "resource_id", total
+    )
     movers = []
     if prev:
         moved = sorted(pairs, key=lambda x: (-abs(x["amount"] - x["prev"]), x["resource_id"]))
-        movers = [r for r in _with_shares(moved[:10], "resource_id", total) if r["delta"]]
+        movers = [r for r in _with_shares(moved, "resource_id", total)[:10] if r["delta"]]
     commitment = _commitment(sums["committed"], sums["on_demand"], sums["used"], sums["unused"])
-    return by_resource, movers, commitment
+    return by_resource, shared_row, movers, commitment
 
 
 def _commitment(committed: Decimal, on_demand: Decimal, used: Decimal, unused: Decimal) -> dict:
@@ -604,10 +616,9 @@ def team_drilldown(
         )
         .order_by("-amount", "resource_id")[:500]
     )
-    for r in rows:
-        r["amount"] = money(r["amount"])
-        r["effective"] = money(r["effective"])
-    total = money(sum((r["amount"] for r in rows), ZERO))
+    total = money(sum((r["amount"] or ZERO for r in rows), ZERO))
+    round_field(rows, "amount")
+    round_field(rows, "effective")
     return {
         "team": team,
         "dim": dim,
@@ -645,19 +656,22 @@ def org_overview(*, viewer, month: dt.date | None = None, today: dt.date | None 
     )
     teams = {t.pk: t for t in Team.objects.all()}
     budgets = budgets_for_month(month=month)
-    ranked, unallocated, total = [], ZERO, ZERO
+    # A team's figure is its own whole, rounded on its own: the same amount as on its
+    # dashboard and in showback. The org's total is the sum of the figures shown.
+    ranked, unallocated, exact_unallocated, exact_total = [], ZERO, ZERO, ZERO
     for r in rows:
-        total += r["amount"]
+        amount, prev = money(r["amount"]), money(r["prev"])
+        exact_total += r["amount"]
         if r["team_id"] is None:
-            unallocated = r["amount"]
+            unallocated, exact_unallocated = amount, r["amount"]
             continue
         b = budgets.get(r["team_id"])
         ranked.append(
             {
                 "team": teams.get(r["team_id"]),
-                "amount": money(r["amount"]),
-                "prev": money(r["prev"]),
-                "delta": money(r["amount"] - r["prev"]),
+                "amount": amount,
+                "prev": prev,
+                "delta": amount - prev,
                 "change_pct": ((r["amount"] - r["prev"]) / r["prev"] * 100) if r["prev"] else None,
                 "budget": money(b.amount) if b else None,
             }
@@ -673,9 +687,9 @@ def org_overview(*, viewer, month: dt.date | None = None, today: dt.date | None 
         "prev_until": prev_last,
         "ranked": ranked,
         "increases": increases,
-        "total": money(total),
-        "unallocated": money(unallocated),
-        "unallocated_pct": (unallocated / total * 100) if total else None,
+        "total": sum((r["amount"] for r in ranked), unallocated),
+        "unallocated": unallocated,
+        "unallocated_pct": (exact_unallocated / exact_total * 100) if exact_total else None,
         "coverage": list(reversed(allocation_coverage(viewer=viewer)))[-24:],
     }
 
@@ -713,6 +727,7 @@ def showback(*, viewer, month: dt.date) -> dict:
     budgets = budgets_for_month(month=first)
     out, unallocated = [], None
     totals = defaultdict(lambda: ZERO)
+    # each team's row is its own bill, rounded on its own; the totals are the rows' sums
     for r in rows:
         entry = {
             "team": teams.get(r["team_id"]),

@@ -21,11 +21,12 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.core.money import ZERO
+from portal.core.money import money as _m
+
 from .models import CostResourceDaily, Suggestion
 from .selectors import data_as_of
 
-ZERO = Decimal(0)
-CENT = Decimal("0.01")
 K = Suggestion.Kind
 C = Suggestion.Confidence
 PREVIOUS_GENERATION = (
@@ -55,10 +56,6 @@ class Candidate:
     def fingerprint(self) -> str:
         raw = f"{self.kind}|{self.team_id or '-'}|{self.resource_id}|{self.key}"
         return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def _m(value) -> Decimal:
-    return (value or ZERO).quantize(CENT)
 
 
 def _window(as_of: dt.date, days: int) -> tuple[dt.date, dt.date]:

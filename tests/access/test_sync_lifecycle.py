@@ -34,7 +34,7 @@ def plain(org):
 
 # --- Expiry ---------------------------------------------------------------------------
 def test_expired_grant_is_revoked_through_the_outbox(
-    requester, billing, django_capture_on_commit_callbacks
+    tricky_now, requester, billing, django_capture_on_commit_callbacks
 ):
     backend = FakeConnector.backend("billing")
     backend.set_holder("requester@example.com", "read")
@@ -58,7 +58,7 @@ def test_expired_grant_is_revoked_through_the_outbox(
 
 
 @pytest.mark.sqlite
-def test_expired_grant_without_connector_is_revoked_at_once(requester, plain):
+def test_expired_grant_without_connector_is_revoked_at_once(tricky_now, requester, plain):
     grant = grant_directly(requester, make_entitlement(plain), days=1)
     Grant.objects.filter(pk=grant.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
     assert lifecycle.grants_expiry_sweep()["expired"] == 1
@@ -69,7 +69,7 @@ def test_expired_grant_without_connector_is_revoked_at_once(requester, plain):
 
 
 def test_reminders_seven_days_and_one_day_before_the_end_with_an_extend_link(
-    requester, plain, django_capture_on_commit_callbacks
+    tricky_now, requester, plain, django_capture_on_commit_callbacks
 ):
     ent = make_entitlement(plain)
     grant = grant_directly(requester, ent, days=6)

@@ -69,7 +69,7 @@ def test_nothing_happens_before_the_reminder_time(timed_request):
 
 
 def test_remind_once_after_the_reminder_time(
-    timed_request, manager, django_capture_on_commit_callbacks
+    tricky_now, timed_request, manager, django_capture_on_commit_callbacks
 ):
     t = timed_request.created_at + timedelta(hours=1, seconds=1)
     assert sweep(t) == {"reminded": 1, "escalated": 0, "expired": 0}
@@ -84,7 +84,7 @@ def test_remind_once_after_the_reminder_time(
     assert snapshot(timed_request) == before
 
 
-def test_escalate_to_the_approvers_manager(timed_request, manager, director):
+def test_escalate_to_the_approvers_manager(tricky_now, timed_request, manager, director):
     assert director.pk not in workflow.eligible_approvers(request=timed_request)
     t = timed_request.stage_started_at + timedelta(hours=4)
     assert sweep(t) == {"reminded": 0, "escalated": 1, "expired": 0}
@@ -104,7 +104,7 @@ def test_escalate_to_the_approvers_manager(timed_request, manager, director):
     assert timed_request.status == "approved"
 
 
-def test_expire_after_the_expiry_time(timed_request, manager):
+def test_expire_after_the_expiry_time(tricky_now, timed_request, manager):
     t = timed_request.created_at + timedelta(hours=24)
     assert sweep(t) == {"reminded": 0, "escalated": 0, "expired": 1}
     timed_request.refresh_from_db()

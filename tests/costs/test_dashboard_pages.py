@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from costs.analytics.models import Budget
 from costs.models import CostLine
 
-from ..conftest import make_user
+from ..conftest import TRICKY_DATES, make_user
 from .analytics_data import standard_org_costs
 
 pytestmark = pytest.mark.django_db
@@ -34,10 +34,19 @@ def line_total(team, start: dt.date, end: dt.date, field: str = "billed_cost") -
 
 
 @pytest.fixture
-def costs(tmp_path, org):
+def costs(request, clock, tmp_path, org):
+    """The org's costs around today; with ``@ON_TRICKY_DATES``, around each of those dates."""
+    if getattr(request, "param", None) is not None:
+        clock.move_to(request.param)
     return standard_org_costs(tmp_path, org)
 
 
+ON_TRICKY_DATES = pytest.mark.parametrize(
+    "costs", list(TRICKY_DATES.values()), ids=list(TRICKY_DATES), indirect=True
+)
+
+
+@ON_TRICKY_DATES
 def test_dashboard_numbers_equal_line_totals(client, manager, org, costs):
     today = costs
     month = today.replace(day=1)
@@ -66,6 +75,7 @@ def test_dashboard_numbers_equal_line_totals(client, manager, org, costs):
     assert len(ctx["figures"]["chart-daily"]["data"][0]["x"]) == (today - month).days + 1
 
 
+@ON_TRICKY_DATES
 @pytest.mark.sqlite
 def test_api_summary_equals_line_totals(client, requester, org, costs):
     today = costs
@@ -138,6 +148,7 @@ def test_anonymous_is_sent_to_sign_in(client, costs):
     assert client.get("/api/v1/teams/payments/costs/summary").status_code in (401, 403)
 
 
+@ON_TRICKY_DATES
 def test_csv_export_of_every_table(client, manager, org, costs):
     client.force_login(manager)
     for table in (
@@ -187,6 +198,7 @@ def test_dashboard_query_count_is_bounded(client, manager, costs, django_assert_
         assert client.get("/teams/payments/costs/?compare=year").status_code == 200
 
 
+@ON_TRICKY_DATES
 def test_overview_and_showback(client, finance, org, costs, django_assert_max_num_queries):
     client.force_login(finance)
     month = costs.replace(day=1)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -204,6 +207,10 @@ def test_watched_folder_imports_and_moves_files(tmp_path, org, settings):
     inbox.mkdir(parents=True)
     (inbox / "sep.csv").write_bytes(SAMPLE.read_bytes())
     (inbox / "notes.txt").write_text("ignored")
+    # written a minute ago by the test's clock (the file system stamps the real time)
+    a_minute_ago = time.time() - 60
+    for path in inbox.iterdir():
+        os.utime(path, (a_minute_ago, a_minute_ago))
     run_ids = watch_folder_once(str(tmp_path / "inbox"))
     assert len(run_ids) == 1
     run = ImportRun.objects.get(pk=run_ids[0])
