@@ -1,6 +1,6 @@
 """Daily cost series for the forecast and anomaly benchmarks (no database needed).
 
-* ``demo``: team × service series drawn exactly like ``costs.demo`` (the FOCUS-sample
+* ``demo``: team × service series drawn exactly like the demo's costs (``demo.steps.costs``) (the FOCUS-sample
   catalogue's price ranges, uniform daily noise per resource, weekend dip, monthly growth).
 * ``focus``: the real FOCUS 1.0 sample (September 2024, FinOps Foundation, CC BY 4.0): the
   daily billed cost of each service with at least 20 charge days, extended to 20 weeks by
@@ -24,12 +24,13 @@ START = dt.date(2025, 1, 6)
 
 
 def demo_series(n: int, days: int, seed: int) -> list[dict[dt.date, float]]:
-    from costs.demo import CATALOG
+    from demo.tables import cloud_catalog
 
+    catalog = cloud_catalog()[""]
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        resources = [(rng.choice(CATALOG), rng.uniform(0.6, 1.6)) for _ in range(rng.randint(2, 6))]
+        resources = [(rng.choice(catalog), rng.uniform(0.6, 1.6)) for _ in range(rng.randint(2, 6))]
         s = {}
         for i in range(days):
             d = START + dt.timedelta(days=i)

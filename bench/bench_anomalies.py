@@ -11,7 +11,7 @@ Data sets
 * ``focus_bootstrap_140d``: ``_series.focus_series``: the FOCUS services with at least 20
   charge days, extended to 140 days by drawing real days of the same weekday (real values
   and weekday shape, long enough for the seasonal baseline; stationary by construction).
-* ``demo_generator_140d``: ``_series.demo_series`` (synthetic, like ``costs.demo``).
+* ``demo_generator_140d``: ``_series.demo_series`` (synthetic, like the demo costs, ``demo.steps.costs``).
 
 Injection
 * Real 30/13-day series: each trial injects ONE event per series at a uniformly random day

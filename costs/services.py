@@ -114,6 +114,12 @@ def import_run_create(
     return run
 
 
+def import_run_forget_file(*, run_id: int) -> None:
+    """The run's file was temporary and is gone (a generated file, e.g. the demo's months):
+    clear its path so that nothing looks for it. The run's figures stay."""
+    ImportRun.objects.filter(pk=run_id).update(file_path="")
+
+
 def progress_key(run_id: int) -> str:
     return f"costs:import:{run_id}:progress"
 

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "standards",
     "recommend",
 ]
+if DEMO_ALLOWED:  # dev-only: the demo data and its seed_demo command; never in production
+    INSTALLED_APPS.append("demo")
 if env.bool("SAML_ENABLED", default=False):  # needs the `saml` extra (python3-saml, xmlsec)
     INSTALLED_APPS.append("allauth.socialaccount.providers.saml")
 

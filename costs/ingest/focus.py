@@ -7,7 +7,10 @@ present in the header; other known columns are optional and default to empty/NUL
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 VERSIONS = ("1.0", "1.1", "1.2")
 
@@ -190,3 +193,55 @@ def resolve_header(
             schema.version_column = seen[name]
             break
     return schema, []
+
+
+def focus_row(
+    day: dt.date,
+    *,
+    cost,
+    effective=None,
+    tags: dict | None = None,
+    account: str = "112233445566",
+    category: str = "Usage",
+    region: str = "us-east-1",
+    pricing: str = "Standard",
+    **columns,
+) -> dict[str, object]:
+    """One daily FOCUS 1.0 usage row, every :data:`COLUMNS` key present (blank when unset).
+
+    For the files Tollgate's own tools write and then load through the importer (the demo's
+    cost months, the tests' hand-built costs). ``cost`` is the billed cost (``effective``
+    defaults to it), ``tags`` a dict or ``None`` (``NULL``); ``columns`` are further FOCUS
+    columns by name and win over the defaults.
+    """
+    period = day.replace(day=1)
+    following = (period + dt.timedelta(days=32)).replace(day=1)
+    billed = Decimal(str(cost))
+    row: dict[str, object] = {c: "" for c in COLUMNS}
+    row.update(
+        {
+            "BilledCost": billed,
+            "EffectiveCost": billed if effective is None else effective,
+            "ListCost": (billed * Decimal("1.1")).quantize(Decimal("1e-6")),
+            "BillingCurrency": "USD",
+            "BillingPeriodStart": f"{period} 00:00:00",
+            "BillingPeriodEnd": f"{following} 00:00:00",
+            "ChargePeriodStart": f"{day} 00:00:00",
+            "ChargePeriodEnd": f"{day + dt.timedelta(days=1)} 00:00:00",
+            "BillingAccountId": "1234567890123",
+            "BillingAccountName": "Example billing account",
+            "SubAccountId": account,
+            "SubAccountName": "Example account",
+            "ChargeCategory": category,
+            "ChargeFrequency": "Usage-Based",
+            "ProviderName": "AWS",
+            "PublisherName": "AWS",
+            "InvoiceIssuerName": "AWS",
+            "RegionId": region,
+            "RegionName": "US East (N. Virginia)",
+            "PricingCategory": pricing,
+            "Tags": json.dumps(tags) if tags else "NULL",
+        }
+    )
+    row.update(columns)
+    return row

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from access.models import Service, SyncJob
-from access.sync.demo import seed_provisioning
+from demo.steps.provisioning import seed_provisioning
 from tests.access.factories import grant_directly, make_entitlement
 from tests.conftest import make_user
 from tests.integration.provisioning_support import ADMIN_DSN, drop_pg_target, make_pg_target

@@ -8,11 +8,12 @@ import random
 
 import pytest
 
-from access import demo, services, workflow
+from access import services, workflow
 from access.models import AccessRequest, ApprovalPolicy, Grant, Service, ToxicPair
-from accounts.demo import seed_people
 from accounts.models import User
 from audit.verify import verify_chain
+from demo.steps import access as demo
+from demo.steps.accounts import seed_people
 
 
 @pytest.mark.slow

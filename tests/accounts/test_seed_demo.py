@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from io import StringIO
 
 import pytest
@@ -10,10 +11,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from accounts import demo
 from accounts.models import Membership, Team, TeamMove, User
 from audit.models import AuditEvent
-from portal.core.management.commands import seed_demo
+from demo.management.commands import seed_demo
+from demo.steps import accounts as demo
+
+FULL_STEPS = list(seed_demo.DEMO_STEPS)  # as configured (the fixture below shrinks costs)
 
 
 def snapshot():
@@ -31,16 +34,18 @@ def snapshot():
 def small_demo(monkeypatch):
     """The whole seed_demo runs, with a smaller access history and fewer months of costs
     (the full sizes are exercised by `make run`; each step's own test checks its data)."""
-    import access.demo
-    import costs.demo
+    from demo.steps import access, costs
 
-    monkeypatch.setattr(access.demo, "HISTORY_REQUESTS", 80)
-    full_seed_costs = costs.demo.seed_costs
+    monkeypatch.setattr(access, "HISTORY_REQUESTS", 80)
 
     def seed_costs(*, stdout, rng):
-        return full_seed_costs(stdout=stdout, rng=rng, months=3, resources_per_team=2)
+        return costs.seed_costs(stdout=stdout, rng=rng, months=3, resources_per_team=2)
 
-    monkeypatch.setattr(costs.demo, "seed_costs", seed_costs)
+    steps = [
+        seed_demo.Step("costs", seed_costs) if step.name == "costs" else step
+        for step in seed_demo.DEMO_STEPS
+    ]
+    monkeypatch.setattr(seed_demo, "DEMO_STEPS", steps)
 
 
 @pytest.mark.sqlite
@@ -150,19 +155,67 @@ def test_seed_demo_refuses_when_the_demo_is_not_allowed(settings):
 
 
 @pytest.mark.django_db
-def test_seed_steps_that_do_not_exist_yet_are_skipped_with_a_note(monkeypatch):
-    monkeypatch.setattr(
-        seed_demo, "DEMO_STEPS", ["accounts.no_such_demo.seed_x", "no_such_app.demo.seed_y"]
-    )
-    out = StringIO()
+def test_seed_demo_refuses_an_unknown_step_before_writing_anything():
+    with pytest.raises(CommandError) as refused:
+        call_command("seed_demo", "--step", "people", "--step", "nope", stdout=StringIO())
 
-    call_command("seed_demo", stdout=out)
-
-    assert "accounts.no_such_demo.seed_x: skipped (accounts.no_such_demo does not exist yet)" in (
-        out.getvalue()
+    assert str(refused.value) == (
+        "unknown demo step(s): nope; the steps are: people, access, provisioning, usage, "
+        "costs, reviews, patterns, standards, recommend"
     )
-    assert "no_such_app.demo.seed_y: skipped" in out.getvalue()
     assert User.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "steps, message",
+    [
+        (["accounts.demo.seed_people"], "DEMO_STEPS[1] is 'accounts.demo.seed_people', not a Step"),
+        ([seed_demo.Step("people", None)], "DEMO_STEPS[1] is Step(name='people', run=None)"),
+        (
+            [seed_demo.DEMO_STEPS[0], seed_demo.DEMO_STEPS[0]],
+            "DEMO_STEPS names the step 'people' twice",
+        ),
+    ],
+)
+def test_a_misconfigured_step_list_fails_loudly_before_any_step_runs(monkeypatch, steps, message):
+    monkeypatch.setattr(seed_demo, "DEMO_STEPS", steps)
+
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("seed_demo", stdout=StringIO())
+
+    assert User.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_seed_demo_runs_only_the_steps_it_is_given():
+    out = StringIO()
+    call_command("seed_demo", "--step", "people", stdout=out)
+
+    assert out.getvalue().startswith("people:\n")
+    assert "access:" not in out.getvalue()
+    assert User.objects.filter(email="engineer@tollgate.test").exists()
+    assert not AuditEvent.objects.filter(action__startswith="service.").exists()
+
+
+def test_every_step_is_an_imported_callable_in_the_demo_app():
+    assert [step.name for step in FULL_STEPS] == [
+        "people",
+        "access",
+        "provisioning",
+        "usage",
+        "costs",
+        "reviews",
+        "patterns",
+        "standards",
+        "recommend",
+    ]
+    assert all(
+        callable(step.run) and step.run.__module__.startswith("demo.steps.")
+        for step in FULL_STEPS
+    )
 
 
 def test_the_demo_directory_is_deterministic():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from costs.demo import seed_costs
+from demo.steps.costs import seed_costs
 
 from .test_request_flow import browser_page, sign_in  # noqa: F401  (fixture)
 

@@ -7,9 +7,8 @@ import datetime as dt
 from decimal import Decimal
 
 from costs import services
-from costs.analytics.demo import _row
 from costs.analytics.rollups import resource_rollups_rebuild
-from costs.ingest.focus import COLUMNS
+from costs.ingest.focus import COLUMNS, focus_row
 from costs.models import CostDaily
 
 from .conftest import do_import
@@ -57,7 +56,7 @@ def line(
     region="us-east-1",
     **extra,
 ) -> dict:
-    return _row(
+    return focus_row(
         day,
         cost=Decimal(str(cost)),
         tags={"team": team} if team else None,

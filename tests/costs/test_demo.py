@@ -4,8 +4,8 @@ import random
 import pytest
 from django.db.models import Sum
 
-from costs.demo import seed_costs
 from costs.models import AttributionRule, CostDaily, CostLine, ImportRun
+from demo.steps.costs import seed_costs
 
 
 @pytest.mark.sqlite

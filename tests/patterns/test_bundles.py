@@ -358,7 +358,7 @@ def test_demo_step_finishes_a_run_adopts_a_bundle_and_is_idempotent(org, ents):
     from io import StringIO
 
     from accounts.models import Team
-    from patterns.demo import seed_patterns
+    from demo.steps.patterns import seed_patterns
     from patterns.models import StandardBundle
 
     make_user("admin@tollgate.test", team=org["platform"], roles=["platform-admin"])

@@ -4,7 +4,7 @@ import random
 import pytest
 
 from access.models import Grant
-from reviews.demo import seed_reviews
+from demo.steps.reviews import seed_reviews
 from reviews.models import Campaign
 from tests.access.factories import grant_directly, make_entitlement, make_service
 from tests.conftest import make_user

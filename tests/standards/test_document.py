@@ -302,7 +302,7 @@ def test_import_command_refuses_bad_yaml_with_line(catalog, tmp_path):
 
 
 def test_default_document_is_valid_against_the_demo_vocabulary():
-    from standards.demo import DEFAULT_FILE
+    from demo.steps.standards import DEFAULT_FILE
 
     rules = parse(DEFAULT_FILE.read_text(), check_references=False)
     assert {r.kind for r in rules} == {

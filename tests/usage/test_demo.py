@@ -6,15 +6,16 @@ import pytest
 from django.utils import timezone
 
 from access.models import Grant
+from demo.steps.usage import seed_unused
 from tests.access.factories import grant_directly, make_entitlement, make_service
 from tests.conftest import make_user
-from usage.demo import seed_unused
 from usage.models import UnusedRemoval, UsageCoverage, UsageMappingRule
 
 
 @pytest.mark.django_db
 @pytest.mark.sqlite
 def test_demo_seeds_a_source_last_use_and_a_few_scheduled_removals(org):
+    make_user("admin@tollgate.test", roles=["platform-admin"])  # makes the mapping rules
     svc = make_service(org["search"], "wiki")
     ents = [make_entitlement(svc, f"e{i}") for i in range(2)]
     now = timezone.now()
@@ -31,3 +32,11 @@ def test_demo_seeds_a_source_last_use_and_a_few_scheduled_removals(org):
     seed_unused(stdout=out, rng=random.Random(1))
     assert UnusedRemoval.objects.count() == 3
     assert "skipped" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_demo_usage_step_needs_the_demo_admin_for_its_mapping_rules(org):
+    out = io.StringIO()
+    seed_unused(stdout=out, rng=random.Random(1))
+    assert "demo admin missing; skipped" in out.getvalue()
+    assert not UsageMappingRule.objects.exists() and not UsageCoverage.objects.exists()

@@ -1,5 +1,6 @@
-"""Demo data for unused access (P4): an event-log usage source covering a few services, their
-last-use data, mapping rules, and a few scheduled removals. Idempotent and fast.
+"""Demo step ``usage``: unused access (P4): an event-log usage source covering a few services,
+their last-use data, mapping rules (made by the demo admin), and a few scheduled removals.
+Idempotent (skipped once the source exists) and fast.
 
 The covered services are a few connector-less ones with old grants and the paid-seat services
 with the most old grants, so that the costs demo (seeded after this step) finds unused paid
@@ -14,9 +15,9 @@ from django.utils import timezone
 
 from access.models import Grant, Service
 from access.services import grants_record_use, notifications_muted
-
-from .models import UnusedRemoval, UsageMappingRule, UsageSource
-from .services import coverage_mark, source_for_events, unused_detect
+from accounts.models import User
+from usage.models import UnusedRemoval, UsageSource
+from usage.services import coverage_mark, rule_create, source_for_events, unused_detect
 
 SOURCE = "aws-cloudtrail"
 UNUSED_PER_SERVICE = 3
@@ -27,6 +28,10 @@ PAID_SERVICES = 4
 def seed_unused(*, stdout, rng) -> None:
     if UsageSource.objects.filter(slug=SOURCE).exists():
         stdout.write("usage: the demo usage source exists; skipped\n")
+        return
+    admin = User.objects.filter(email="admin@tollgate.test").first()
+    if admin is None:  # mapping rules are a platform admin's to make
+        stdout.write("usage: demo admin missing; skipped\n")
         return
     now = timezone.now()
     old = now - timedelta(days=104)
@@ -76,12 +81,13 @@ def seed_unused(*, stdout, rng) -> None:
             else:
                 uses[grant.pk] = now - timedelta(hours=rng.randint(1, 24 * 30))
         first = service.entitlements.order_by("slug").first()
-        UsageMappingRule.objects.get_or_create(
+        rule_create(
+            actor=admin,
             source=source,
             event_source=f"{service.slug}.example.internal",
             event_name="*",
             entitlement=first,
-            defaults={"note": "demo: every call to the service counts as use"},
+            note="demo: every call to the service counts as use",
         )
     # only-forward: a grant already used more recently keeps its later use
     grants_record_use(uses=uses, source=SOURCE)

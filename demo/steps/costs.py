@@ -1,4 +1,4 @@
-"""Demo cost data: 12 months of FOCUS-shaped costs for the demo org's teams.
+"""Demo step ``costs``: 12 months of FOCUS-shaped costs for the demo org's teams.
 
 Modelled on the FOCUS 1.0 sample (FinOps Foundation, CC BY 4.0): its providers, services,
 service categories, SKUs, regions, units and price ranges. Each team owns a handful of
@@ -19,137 +19,19 @@ import tempfile
 from decimal import Decimal
 
 from accounts.models import Team
+from costs import services
+from costs.ingest.focus import COLUMNS
+from costs.models import AttributionRule, ImportRun
+from demo.tables import cloud_catalog
 
-from . import services
-from .ingest.focus import COLUMNS
-from .models import AttributionRule, ImportRun
+from .cost_analytics import seed_cost_analytics  # dashboards, budgets, anomalies, suggestions
 
-# (provider, service, category, sku, unit, daily cost low, high, region) from the sample
-CATALOG = [
-    (
-        "AWS",
-        "Amazon Elastic Compute Cloud",
-        "Compute",
-        "G2N9F3PVUVK8ZTGY",
-        "Hrs",
-        4.0,
-        60.0,
-        "us-west-2",
-    ),
-    (
-        "AWS",
-        "Amazon Elastic Compute Cloud",
-        "Storage",
-        "6PG7D3AX4WNS8CFX",
-        "GB-Mo",
-        0.5,
-        8.0,
-        "us-east-1",
-    ),
-    (
-        "AWS",
-        "Amazon Simple Storage Service",
-        "Storage",
-        "WP9ANXZGBYYSGJEA",
-        "GB-Mo",
-        0.2,
-        12.0,
-        "us-east-1",
-    ),
-    (
-        "AWS",
-        "Amazon Relational Database Service",
-        "Databases",
-        "QG5NZ8FTDKR9Q3YY",
-        "Hrs",
-        6.0,
-        45.0,
-        "us-east-2",
-    ),
-    ("AWS", "AWS Lambda", "Compute", "TG3BHX9Z8RR8GWC5", "Lambda-GB-Second", 0.1, 5.0, "us-west-2"),
-    (
-        "AWS",
-        "Amazon DynamoDB",
-        "Databases",
-        "NYXF7W6ZSVHKA6BH",
-        "ReadRequestUnits",
-        0.3,
-        9.0,
-        "eu-central-1",
-    ),
-    (
-        "AWS",
-        "Amazon Elastic Container Service",
-        "Compute",
-        "8QXWMAJT3G7K8EXQ",
-        "vCPU-Hours",
-        2.0,
-        25.0,
-        "us-west-2",
-    ),
-    (
-        "AWS",
-        "Elastic Load Balancing",
-        "Networking",
-        "2ETY8Y426S4237JU",
-        "LCU-Hours",
-        0.5,
-        6.0,
-        "us-west-2",
-    ),
-    (
-        "AWS",
-        "AmazonCloudWatch",
-        "Management and Governance",
-        "7Z4V7ATHHJ4KZ8C6",
-        "Metrics",
-        0.2,
-        3.0,
-        "us-east-1",
-    ),
-    (
-        "AWS",
-        "Amazon Simple Queue Service",
-        "Integration",
-        "G95FST5FTYV3JSRX",
-        "Requests",
-        0.05,
-        1.5,
-        "us-west-2",
-    ),
-    ("Microsoft", "Storage Accounts", "Storage", "DZH318Z0BQ4P", "GB/Month", 0.3, 7.0, "eastus"),
-    (
-        "Microsoft",
-        "Azure Machine Learning",
-        "AI and Machine Learning",
-        "DZH318Z0BPVW",
-        "Hours",
-        5.0,
-        80.0,
-        "eastus2",
-    ),
-    ("Oracle", "COMPUTE", "Compute", "B93113", "OCPU Hours", 1.0, 15.0, "us-ashburn-1"),
-]
-SHARED_NETWORK = (
-    "AWS",
-    "Amazon Virtual Private Cloud",
-    "Networking",
-    "NATGATEWAY01",
-    "Hrs",
-    30.0,
-    45.0,
-    "us-east-1",
-)
-SHARED_CLUSTER = (
-    "AWS",
-    "Amazon Elastic Container Service for Kubernetes",
-    "Compute",
-    "EKSCLUSTER01",
-    "Hrs",
-    60.0,
-    90.0,
-    "us-west-2",
-)
+# (provider, service, category, sku, unit, daily cost low, high, region) from the sample,
+# in demo/data/cloud_catalog.csv: the team resources, then the two shared costs.
+_CLOUD = cloud_catalog()
+CATALOG = _CLOUD[""]
+SHARED_NETWORK = _CLOUD["network"][0]
+SHARED_CLUSTER = _CLOUD["cluster"][0]
 BILLING_ACCOUNT = ("1234567890123", "Tollgate Demo Org")
 
 
@@ -344,11 +226,9 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
             if run.status != ImportRun.Status.SUCCEEDED:
                 raise RuntimeError(f"demo import failed: {run.errors[:3]}")
             total_lines += run.rows_loaded
-            ImportRun.objects.filter(pk=run.pk).update(file_path="")
+            services.import_run_forget_file(run_id=run.pk)  # the temporary file is gone
     stdout.write(
         f"seed_costs: {total_lines:,} cost lines over {months} months for {len(teams)} teams\n"
     )
-    from .analytics.demo import seed_cost_analytics  # dashboards, budgets, anomalies, suggestions
-
     seed_cost_analytics(stdout=stdout, rng=rng, months=months)
     return total_lines

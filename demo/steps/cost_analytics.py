@@ -1,4 +1,4 @@
-"""Demo data for cost analytics, called at the end of ``costs.demo.seed_costs``.
+"""Demo data for cost analytics, called at the end of :func:`demo.steps.costs.seed_costs`.
 
 Adds a small second FOCUS source (``demo-analytics``, the last ~75 days) loaded through the
 real importer, with what the dashboards and checks should show on first start: an idle
@@ -6,64 +6,39 @@ instance, an orphaned volume, a previous-generation instance, untagged spend on 
 account (attributed by an account rule), a savings plan that is two-thirds used, a cost
 spike and a level shift (anomalies). Then it builds the resource rollups, sets budgets
 (one team over budget) and runs anomalies, suggestions and budget alerts. The unused paid
-seats come from the usage demo's last-use data (``usage.demo``, seeded before this step).
+seats come from the usage demo's last-use data (``demo.steps.usage``, seeded before this step).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import tempfile
 from decimal import Decimal
 
-from accounts.models import Team
+from django.db.models import Sum
 
-from .. import services as cost_services
-from ..ingest.focus import COLUMNS
-from ..models import AttributionRule, CostDaily, ImportRun
-from . import services, suggestions
-from .models import Suggestion
-from .rollups import resource_rollups_rebuild
+from accounts.models import Team
+from costs import services as cost_services
+from costs.analytics import services, suggestions
+from costs.analytics.models import Suggestion
+from costs.analytics.rollups import resource_rollups_rebuild
+from costs.ingest.focus import COLUMNS, focus_row
+from costs.models import AttributionRule, CostDaily, ImportRun
 
 DAYS = 75
 SANDBOX_ACCOUNT = "998877665544"
 
 
 def _row(day: dt.date, **values) -> dict:
-    period = day.replace(day=1)
-    nxt = (period + dt.timedelta(days=32)).replace(day=1)
-    cost = Decimal(str(values.pop("cost")))
-    row = {c: "" for c in COLUMNS}
-    row.update(
-        {
-            "BilledCost": cost,
-            "EffectiveCost": values.pop("effective", cost),
-            "ListCost": (cost * Decimal("1.1")).quantize(Decimal("1e-6")),
-            "BillingCurrency": "USD",
-            "BillingPeriodStart": f"{period} 00:00:00",
-            "BillingPeriodEnd": f"{nxt} 00:00:00",
-            "ChargePeriodStart": f"{day} 00:00:00",
-            "ChargePeriodEnd": f"{day + dt.timedelta(days=1)} 00:00:00",
-            "BillingAccountId": "1234567890123",
-            "BillingAccountName": "Tollgate Demo Org",
-            "SubAccountId": values.pop("account", "112233445566"),
-            "SubAccountName": "Analytics demo account",
-            "ChargeCategory": values.pop("category", "Usage"),
-            "ChargeFrequency": "Usage-Based",
-            "ProviderName": "AWS",
-            "PublisherName": "AWS",
-            "InvoiceIssuerName": "AWS",
-            "RegionId": values.pop("region", "us-east-1"),
-            "RegionName": "US East (N. Virginia)",
-            "PricingCategory": values.pop("pricing", "Standard"),
-            "Tags": json.dumps(values.pop("tags")) if values.get("tags") else "NULL",
-        }
+    """A FOCUS row of the demo's analytics account."""
+    return focus_row(
+        day,
+        BillingAccountName="Tollgate Demo Org",
+        SubAccountName="Analytics demo account",
+        **values,
     )
-    values.pop("tags", None)
-    row.update(values)
-    return row
 
 
 def _resources(today: dt.date, rng) -> list:
@@ -273,7 +248,7 @@ def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
         run = cost_services.import_run_execute(run_id=run.pk, actor="system:seed")
         if run.status != ImportRun.Status.SUCCEEDED:
             raise RuntimeError(f"demo analytics import failed: {run.errors[:3]}")
-        ImportRun.objects.filter(pk=run.pk).update(file_path="")
+        cost_services.import_run_forget_file(run_id=run.pk)  # the temporary file is gone
     periods = sorted(
         set(CostDaily.objects.values_list("billing_period_start", flat=True).distinct())
     )
@@ -285,7 +260,7 @@ def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
         r["team_id"]: r["s"]
         for r in CostDaily.objects.filter(day__gte=last_month, day__lt=month, team__isnull=False)
         .values("team_id")
-        .annotate(s=__import__("django.db.models", fromlist=["Sum"]).Sum("billed_cost"))
+        .annotate(s=Sum("billed_cost"))
     }
     for team in Team.objects.filter(pk__in=spend).order_by("slug"):
         factor = (

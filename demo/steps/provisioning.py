@@ -1,4 +1,4 @@
-"""Demo step ``access.sync.demo.seed_provisioning``: a real PostgreSQL-backed service.
+"""Demo step ``provisioning``: a real PostgreSQL-backed service.
 
 With ``TOLLGATE_PG_TARGET_DSN`` set (a throwaway database whose user has CREATEROLE),
 the demo's *Billing Database* service uses the PostgreSQL role connector: one NOLOGIN role
@@ -16,6 +16,11 @@ from __future__ import annotations
 import os
 import random
 
+from access.models import Service
+from access.services import service_update
+from access.sync.reconcile import reconcile_service
+from accounts.models import User
+
 DSN_ENV = "TOLLGATE_PG_TARGET_DSN"
 SERVICE_SLUG = "billing-db"
 ROLE_PREFIX = "tollgate_demo_billing_"
@@ -26,12 +31,6 @@ def role_for(slug: str, prefix: str = ROLE_PREFIX) -> str:
 
 
 def seed_provisioning(*, stdout, rng: random.Random, role_prefix: str = ROLE_PREFIX) -> None:
-    from accounts.models import User
-
-    from ..models import Service
-    from ..services import service_update
-    from .reconcile import reconcile_service
-
     dsn = os.environ.get(DSN_ENV, "")
     service = Service.objects.filter(slug=SERVICE_SLUG).first()
     if not dsn or service is None:

@@ -1,4 +1,4 @@
-"""Demo step: role mining over a few teams (finished runs) and their adopted standard bundles.
+"""Demo step ``patterns``: role mining over a few teams (finished runs) and their adopted standard bundles.
 
 Each run is mined synchronously (a few people, well under a second each); the largest
 proposal of each team, edited down to requestable low/medium-risk entitlements, is adopted
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from access.models import RISK_ORDER, Entitlement, Risk
 from accounts.models import Team, User
-
-from .models import MiningRun, StandardBundle
-from .services import bundle_adopt, mining_run_create, mining_run_execute
+from patterns.models import MiningRun, StandardBundle
+from patterns.services import bundle_adopt, mining_run_create, mining_run_execute
 
 DEMO_TEAMS = ("payments", "search", "checkout", "analytics")
 MAX_BUNDLES = 3

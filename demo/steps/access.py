@@ -1,9 +1,12 @@
-"""Demo catalog, policies and a year of access history for ``manage.py seed_demo``.
+"""Demo step ``access``: catalog, policies and a year of access history.
 
-Runs after :func:`accounts.demo.seed_people` (teams and the demo accounts exist). Every
-write goes through the access services, so the audit trail is real and verifies; the
-history is written "now" in chronological order and only its timestamps are moved into
-the past afterwards (request ``created_at``/``decided_at``, grant ``created_at``/``starts_at``).
+Runs after :func:`demo.steps.accounts.seed_people` (teams and the demo accounts exist).
+The catalog (services, entitlement templates, prerequisites, toxic pairs) is
+``demo/data/access_catalog.yaml``; the words requesters and approvers use are
+``demo/data/access_history.yaml``. Every write goes through the access services, so the
+audit trail is real and verifies; the history is written "now" in chronological order and
+only its timestamps are moved into the past afterwards, by :func:`demo.clock.backdate`
+(request ``created_at``/``decided_at``, grant ``created_at``/``starts_at``).
 Deterministic for a given ``rng`` seed.
 """
 
@@ -18,11 +21,8 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import PlatformRole, Team, User
-from portal.core.errors import DomainError
-
-from . import services, workflow
-from .models import (
+from access import services, workflow
+from access.models import (
     AccessRequest,
     Approval,
     ApprovalAssignment,
@@ -32,443 +32,32 @@ from .models import (
     Risk,
     Service,
 )
+from accounts.models import PlatformRole, Team, User
+from demo.clock import backdate
+from demo.tables import load_yaml
+from portal.core.errors import DomainError
 
 DOMAIN = "tollgate.test"
 GRANT_EXPIRY_ACTOR = "system:grant-expiry"
 HISTORY_REQUESTS = 2000
 
-# (slug, name, risk, default days, max days, monthly seat cost)
-Template = tuple[str, str, str, int, int, str]
 L, M, H, C = Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL
 
-KINDS: dict[str, list[Template]] = {
-    "app": [
-        ("read", "Read-only", L, 180, 365, "0"),
-        ("write", "Read-write", M, 60, 180, "0"),
-        ("deploy", "Deploy to production", H, 30, 90, "0"),
-        ("on-call", "On-call responder", M, 90, 180, "0"),
-        ("admin", "Administrator", C, 7, 14, "0"),
-    ],
-    "db": [
-        ("read-replica", "Read replica", L, 180, 365, "0"),
-        ("read-write", "Read-write on the primary", H, 30, 90, "0"),
-        ("migrate", "Run schema migrations", H, 14, 30, "0"),
-        ("backup-restore", "Backup and restore", H, 14, 30, "0"),
-        ("superuser", "Superuser", C, 3, 7, "0"),
-    ],
-    "k8s": [
-        ("view", "View workloads", L, 180, 365, "0"),
-        ("deploy", "Deploy workloads", M, 60, 180, "0"),
-        ("exec", "Exec into pods", H, 7, 30, "0"),
-        ("namespace-admin", "Namespace admin", H, 30, 90, "0"),
-        ("cluster-admin", "Cluster admin", C, 3, 7, "0"),
-    ],
-    "saas": [
-        ("viewer", "Viewer seat", L, 180, 365, "{v}"),
-        ("editor", "Editor seat", L, 180, 365, "{e}"),
-        ("admin", "Admin seat", H, 30, 90, "{a}"),
-        ("billing-admin", "Billing admin", C, 14, 30, "{a}"),
-    ],
-    "console": [
-        ("read", "Read", L, 180, 365, "0"),
-        ("operator", "Operator", M, 60, 180, "0"),
-        ("audit-log", "Audit log access", M, 30, 90, "0"),
-        ("admin", "Administrator", C, 7, 14, "0"),
-    ],
-}
+CATALOG = load_yaml("access_catalog.yaml")
+# kind -> entitlement templates: {slug, name, risk, default_days, max_days, seat_cost}
+KINDS: dict[str, list[dict]] = CATALOG["kinds"]
+# {slug, name, owner_team, tier, kind, [seat_costs: {viewer, editor, admin}], description}
+SERVICES: list[dict] = CATALOG["services"]
+_WORDS = load_yaml("access_history.yaml")
+JUSTIFICATIONS: list[str] = _WORDS["justifications"]
+APPROVE_REASONS: list[str] = _WORDS["approve_reasons"]
+DENY_REASONS: list[str] = _WORDS["deny_reasons"]
 
-# (slug, name, owner team, tier, kind, seat costs v/e/a, description)
-SERVICES: list[tuple[str, str, str, int, str, tuple[str, str, str], str]] = [
-    (
-        "search-api",
-        "Search API",
-        "search",
-        1,
-        "app",
-        ("", "", ""),
-        "Public product search endpoint (200M queries a day).",
-    ),
-    (
-        "search-indexer",
-        "Search Indexer",
-        "search",
-        2,
-        "app",
-        ("", "", ""),
-        "Streams catalog changes into the search indexes.",
-    ),
-    (
-        "elasticsearch-prod",
-        "Elasticsearch (prod)",
-        "search",
-        1,
-        "db",
-        ("", "", ""),
-        "The production search cluster.",
-    ),
-    (
-        "query-analytics",
-        "Query Analytics",
-        "search",
-        3,
-        "console",
-        ("", "", ""),
-        "Search query logs and relevance dashboards.",
-    ),
-    (
-        "search-console",
-        "Search Console",
-        "search",
-        2,
-        "console",
-        ("", "", ""),
-        "Synonyms, boosts and ranking experiments.",
-    ),
-    (
-        "payments-ledger",
-        "Payments Ledger",
-        "payments",
-        0,
-        "ledger",
-        ("", "", ""),
-        "Double-entry ledger of every payment and payout.",
-    ),
-    (
-        "payouts",
-        "Payouts Service",
-        "payments",
-        0,
-        "app",
-        ("", "", ""),
-        "Sends merchant payouts to banks.",
-    ),
-    (
-        "card-vault",
-        "Card Vault",
-        "payments",
-        0,
-        "console",
-        ("", "", ""),
-        "PCI-scoped tokenisation of card numbers.",
-    ),
-    (
-        "billing-db",
-        "Billing Database",
-        "payments",
-        1,
-        "db",
-        ("", "", ""),
-        "Invoices, subscriptions and dunning state.",
-    ),
-    (
-        "sso-gateway",
-        "SSO Gateway",
-        "identity",
-        0,
-        "app",
-        ("", "", ""),
-        "OIDC/SAML front door for every internal app.",
-    ),
-    (
-        "iam-console",
-        "IAM Console",
-        "identity",
-        0,
-        "console",
-        ("", "", ""),
-        "Cloud IAM roles and policies.",
-    ),
-    (
-        "user-directory",
-        "User Directory",
-        "identity",
-        1,
-        "app",
-        ("", "", ""),
-        "People and groups, synced from HR.",
-    ),
-    (
-        "object-store",
-        "Object Store",
-        "storage",
-        1,
-        "console",
-        ("", "", ""),
-        "S3-compatible blob storage.",
-    ),
-    (
-        "backup-vault",
-        "Backup Vault",
-        "storage",
-        1,
-        "console",
-        ("", "", ""),
-        "Immutable backups of every production database.",
-    ),
-    (
-        "k8s-prod",
-        "Kubernetes (prod)",
-        "compute",
-        0,
-        "k8s",
-        ("", "", ""),
-        "Production clusters in three regions.",
-    ),
-    ("k8s-staging", "Kubernetes (staging)", "compute", 2, "k8s", ("", "", ""), "Staging clusters."),
-    (
-        "ci-runners",
-        "CI Runners",
-        "compute",
-        2,
-        "console",
-        ("", "", ""),
-        "Self-hosted build runners.",
-    ),
-    (
-        "edge-cdn",
-        "Edge CDN",
-        "networking",
-        1,
-        "console",
-        ("", "", ""),
-        "CDN configuration and cache purges.",
-    ),
-    (
-        "vpn",
-        "Corporate VPN",
-        "networking",
-        1,
-        "vpn",
-        ("", "", ""),
-        "Network access to production subnets.",
-    ),
-    (
-        "dns-manager",
-        "DNS Manager",
-        "networking",
-        1,
-        "console",
-        ("", "", ""),
-        "Public and private DNS zones.",
-    ),
-    (
-        "grafana",
-        "Grafana",
-        "observability",
-        2,
-        "saas",
-        ("0", "0", "0"),
-        "Dashboards over metrics and logs.",
-    ),
-    (
-        "datadog",
-        "Datadog",
-        "observability",
-        2,
-        "saas",
-        ("0", "23.00", "31.00"),
-        "APM, logs and infrastructure monitoring.",
-    ),
-    (
-        "pagerduty",
-        "PagerDuty",
-        "observability",
-        1,
-        "saas",
-        ("0", "41.00", "41.00"),
-        "On-call schedules and incident paging.",
-    ),
-    (
-        "sentry",
-        "Sentry",
-        "observability",
-        3,
-        "saas",
-        ("0", "26.00", "26.00"),
-        "Application error tracking.",
-    ),
-    (
-        "orders-postgres",
-        "Orders PostgreSQL",
-        "databases",
-        0,
-        "db",
-        ("", "", ""),
-        "The orders and fulfilment database.",
-    ),
-    (
-        "snowflake",
-        "Snowflake Warehouse",
-        "databases",
-        1,
-        "saas",
-        ("0", "40.00", "40.00"),
-        "The analytics data warehouse.",
-    ),
-    ("redis-cache", "Redis Cache", "databases", 2, "db", ("", "", ""), "Session and page caches."),
-    ("kafka", "Kafka", "databases", 1, "console", ("", "", ""), "Event streaming platform."),
-    (
-        "checkout-service",
-        "Checkout Service",
-        "checkout",
-        0,
-        "app",
-        ("", "", ""),
-        "Cart, checkout and order placement.",
-    ),
-    (
-        "promotions-admin",
-        "Promotions Admin",
-        "checkout",
-        2,
-        "console",
-        ("", "", ""),
-        "Discount codes and campaigns.",
-    ),
-    (
-        "product-catalog",
-        "Product Catalog",
-        "catalog",
-        1,
-        "app",
-        ("", "", ""),
-        "Products, prices and availability.",
-    ),
-    (
-        "app-store-connect",
-        "App Store Connect",
-        "mobile",
-        2,
-        "saas",
-        ("0", "0", "0"),
-        "iOS releases and TestFlight.",
-    ),
-    (
-        "firebase",
-        "Firebase Console",
-        "mobile",
-        2,
-        "saas",
-        ("0", "0", "0"),
-        "Crash reports, remote config and push.",
-    ),
-    (
-        "looker",
-        "Looker",
-        "analytics",
-        3,
-        "saas",
-        ("30.00", "60.00", "60.00"),
-        "Business intelligence dashboards.",
-    ),
-    (
-        "tableau",
-        "Tableau",
-        "analytics",
-        3,
-        "saas",
-        ("15.00", "70.00", "70.00"),
-        "Finance and ops reporting.",
-    ),
-    (
-        "feature-store",
-        "Feature Store",
-        "ml-platform",
-        2,
-        "app",
-        ("", "", ""),
-        "Online and offline ML features.",
-    ),
-    (
-        "ml-training",
-        "ML Training Cluster",
-        "ml-platform",
-        2,
-        "k8s",
-        ("", "", ""),
-        "GPU cluster for model training.",
-    ),
-    (
-        "airflow",
-        "Airflow",
-        "ingestion",
-        2,
-        "console",
-        ("", "", ""),
-        "Batch pipelines and schedules.",
-    ),
-    (
-        "github",
-        "GitHub Enterprise",
-        "appsec",
-        1,
-        "saas",
-        ("0", "21.00", "21.00"),
-        "Source code, reviews and Actions.",
-    ),
-    (
-        "vault",
-        "Vault Secrets",
-        "appsec",
-        0,
-        "console",
-        ("", "", ""),
-        "Secrets and dynamic database credentials.",
-    ),
-    ("siem", "SIEM", "secops", 1, "console", ("", "", ""), "Security events from every system."),
-    ("jira", "Jira", "platform", 3, "saas", ("0", "8.15", "8.15"), "Issues and sprint boards."),
-    (
-        "figma",
-        "Figma",
-        "mobile",
-        3,
-        "saas",
-        ("0", "45.00", "45.00"),
-        "Design files and prototypes.",
-    ),
-    (
-        "launchdarkly",
-        "LaunchDarkly",
-        "checkout",
-        2,
-        "saas",
-        ("0", "12.00", "12.00"),
-        "Feature flags for every service.",
-    ),
-    (
-        "stripe-dashboard",
-        "Stripe Dashboard",
-        "payments",
-        0,
-        "console",
-        ("", "", ""),
-        "Refunds, disputes and payouts at the card processor.",
-    ),
-    (
-        "zendesk",
-        "Zendesk",
-        "catalog",
-        3,
-        "saas",
-        ("0", "55.00", "55.00"),
-        "Customer support tickets.",
-    ),
-]
 
-EXTRA_KINDS: dict[str, list[Template]] = {
-    "ledger": [
-        ("read", "Read ledger entries", L, 90, 180, "0"),
-        ("create-payout", "Create payouts", H, 30, 90, "0"),
-        ("approve-payout", "Approve payouts", H, 30, 90, "0"),
-        ("adjust-balance", "Manual balance adjustments", C, 3, 7, "0"),
-        ("reconcile", "Run reconciliation", M, 60, 180, "0"),
-    ],
-    "vpn": [
-        ("connect", "Connect to production subnets", L, 180, 365, "0"),
-        ("bastion", "Bastion host login", H, 14, 30, "0"),
-        ("admin", "VPN administrator", C, 7, 14, "0"),
-    ],
-}
+def _key(name: str) -> tuple[str, str]:
+    """``service/entitlement`` in the data files -> (service slug, entitlement slug)."""
+    service, _, entitlement = name.partition("/")
+    return service, entitlement
 
 
 @dataclass
@@ -551,20 +140,33 @@ def _catalog(
     }
     entitlements: list[Entitlement] = []
     by_key: dict[tuple[str, str], Entitlement] = {}
-    kinds = {**KINDS, **EXTRA_KINDS}
-    for slug, name, team, tier, kind, costs, description in SERVICES:
+    for svc in SERVICES:
+        slug, name, team, tier, kind = (
+            svc["slug"],
+            svc["name"],
+            svc["owner_team"],
+            svc["tier"],
+            svc["kind"],
+        )
         service = services.service_create(
             actor=admin,
             slug=slug,
             name=name,
             owner_team=teams[team],
             tier=tier,
-            description=description,
+            description=svc["description"],
             docs_url=f"https://docs.{DOMAIN}/services/{slug}",
         )
-        v, e, a = costs
-        for ent_slug, ent_name, risk, default, maximum, cost in kinds[kind]:
-            cost = cost.format(v=v or "0", e=e or "0", a=a or "0")
+        seats = {
+            "viewer": "0",
+            "editor": "0",
+            "admin": "0",
+            **{seat: cost or "0" for seat, cost in svc.get("seat_costs", {}).items()},
+        }
+        for template in KINDS[kind]:
+            ent_slug, ent_name = template["slug"], template["name"]
+            risk = Risk(template["risk"])
+            cost = str(template["seat_cost"]).format(**seats)
             if risk == C or (tier == 0 and risk == H):
                 policy = policies["critical"]
             elif slug == "payments-ledger":
@@ -582,38 +184,28 @@ def _catalog(
                 name=ent_name,
                 description=f"{ent_name} on {name}.",
                 risk=risk,
-                default_duration_days=default,
-                max_duration_days=maximum,
+                default_duration_days=template["default_days"],
+                max_duration_days=template["max_days"],
                 seat_cost_monthly=Decimal(cost),
                 policy=policy,
                 allows_break_glass=risk in (H, C) and tier == 0,
             )
             entitlements.append(ent)
             by_key[(slug, ent_slug)] = ent
-    # Prerequisites: production shell access needs the VPN.
-    vpn = by_key[("vpn", "connect")]
-    for key in [("k8s-prod", "exec"), ("vpn", "bastion")]:
-        by_key[key].prerequisites.set([vpn])
-    pairs = [
-        (
-            ("payments-ledger", "create-payout"),
-            ("payments-ledger", "approve-payout"),
-            "maker-checker: nobody both creates and approves a payout",
-        ),
-        (
-            ("vault", "admin"),
-            ("siem", "admin"),
-            "a secrets admin must not be able to erase the trail of secret access",
-        ),
-        (
-            ("payouts", "deploy"),
-            ("payments-ledger", "adjust-balance"),
-            "code that moves money and manual balance edits stay in different hands",
-        ),
-    ]
-    for first, second, reason in pairs:
+    # Prerequisites (production shell access needs the VPN), set once every entitlement exists:
+    # the catalog order is the draw order, so a prerequisite may come later in it. The access
+    # services have no call that adds prerequisites to an existing entitlement yet.
+    needs: dict[tuple[str, str], list[Entitlement]] = {}
+    for row in CATALOG["prerequisites"]:
+        needs.setdefault(_key(row["entitlement"]), []).append(by_key[_key(row["needs"])])
+    for key, prerequisites in needs.items():
+        by_key[key].prerequisites.set(prerequisites)
+    for pair in CATALOG["toxic_pairs"]:
         services.toxic_pair_create(
-            actor=security, first=by_key[first], second=by_key[second], reason=reason
+            actor=security,
+            first=by_key[_key(pair["first"])],
+            second=by_key[_key(pair["second"])],
+            reason=pair["reason"],
         )
     return entitlements, policies
 
@@ -653,37 +245,6 @@ def _approve_current_stage(req: AccessRequest, rng: random.Random) -> AccessRequ
             reason=rng.choice(APPROVE_REASONS),
         )
     return req
-
-
-APPROVE_REASONS = [
-    "",
-    "",
-    "ok",
-    "approved for the project",
-    "matches the team's access",
-    "as discussed",
-    "LGTM",
-]
-DENY_REASONS = [
-    "use the read replica instead",
-    "not needed for your current project",
-    "please request the narrower role",
-    "needs a ticket reference",
-    "too long: ask for 7 days",
-    "production write is for on-call only",
-]
-JUSTIFICATIONS = [
-    "on-call rotation starts next week",
-    "debugging a customer incident",
-    "quarterly reporting",
-    "migration to the new cluster",
-    "onboarding onto the team",
-    "performance investigation",
-    "new feature needs this data",
-    "support escalation",
-    "running the load test",
-    "cost review",
-]
 
 
 def _history(
@@ -802,16 +363,14 @@ def _history(
 def _backdate(
     request_dates: list[tuple[int, datetime, datetime]], grant_dates: dict[int, datetime]
 ) -> None:
-    reqs = AccessRequest.objects.in_bulk([pk for pk, _, _ in request_dates])
-    for pk, created, decided in request_dates:
-        reqs[pk].created_at = created
-        reqs[pk].decided_at = decided
-    AccessRequest.objects.bulk_update(reqs.values(), ["created_at", "decided_at"], batch_size=500)
-    grants = Grant.objects.in_bulk(list(grant_dates))
-    for pk, at in grant_dates.items():
-        grants[pk].created_at = at
-        grants[pk].starts_at = at
-    Grant.objects.bulk_update(grants.values(), ["created_at", "starts_at"], batch_size=500)
+    backdate(
+        AccessRequest,
+        {
+            pk: {"created_at": created, "decided_at": decided}
+            for pk, created, decided in request_dates
+        },
+    )
+    backdate(Grant, {pk: {"created_at": at, "starts_at": at} for pk, at in grant_dates.items()})
 
 
 def _pending(
@@ -848,6 +407,7 @@ def _pending(
     ]
     others = [e for e in entitlements if e.risk != Risk.LOW]
     made = 0
+    submitted: dict[int, dict[str, datetime]] = {}
     while made < 80:
         principal = rng.choice(people)
         ent = rng.choice(search_ents if made % 3 == 0 else others)
@@ -871,7 +431,8 @@ def _pending(
         made += 1
         counts.pending += 1
         age = timedelta(hours=rng.uniform(0.5, 20))
-        AccessRequest.objects.filter(pk=req.pk).update(created_at=timezone.now() - age)
+        submitted[req.pk] = {"created_at": timezone.now() - age}
+    backdate(AccessRequest, submitted)
     return demo
 
 
@@ -879,6 +440,7 @@ def seed_access(*, stdout, rng: random.Random) -> None:
     if Service.objects.exists():
         stdout.write("access: catalog already present; skipped")
         return
+    _users.clear()  # a cache of this run's approvers (a recreated database reuses ids)
     now = timezone.now()
     counts = Counts()
     # The back-fill writes every audit event to the database (and verifies); it does not

@@ -1,12 +1,12 @@
-"""Demo step: train the first recommendation model on the demo's decided requests."""
+"""Demo step ``recommend``: train the first recommendation model on the demo's decided requests."""
 
 from __future__ import annotations
 
 import random
 
-from .models import RecommendationModel
-from .selectors import training_data_status
-from .services import recommendation_model_train
+from recommend.models import RecommendationModel
+from recommend.selectors import training_data_status
+from recommend.services import recommendation_model_train
 
 
 def seed_recommendations(*, stdout, rng: random.Random) -> None:

@@ -1,4 +1,4 @@
-"""Demo people and teams for ``manage.py seed_demo`` (deterministic; never in production).
+"""Demo step ``people``: the demo org's people and teams (deterministic; never in production).
 
 The people arrive the way real ones do: as HR directory rows applied through
 :func:`accounts.services.directory_import`, so the demo has a real audit trail. Two
@@ -16,40 +16,16 @@ import random
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from .models import PlatformRole, Team, User
+from accounts.models import PlatformRole, Team, User
+from accounts.services import directory_import, membership_set_role, user_set_roles
+from demo.tables import load_yaml
 
 DEMO_PASSWORD = "tollgate-demo"  # noqa: S105 - the documented demo password
 DOMAIN = "tollgate.test"
 ACTOR = "seed_demo"
 
-# (slug, parent): three levels, 25 teams.
-TEAMS: list[tuple[str, str | None]] = [
-    ("engineering", None),
-    ("corporate", None),
-    ("platform", "engineering"),
-    ("infrastructure", "engineering"),
-    ("product", "engineering"),
-    ("data", "engineering"),
-    ("security-office", "corporate"),
-    ("finance-office", "corporate"),
-    ("payments", "platform"),
-    ("search", "platform"),
-    ("identity", "platform"),
-    ("storage", "platform"),
-    ("compute", "infrastructure"),
-    ("networking", "infrastructure"),
-    ("observability", "infrastructure"),
-    ("databases", "infrastructure"),
-    ("checkout", "product"),
-    ("catalog", "product"),
-    ("mobile", "product"),
-    ("analytics", "data"),
-    ("ml-platform", "data"),
-    ("ingestion", "data"),
-    ("appsec", "security-office"),
-    ("secops", "security-office"),
-    ("fpa", "finance-office"),
-]
+# (slug, parent): three levels, 25 teams (demo/data/teams.yaml).
+TEAMS: list[tuple[str, str | None]] = [(t["slug"], t["parent"]) for t in load_yaml("teams.yaml")]
 PARENT = dict(TEAMS)
 LEAF_TEAMS = [slug for slug, _ in TEAMS if slug not in set(PARENT.values())]
 
@@ -63,147 +39,22 @@ class DemoAccount:
     lead: bool = False
 
 
+# The fixed demo logins, one per persona (demo/data/accounts.yaml).
 DEMO_ACCOUNTS = [
-    DemoAccount(f"manager@{DOMAIN}", "Max Manager", "payments", lead=True),
-    DemoAccount(f"engineer@{DOMAIN}", "Erin Engineer", "payments"),
-    DemoAccount(f"owner@{DOMAIN}", "Olive Owner", "search"),
-    DemoAccount(f"security@{DOMAIN}", "Sam Security", "secops", roles=(PlatformRole.SECURITY,)),
-    DemoAccount(f"admin@{DOMAIN}", "Ada Admin", "platform", roles=(PlatformRole.PLATFORM_ADMIN,)),
-    DemoAccount(f"finance@{DOMAIN}", "Fin Finance", "fpa", roles=(PlatformRole.FINANCE,)),
-    DemoAccount(f"auditor@{DOMAIN}", "Aud Auditor", "appsec", roles=(PlatformRole.AUDITOR,)),
+    DemoAccount(
+        f"{a['login']}@{DOMAIN}",
+        a["name"],
+        a["team"],
+        roles=tuple(PlatformRole(role) for role in a.get("roles", ())),
+        lead=bool(a.get("lead", False)),
+    )
+    for a in load_yaml("accounts.yaml")
 ]
 DEMO_EMAILS = [a.email for a in DEMO_ACCOUNTS]
 
-FIRST_NAMES = [
-    "Aaliyah",
-    "Abel",
-    "Ada",
-    "Aiko",
-    "Alba",
-    "Amara",
-    "Anders",
-    "Anya",
-    "Arjun",
-    "Astrid",
-    "Bea",
-    "Bruno",
-    "Camille",
-    "Chen",
-    "Chiara",
-    "Dara",
-    "Dev",
-    "Elif",
-    "Emeka",
-    "Emil",
-    "Esme",
-    "Farah",
-    "Felix",
-    "Freya",
-    "Gael",
-    "Greta",
-    "Hana",
-    "Hugo",
-    "Idris",
-    "Ines",
-    "Ivan",
-    "Jamal",
-    "Jana",
-    "Joao",
-    "Juno",
-    "Kai",
-    "Kenji",
-    "Lale",
-    "Lars",
-    "Leila",
-    "Liam",
-    "Lina",
-    "Luca",
-    "Maja",
-    "Malik",
-    "Mateo",
-    "Mei",
-    "Mira",
-    "Nadia",
-    "Nils",
-    "Noor",
-    "Omar",
-    "Oona",
-    "Pablo",
-    "Priya",
-    "Quinn",
-    "Rafael",
-    "Rhea",
-    "Rosa",
-    "Sami",
-    "Sana",
-    "Soren",
-    "Tariq",
-    "Thea",
-    "Tomas",
-    "Uma",
-    "Vera",
-    "Wen",
-    "Yara",
-    "Yusuf",
-    "Zara",
-    "Zoe",
-]
-LAST_NAMES = [
-    "Abbott",
-    "Adeyemi",
-    "Alvarez",
-    "Andersen",
-    "Bauer",
-    "Becker",
-    "Bianchi",
-    "Brandt",
-    "Castro",
-    "Chowdhury",
-    "Costa",
-    "Dahl",
-    "Dubois",
-    "Eriksen",
-    "Fischer",
-    "Fontaine",
-    "Garcia",
-    "Gupta",
-    "Haas",
-    "Hansen",
-    "Horvat",
-    "Ito",
-    "Jansen",
-    "Kaur",
-    "Keller",
-    "Kowalski",
-    "Larsen",
-    "Lindqvist",
-    "Lopez",
-    "Moreau",
-    "Murphy",
-    "Nakamura",
-    "Novak",
-    "Okafor",
-    "Olsen",
-    "Park",
-    "Patel",
-    "Petrov",
-    "Quist",
-    "Rahman",
-    "Rossi",
-    "Sato",
-    "Schmidt",
-    "Silva",
-    "Singh",
-    "Sorensen",
-    "Tanaka",
-    "Torres",
-    "Varga",
-    "Vogel",
-    "Wagner",
-    "Weber",
-    "Yilmaz",
-    "Zhang",
-]
+_NAMES = load_yaml("names.yaml")
+FIRST_NAMES: list[str] = _NAMES["first"]
+LAST_NAMES: list[str] = _NAMES["last"]
 
 
 @dataclass(frozen=True)
@@ -326,8 +177,6 @@ def build_directory(rng: random.Random) -> tuple[list[Person], list[Person], dic
 
 
 def seed_people(*, stdout, rng: random.Random) -> None:
-    from .services import directory_import, membership_set_role, user_set_roles
-
     last_month, today, leads = build_directory(rng)
     fresh = not User.objects.filter(email=DEMO_ACCOUNTS[0].email).exists()
     if fresh:

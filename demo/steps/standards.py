@@ -1,17 +1,20 @@
-"""Demo step: apply the default standards (standards/default_standards.yaml) as the security
-admin and run a scan, so the demo opens with violations and a first compliance score."""
+"""Demo step ``standards``: apply Tollgate's default standards as the platform admin and run
+a scan, so the demo opens with violations and a first compliance score.
+
+The document is the product's shipped default (``standards/default_standards.yaml``, also
+imported with ``manage.py standards_import``), not demo data, so it stays in ``standards``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import standards
 from accounts.models import User
+from standards.document import PolicyDocumentError
+from standards.models import PolicyVersion
+from standards.services import standards_apply, standards_scan
 
-from .document import PolicyDocumentError
-from .models import PolicyVersion
-from .services import standards_apply, standards_scan
-
-DEFAULT_FILE = Path(__file__).with_name("default_standards.yaml")
+DEFAULT_FILE = Path(standards.__file__).with_name("default_standards.yaml")
 
 
 def seed_standards(*, stdout, rng) -> None:

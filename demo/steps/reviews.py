@@ -1,4 +1,4 @@
-"""Demo step: an active review campaign of the payments team's access, due in ten days,
+"""Demo step ``reviews``: an active review campaign of the payments team's access, due in ten days,
 reviewed by managers (so manager@tollgate.test has items on first start)."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts.models import Team, User
-
-from .models import Campaign
-from .services import campaign_create, campaign_start
+from reviews.models import Campaign
+from reviews.services import campaign_create, campaign_start
 
 
 def seed_reviews(*, stdout, rng) -> None:
