@@ -155,9 +155,8 @@ def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
         "note": note,
     }
     logger.info("audit chain head", extra={"audit_checkpoint": checkpoint})
-    path = settings.AUDIT_CHECKPOINT_FILE
-    if path:
-        path = str(path)
+    if settings.AUDIT_CHECKPOINT_FILE:
+        path = str(settings.AUDIT_CHECKPOINT_FILE)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(canonical_json(checkpoint) + "\n")
