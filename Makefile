@@ -42,9 +42,11 @@ beat: $(STAMP) ## run Celery beat (needs REDIS_URL)
 services: ## make sure PostgreSQL and Redis run (starts them if not)
 	@bash scripts/ensure-services.sh
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check, layer contracts (import-linter), types (mypy)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -53,9 +55,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 schema: $(STAMP) ## regenerate the committed OpenAPI schema
 	$(BIN)/python manage.py spectacular --file docs/openapi.yaml --validate
 
-test: $(STAMP) services ## install, start services, lint, check migrations, run every test (PostgreSQL, Redis, a real worker), then the SQLite smoke pass
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: $(STAMP) services lint ## install, start services, lint, check migrations, run every test (PostgreSQL, Redis, a real worker), then the SQLite smoke pass
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 	env -u DATABASE_URL -u REDIS_URL TOLLGATE_SMOKE=1 $(BIN)/python -m pytest -q -m sqlite -n $(PYTEST_WORKERS)

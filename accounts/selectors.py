@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from portal.core.roles import user_in_group
+
 from .models import Membership, PlatformRole, Team, User
 
 
@@ -12,15 +14,7 @@ def user_team(*, user: User) -> Team | None:
 
 
 def user_has_role(*, user, role: str) -> bool:
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    cache = getattr(user, "_tollgate_roles", None)
-    if cache is None:
-        cache = set(user.groups.values_list("name", flat=True))
-        user._tollgate_roles = cache
-    return role in cache
+    return user_in_group(user, role)
 
 
 def user_roles(*, user) -> list[str]:

@@ -1,16 +1,21 @@
-"""Who may read the audit trail: auditors, security and platform admins. Everyone else: 404."""
+"""Who may read the audit trail: auditors, security and platform admins. Everyone else: 404.
+
+The roles are named as the auth groups they are (``accounts.models.PlatformRole`` values), so
+the audit app does not depend on ``accounts``; a test pins that the names still match.
+"""
 
 from __future__ import annotations
 
-from accounts.models import PlatformRole
-from accounts.selectors import user_has_role
+from typing import Any
 
-AUDIT_READERS = (PlatformRole.AUDITOR, PlatformRole.SECURITY, PlatformRole.PLATFORM_ADMIN)
+from portal.core.roles import user_in_group
 
-
-def may_read_audit(user) -> bool:
-    return any(user_has_role(user=user, role=role) for role in AUDIT_READERS)
+AUDIT_READERS = ("auditor", "security", "platform-admin")
 
 
-def may_export_audit(user) -> bool:
+def may_read_audit(user: Any) -> bool:
+    return any(user_in_group(user, role) for role in AUDIT_READERS)
+
+
+def may_export_audit(user: Any) -> bool:
     return may_read_audit(user)

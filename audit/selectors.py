@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
-from accounts.models import User
 from portal.core.errors import NotPermitted
 
 from .chain import HASHED_FIELDS
@@ -66,9 +66,8 @@ def audit_events_search(*, viewer, filters: AuditFilters) -> QuerySet[AuditEvent
         qs = qs.filter(target_id=str(filters.target_id))
     if filters.team:
         member_ids = list(
-            User.objects.filter(
-                Q(team__slug=filters.team) | Q(memberships__team__slug=filters.team)
-            )
+            get_user_model()
+            .objects.filter(Q(team__slug=filters.team) | Q(memberships__team__slug=filters.team))
             .values_list("pk", flat=True)
             .distinct()
         )

@@ -23,9 +23,10 @@ from django.utils.ipv6 import clean_ipv6_address
 from portal.core import context
 from portal.core.errors import ValidationError as DomainValidationError
 
+from . import exporting
 from .chain import GENESIS_HASH, canonical_json, compute_hash
 from .models import AuditEvent, ChainHead
-from .registry import ACTIONS
+from .registry import ACTIONS, AUDIT_EXPORTED
 
 logger = logging.getLogger("portal.audit")
 
@@ -155,9 +156,8 @@ def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
         "note": note,
     }
     logger.info("audit chain head", extra={"audit_checkpoint": checkpoint})
-    path = settings.AUDIT_CHECKPOINT_FILE
-    if path:
-        path = str(path)
+    if settings.AUDIT_CHECKPOINT_FILE:
+        path = str(settings.AUDIT_CHECKPOINT_FILE)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(canonical_json(checkpoint) + "\n")
@@ -180,9 +180,6 @@ def audit_export_create(
     ``audit.exported`` event is written after the rows are read, so it is never inside
     the export it describes.
     """
-    from . import exporting
-    from .registry import AUDIT_EXPORTED
-
     if fmt not in exporting.FORMATS:
         raise DomainValidationError(f"unknown export format {fmt!r}", field="format")
     if since is not None and until is not None and since >= until:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .chain import Break, verify_rows
 from .models import AuditEvent, ChainHead
@@ -38,7 +40,9 @@ def read_checkpoints(path: Path | str | None) -> list[dict]:
     return out
 
 
-def _check_head(head_row: dict | None, *, checked: int, last_hash: str) -> Break | None:
+def _check_head(
+    head_row: Mapping[str, Any] | None, *, checked: int, last_hash: str
+) -> Break | None:
     """The chain head must name the last row: otherwise rows were cut from the end."""
     if head_row is None:
         if checked:

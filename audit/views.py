@@ -31,7 +31,7 @@ def _require_reader(user) -> None:
 
 def _is_partial(request) -> bool:
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def _query_without_page(request) -> str:

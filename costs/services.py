@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import audit_record
 from portal.core.errors import NotPermitted, ValidationError
+from portal.core.queue import enqueue_on_commit
 
 from . import audit_actions as actions
 from .attribution import Attributor, LineAttrs, RuleSpec
@@ -253,9 +254,9 @@ def import_upload_start(*, actor, source_name: str, upload, period: str | None =
         origin=ImportRun.Origin.UPLOAD,
         period=period,
     )
-    from .tasks import import_run_task
+    from .tasks import import_run_task  # costs.tasks imports this module
 
-    transaction.on_commit(lambda: import_run_task.delay(run.pk), robust=True)
+    enqueue_on_commit(import_run_task, run.pk)
     return run
 
 
@@ -388,9 +389,9 @@ def reattribution_request(*, actor, periods: list[str] | None = None) -> Reattri
             target=run,
             after={"periods": run.periods or "all"},
         )
-    from .tasks import reattribute_task
+    from .tasks import reattribute_task  # costs.tasks imports this module
 
-    transaction.on_commit(lambda: reattribute_task.delay(run.pk), robust=True)
+    enqueue_on_commit(reattribute_task, run.pk)
     return run
 
 

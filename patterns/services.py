@@ -16,6 +16,7 @@ from access.models import Entitlement, Grant
 from accounts.models import Team
 from audit.services import audit_record
 from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
+from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
 
 from . import registry as actions
@@ -29,6 +30,7 @@ from .models import (
 )
 from .policies import may_manage_bundles, may_start_mining
 from .state import MINING_RUN_TRANSITIONS
+from .tasks import run_mining
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +71,7 @@ def mining_run_create(
             target=run,
             after={"scope": run.scope_label, "time_limit": time_limit},
         )
-        run_id = run.pk
-
-        def send():
-            from .tasks import run_mining
-
-            run_mining.delay(run_id)
-
-        transaction.on_commit(send, robust=True)
+        enqueue_on_commit(run_mining, run.pk)
     return run
 
 
@@ -229,8 +224,6 @@ def mining_runs_sweep(*, now=None) -> dict[str, int]:
         status=MiningRun.Status.QUEUED, created_at__lt=now - REQUEUE_AFTER
     ).values_list("pk", flat=True)
     for run_id in list(stale):
-        from .tasks import run_mining
-
         run_mining.delay(run_id)
         requeued += 1
     return {"failed": failed, "requeued": requeued}

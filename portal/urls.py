@@ -1,6 +1,7 @@
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from portal.core import health
 
@@ -8,25 +9,38 @@ handler403 = "portal.core.views.error_403"
 handler404 = "portal.core.views.error_404"
 handler500 = "portal.core.views.error_500"
 
+
+def mount(app: str, *mounts: tuple[str, str]) -> list[URLPattern | URLResolver]:
+    """``(prefix, urls module)`` pairs of an app that may be left out of INSTALLED_APPS: mounted
+    only when it is installed, so removing an app removes its pages (and its nav entries, see
+    portal.core.nav) and nothing else."""
+    if not apps.is_installed(app):
+        return []
+    return [path(prefix, include(module)) for prefix, module in mounts]
+
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("access.api_urls")),  # early: the check API is the hot path
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
-    path("tokens/", include("tokens.urls")),
-    path("api/v1/costs/", include("costs.api_urls")),
-    path("api/v1/", include("costs.dashboard_api_urls")),
-    path("", include("costs.dashboard_urls")),
-    path("costs/", include("costs.urls")),
+    *mount("tokens", ("tokens/", "tokens.urls")),
+    *mount(
+        "costs",
+        ("api/v1/costs/", "costs.api_urls"),
+        ("api/v1/", "costs.dashboard_api_urls"),
+        ("", "costs.dashboard_urls"),
+        ("costs/", "costs.urls"),
+    ),
     path("", include("accounts.urls")),
     path("", include("access.urls")),
     path("provisioning/", include("access.sync.urls")),
-    path("reviews/", include("reviews.urls")),
-    path("standards/", include("standards.urls")),
-    path("patterns/", include("patterns.urls")),
-    path("unused-access/", include("usage.urls")),
-    path("recommendations/", include("recommend.urls")),
+    *mount("reviews", ("reviews/", "reviews.urls")),
+    *mount("standards", ("standards/", "standards.urls")),
+    *mount("patterns", ("patterns/", "patterns.urls")),
+    *mount("usage", ("unused-access/", "usage.urls")),
+    *mount("recommend", ("recommendations/", "recommend.urls")),
     path("audit/", include("audit.urls")),
 ]
 

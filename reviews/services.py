@@ -9,7 +9,6 @@ import io
 import json
 from datetime import datetime
 
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from accounts.models import User
 from accounts.selectors import team_subtree_ids, user_manager_chain
 from audit.services import audit_record
 from portal.core.errors import Conflict, NotPermitted, ValidationError
+from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
 
 from . import registry as actions
@@ -236,13 +236,12 @@ def review_items_decide(
 
 # --- The sweep: start, remind, escalate, deadline, close ------------------------------
 def _notify(recipients: dict[str, list[str]], subject: str) -> None:
-    """Mail after commit (no network inside the transaction)."""
+    """Mail after commit (no network inside the transaction), on the notify queue, muted with
+    the other notifications."""
+    from .tasks import review_mail_send  # reviews.tasks imports this module
+
     for email, lines in recipients.items():
-        body = "\n".join(lines)
-        transaction.on_commit(
-            lambda e=email, b=body: send_mail(subject, b, None, [e], fail_silently=True),
-            robust=True,
-        )
+        enqueue_on_commit(review_mail_send, email, subject, "\n".join(lines), kind="notify")
 
 
 def _item_recipients(item: ReviewItem) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.mail import send_mail
 
 from portal.core.locks import advisory_lock
 
@@ -15,3 +16,9 @@ def reviews_sweep() -> None:
     with advisory_lock("reviews.sweep") as acquired:
         if acquired:
             services.reviews_sweep()
+
+
+@shared_task(name="reviews.tasks.review_mail_send", ignore_result=True, queue="notify")
+def review_mail_send(email: str, subject: str, body: str) -> None:
+    """One reminder, escalation or deadline mail to a reviewer."""
+    send_mail(subject, body, None, [email], fail_silently=True)

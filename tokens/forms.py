@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from access.models import Service
+
 from .models import Scope
 
 EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("never", "Never")]
@@ -27,6 +29,4 @@ class ServiceTokenCreateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from access.models import Service
-
         self.fields["service"].queryset = Service.objects.order_by("slug")

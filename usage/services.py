@@ -24,13 +24,13 @@ from django.utils import timezone
 
 from access import services as access_services
 from access.models import Entitlement, Grant, Service
-from access.services import notifications_are_muted
 from accounts.models import User
 from audit.services import audit_record
 from portal.core.errors import Conflict, NotPermitted, ValidationError
+from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
 
-from . import cloudtrail
+from . import cloudtrail, tasks
 from . import registry as actions
 from .models import (
     OPEN_REMOVAL_STATUSES,
@@ -50,13 +50,9 @@ S = UnusedRemoval.Status
 BATCH = 1000
 
 
-def _notify(removal_ids: list[int], kind: str) -> None:
-    if notifications_are_muted() or not removal_ids:
-        return
-    from . import tasks
-
-    ids = list(removal_ids)
-    transaction.on_commit(lambda: tasks.notify_removals.delay(ids, kind), robust=True)
+def _notify(removal_ids: list[int], notice: str) -> None:
+    if removal_ids:
+        enqueue_on_commit(tasks.notify_removals, list(removal_ids), notice, kind="notify")
 
 
 def _chunks(items: list, size: int = BATCH) -> Iterator[list]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
+from portal.core.errors import DomainError
 from portal.core.locks import advisory_lock
 
 logger = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ MAX_NOTIFY_RETRIES = 5
 @shared_task(name="usage.tasks.collect_usage", ignore_result=True, queue="ingest")
 def collect_usage() -> None:
     """Beat: poll every connector that reports last use (one service at a time)."""
-    from . import services
+    from . import services  # usage.services enqueues this module's tasks
 
     with advisory_lock("usage.collect") as acquired:
         if not acquired:
@@ -32,7 +33,7 @@ def collect_usage() -> None:
 @shared_task(name="usage.tasks.unused_daily", ignore_result=True)
 def unused_daily() -> None:
     """Beat (daily): cancel used-again removals, end opt-outs, detect, remove what is due."""
-    from . import services
+    from . import services  # usage.services enqueues this module's tasks
 
     with advisory_lock("usage.unused_daily") as acquired:
         if not acquired:
@@ -44,9 +45,7 @@ def unused_daily() -> None:
 def watch_folder_once(root: Path | None = None) -> list[str]:
     """Import every ``<root>/<source-slug>/*.json[.gz|l]`` file; move it to ``done/`` or
     ``failed/`` (with a ``.error`` note) so it is never imported twice."""
-    from portal.core.errors import DomainError
-
-    from . import services
+    from . import services  # usage.services enqueues this module's tasks
 
     root = Path(root or settings.TOLLGATE_USAGE_WATCH_DIR)
     if not root.is_dir():

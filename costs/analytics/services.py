@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import audit_record
 from portal.core.errors import NotPermitted, ValidationError
+from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
 
 from ..models import CostDaily
@@ -27,6 +28,7 @@ from .forecast import forecast_month, month_end
 from .models import Anomaly, Budget, BudgetAlert, CostResourceDaily, Suggestion
 from .policies import may_act_on_team_costs, may_set_budget
 from .selectors import budgets_for_month, data_as_of, thresholds_of
+from .tasks import budget_alert_notify
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system:cost-analytics"
@@ -138,10 +140,8 @@ def budget_alerts_evaluate(
                 if alert is not None:
                     created.append(alert)
     if notify:
-        from .tasks import budget_alert_notify
-
         for alert in created:
-            transaction.on_commit(lambda pk=alert.pk: budget_alert_notify.delay(pk), robust=True)
+            enqueue_on_commit(budget_alert_notify, alert.pk, kind="notify")
     return created
 
 

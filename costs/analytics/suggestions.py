@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
@@ -327,8 +328,11 @@ def check_previous_generation(as_of: dt.date) -> list[Candidate]:
 
 def check_unused_seats(as_of: dt.date) -> list[Candidate]:
     """Active grants of paid entitlements that are unused by the one unused rule of P4
-    (``usage.rules``: window, grace for new grants, fresh usage data for the service)."""
-    from usage.selectors import unused_grants
+    (``usage.rules``: window, grace for new grants, fresh usage data for the service).
+    Nothing when the optional ``usage`` app is not installed (no last-use data at all)."""
+    if not apps.is_installed("usage"):
+        return []
+    from usage.selectors import unused_grants  # usage is optional: imported only when installed
 
     grants = (
         unused_grants()

@@ -7,6 +7,7 @@ advisory lock so two beats never overlap.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -15,6 +16,7 @@ from django.db import transaction
 from access.notifications import deliver
 from accounts.models import Team
 from portal.core.locks import advisory_lock
+from portal.core.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +104,6 @@ def cost_digest_team(team_id: int) -> None:
 def resource_rollups_for_periods(periods: list[str]) -> None:
     """Rebuild the resource rollups of the periods an import or re-attribution just changed
     (enqueued on commit, so dashboards are fresh without slowing the import itself)."""
-    import datetime as dt
-
     from .rollups import resource_rollups_rebuild
 
     resource_rollups_rebuild(periods=[dt.date.fromisoformat(p) for p in periods])
@@ -111,8 +111,6 @@ def resource_rollups_for_periods(periods: list[str]) -> None:
 
 def enqueue_resource_rollups(periods) -> None:
     """Call inside the transaction that changed the lines of ``periods``."""
-    from django.db import transaction
-
     keys = sorted({p.isoformat() for p in periods})
     if keys:
-        transaction.on_commit(lambda: resource_rollups_for_periods.delay(keys), robust=True)
+        enqueue_on_commit(resource_rollups_for_periods, keys)

@@ -71,7 +71,7 @@ class RedisCache(DjangoRedisCache):
         if not mapping:
             return
         pipeline = self._cache.get_client(write=True).pipeline(transaction=True)
-        dumps = self._cache._serializer.dumps
+        dumps = self._cache._serializer.dumps  # type: ignore[attr-defined]  # Django's own
         pipeline.mset({self.make_and_validate_key(k): dumps(v) for k, v in mapping.items()})
         for key in mapping:
             pipeline.expire(self.make_and_validate_key(key), int(timeout))
@@ -88,7 +88,7 @@ class RedisCache(DjangoRedisCache):
         pipeline.execute()
         self._delivered()
 
-    def clear(self) -> bool:
+    def clear(self) -> bool:  # type: ignore[override]  # Django's RedisCache returns bool too
         """Delete this namespace's keys only (Django's ``clear`` is ``FLUSHDB``).
 
         The Celery broker's queues live in the same Redis database by default

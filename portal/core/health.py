@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -35,8 +36,6 @@ def _check_database() -> tuple[bool, str]:
 
 
 def _redis_client():
-    import redis
-
     return redis.Redis.from_url(
         settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
     )

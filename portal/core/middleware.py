@@ -23,7 +23,7 @@ class RequestContextMiddleware:
         ip = request.META.get("REMOTE_ADDR")
         user_agent = request.headers.get("User-Agent", "")[:512]
         with context.bind(request_id=request_id, ip=ip, user_agent=user_agent):
-            request.request_id = request_id
+            request.request_id = request_id  # type: ignore[attr-defined]  # ours, for views
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response

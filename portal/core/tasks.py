@@ -1,5 +1,6 @@
 import time
 
+import redis
 from celery import shared_task
 from django.conf import settings
 
@@ -18,8 +19,6 @@ def heartbeat() -> None:
 @shared_task(name="portal.core.tasks.ping")
 def ping(token: str) -> str:
     """Round-trip probe used by the integration tests and `make worker` smoke check."""
-    import redis
-
     if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         redis.Redis.from_url(settings.CELERY_BROKER_URL).set(
             f"tollgate:pong:{token}", "pong", ex=60

@@ -9,6 +9,7 @@ from patterns import services
 from patterns.mining import verify_cover
 from patterns.models import MiningProposal, MiningRun
 from portal.core.errors import NotPermitted, ValidationError
+from tests.queue_helpers import enqueued_task_names
 
 from .support import catalog, give, people
 
@@ -101,9 +102,7 @@ def test_the_task_is_enqueued_after_commit_only(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = services.mining_run_create(actor=admin, team=org["payments"])
     assert run.status == MiningRun.Status.QUEUED
-    assert [cb.__qualname__ for cb in callbacks if "mining_run_create" in cb.__qualname__] == [
-        "mining_run_create.<locals>.send"
-    ]
+    assert enqueued_task_names(callbacks) == ["patterns.tasks.run_mining"]
     assert not run.proposals.exists()  # nothing ran before the commit
 
 

@@ -1,0 +1,30 @@
+"""Navigation entries of the access app (see portal.core.nav)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.core.nav import NavEntry, register
+
+from .selectors import approval_inbox_count
+
+
+def approvals_waiting(user: Any) -> int:
+    return approval_inbox_count(viewer=user)
+
+
+register(
+    NavEntry(group="Access", label="Catalog", url_name="access:catalog", order=20),
+    NavEntry(group="Access", label="Request access", url_name="access:request-new", order=30),
+    NavEntry(group="Access", label="My requests", url_name="access:request-list", order=40),
+    NavEntry(
+        group="Access",
+        label="Approvals",
+        url_name="access:approvals",
+        count=approvals_waiting,
+        order=50,
+        element_id="nav-approvals",
+    ),
+    NavEntry(group="Access", label="My grants", url_name="access:grant-list", order=60),
+    NavEntry(group="Access", label="Provisioning", url_name="access_sync:hub", order=70),
+)
