@@ -213,8 +213,7 @@ def test_every_step_is_an_imported_callable_in_the_demo_app():
         "recommend",
     ]
     assert all(
-        callable(step.run) and step.run.__module__.startswith("demo.steps.")
-        for step in FULL_STEPS
+        callable(step.run) and step.run.__module__.startswith("demo.steps.") for step in FULL_STEPS
     )
 
 
