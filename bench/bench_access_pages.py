@@ -313,7 +313,7 @@ def main() -> None:
             client.force_login(user)
             pages[name] = measure(client, url, args.n)
         figures = {
-            "benchmark": "access pages (issue 4): server time in-process, Django test client",
+            "benchmark": "access pages: server time in-process, Django test client",
             "database": "PostgreSQL",
             "data": {
                 "pending_requests": AccessRequest.objects.filter(status="pending").count(),

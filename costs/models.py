@@ -312,7 +312,7 @@ class ReattributionRun(models.Model):
         return f"reattribution #{self.pk} ({self.status})"
 
 
-# Analytics models (dashboards, budgets, anomalies, suggestions; issue 7) live in their own
+# Analytics models (dashboards, budgets, anomalies, suggestions) live in their own
 # module and register under this app.
 from .analytics.models import (  # noqa: E402, F401
     Anomaly,

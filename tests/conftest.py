@@ -7,13 +7,11 @@ import os
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group
 
-from accounts.models import Membership, PlatformRole, Team, User
+from accounts.models import PlatformRole, Team, User
 from portal.celery import app as celery_app
 
-PASSWORD = "tollgate-test-pw"
-
+from .factories import PASSWORD, TeamFactory, UserFactory  # noqa: F401 (PASSWORD: re-export)
 
 #: The instant every test starts at (the clock then ticks on from it), so that no test depends
 #: on the day it runs. ``TOLLGATE_TEST_NOW`` moves it (ISO 8601) to run the suite at another date.
@@ -104,7 +102,7 @@ def _cache_prefix(settings):
 
 
 def make_team(slug: str, parent: Team | None = None) -> Team:
-    return Team.objects.create(slug=slug, name=slug.replace("-", " ").title(), parent=parent)
+    return TeamFactory(slug=slug, parent=parent)
 
 
 def make_user(
@@ -116,16 +114,9 @@ def make_user(
     lead=False,
     **extra,
 ) -> User:
-    user = User.objects.create_user(
-        email, PASSWORD, name=email.split("@")[0].title(), team=team, manager=manager, **extra
+    return UserFactory(
+        email=email, team=team, manager=manager, roles=roles, membership__lead=lead, **extra
     )
-    if team is not None:
-        Membership.objects.create(
-            team=team, user=user, role=Membership.Role.LEAD if lead else Membership.Role.MEMBER
-        )
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 Built set-wise per billing period with one ``INSERT … SELECT … GROUP BY`` over the cost
 lines (like ``costs.rollups``; shared lines keep ``team = NULL`` here, their split lives in
-``CostDaily``). Ingestion should call :func:`resource_rollups_rebuild` right after
-``costs.rollups.rebuild_rollups`` (same periods, same transaction); until it does, the
-daily analytics task rebuilds every period whose lines changed after its last build
-(:func:`resource_rollups_refresh`), and the demo seed builds them once.
+``CostDaily``). An import or a re-attribution enqueues :func:`resource_rollups_rebuild` for
+the periods it changed, after commit (``costs.analytics.tasks.enqueue_resource_rollups``), so
+the import itself stays fast; the daily analytics task rebuilds every period whose lines
+changed after its last build (:func:`resource_rollups_refresh`), the safety net for a lost
+message.
 """
 
 from __future__ import annotations

@@ -1,34 +1,23 @@
-"""Small builders for catalog objects used by the access tests."""
+"""Small builders for catalog objects used by the access tests (made with the factory_boy
+factories of ``tests/factories.py``)."""
 
 from __future__ import annotations
 
 from access.models import ApprovalPolicy, Entitlement, PolicyStage, Service
+from tests.factories import EntitlementFactory, GrantFactory, ServiceFactory
 
 
 def make_service(
     owner_team, slug: str = "billing-db", tier: int = 2, connector: str = ""
 ) -> Service:
-    return Service.objects.create(
-        slug=slug,
-        name=slug.replace("-", " ").title(),
-        owner_team=owner_team,
-        tier=tier,
-        connector=connector,
-    )
+    return ServiceFactory(slug=slug, owner_team=owner_team, tier=tier, connector=connector)
 
 
 def make_entitlement(
     service, slug: str = "read", risk: str = "low", max_days: int = 90, policy=None, **extra
 ) -> Entitlement:
-    return Entitlement.objects.create(
-        service=service,
-        slug=slug,
-        name=slug.title(),
-        risk=risk,
-        max_duration_days=max_days,
-        default_duration_days=min(30, max_days),
-        policy=policy,
-        **extra,
+    return EntitlementFactory(
+        service=service, slug=slug, risk=risk, max_duration_days=max_days, policy=policy, **extra
     )
 
 
@@ -53,19 +42,7 @@ def make_users_policy(slug: str, users, required: int, **extra) -> ApprovalPolic
 
 def grant_directly(principal, entitlement, *, status: str = "active", days: int = 30):
     """A held grant without the workflow (test set-up only: peers who already hold access)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from access.models import Grant
-
-    return Grant.objects.create(
-        principal=principal,
-        entitlement=entitlement,
-        status=status,
-        ends_at=timezone.now() + timedelta(days=days),
-        reason="test set-up",
-    )
+    return GrantFactory(principal=principal, entitlement=entitlement, status=status, days=days)
 
 
 def snapshot(request=None) -> dict:
