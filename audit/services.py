@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from portal.core import context
+from portal.core.actors import actor_label, actor_user
 from portal.core.errors import ValidationError as DomainValidationError
 
 from . import exporting
@@ -56,13 +57,12 @@ def _normalise_ip(ip: str | None) -> str | None:
 
 
 def _actor_fields(actor) -> tuple[int | None, str]:
-    if actor is None:
-        return None, "system"
-    if isinstance(actor, str):
-        return None, actor
-    if getattr(actor, "is_authenticated", False):
-        return actor.pk, actor.get_username()
-    return None, "anonymous"
+    """(user id, label): a person's id and username, or no id and ``system:<name>``."""
+    label = actor_label(actor)  # a string actor raises TypeError here
+    person = actor_user(actor)
+    if person is not None and getattr(person, "is_authenticated", False):
+        return person.pk, label
+    return None, label
 
 
 _HEAD_TABLE = ChainHead._meta.db_table
@@ -96,7 +96,7 @@ def audit_record(
     after: Any = None,
     reason: str = "",
 ) -> AuditEvent:
-    """Append one event. ``actor`` is a user, a system name (str) or None (system)."""
+    """Append one event. ``actor`` is a user, a ``SystemActor`` or None ("system")."""
     if action not in ACTIONS:
         raise ValueError(f"unregistered audit action {action!r}; add it to an audit registry")
     if target is not None:

@@ -173,10 +173,11 @@ def scan_child() -> None:
     from django.db import connection
 
     from access.models import Grant
+    from portal.core.actors import BENCH
     from standards.models import Violation
     from standards.services import standards_apply, standards_scan
 
-    standards_apply(actor="system:bench", text=DOCUMENT.lstrip(), check_base=False)
+    standards_apply(actor=BENCH, text=DOCUMENT.lstrip(), check_base=False)
     figures: dict = {"grants": Grant.objects.count()}
     for label in ("cold", "steady"):
         queries = [0]

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from access.models import ApprovalPolicy, Risk
 from audit.services import audit_record
+from portal.core.actors import RECOMMEND, Actor, actor_may
 from portal.core.errors import NotPermitted, ValidationError
 
 from . import registry as actions
@@ -22,15 +23,14 @@ from .selectors import training_data_status, training_queryset
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = "system:recommend"
 TARGET_PRECISION = 0.99
 CV_FOLDS = 5
 
 
-def recommendation_model_train(*, actor=SYSTEM_ACTOR) -> RecommendationModel | None:
+def recommendation_model_train(*, actor: Actor = RECOMMEND) -> RecommendationModel | None:
     """Train on every human decision, cross-validate, store the model. None when the data is
     too thin (the status page says why). ``actor`` is a user (retrain button) or the beat."""
-    if not isinstance(actor, str) and not may_train_model(actor):
+    if not actor_may(actor, may_train_model, systems=(RECOMMEND,)):
         raise NotPermitted("only platform admins retrain the recommendation model")
     status = training_data_status()
     if not status["enough"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from portal.core.actors import RECOMMEND
 from portal.core.locks import advisory_lock
 
 from . import services
@@ -14,4 +15,4 @@ def retrain_model() -> None:
     """Retrain on every human decision so far (never two runs at once)."""
     with advisory_lock("recommend.retrain") as acquired:
         if acquired:
-            services.recommendation_model_train(actor=services.SYSTEM_ACTOR)
+            services.recommendation_model_train(actor=RECOMMEND)

@@ -17,6 +17,7 @@ from access.services import grant_revoke
 from accounts.models import User
 from accounts.selectors import team_subtree_ids, user_manager_chain
 from audit.services import audit_record
+from portal.core.actors import REVIEWS, actor_may
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -25,8 +26,6 @@ from . import registry as actions
 from .models import Campaign, ReviewItem
 from .policies import may_decide_item, may_manage_campaigns
 from .state import CAMPAIGN_TRANSITIONS, ITEM_TRANSITIONS
-
-SYSTEM_ACTOR = "system:reviews"
 
 
 # --- Campaigns ------------------------------------------------------------------------
@@ -135,7 +134,7 @@ def _assignment(campaign: Campaign, grant: Grant) -> dict:
 def campaign_start(*, actor, campaign_id: int, now: datetime | None = None) -> Campaign:
     """Draft → active: snapshot one item per active grant in scope."""
     now = now or timezone.now()
-    if not isinstance(actor, str) and not may_manage_campaigns(actor):
+    if not actor_may(actor, may_manage_campaigns, systems=(REVIEWS,)):
         raise NotPermitted("only security or a platform admin starts review campaigns")
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
@@ -168,11 +167,14 @@ def campaign_start(*, actor, campaign_id: int, now: datetime | None = None) -> C
 
 
 # --- Decisions ------------------------------------------------------------------------
-def _revoke_grant(item: ReviewItem, *, label: str, reason: str) -> None:
-    """Revoke through the access app (and its outbox) unless the grant already ended."""
+def _revoke_grant(item: ReviewItem, *, reason: str) -> None:
+    """Revoke through the access app (and its outbox) unless the grant already ended.
+
+    The campaign revokes (the reviewer's decision is audited on the item, by the reviewer), so
+    the reviewer needs no revoke permission on the grant itself."""
     if item.grant.status not in Grant.HELD_STATUSES:
         return
-    grant_revoke(actor=label, grant_id=item.grant_id, reason=reason[:300])
+    grant_revoke(actor=REVIEWS, grant_id=item.grant_id, reason=reason[:300])
 
 
 def _decide(*, actor, item_id: int, decision: str, reason: str, now: datetime) -> ReviewItem:
@@ -200,8 +202,7 @@ def _decide(*, actor, item_id: int, decision: str, reason: str, now: datetime) -
     if decision == "revoke":
         _revoke_grant(
             item,
-            label=f"review #{item.campaign_id} by {actor.email}",
-            reason=f"access review #{item.campaign_id}: {reason}",
+            reason=f"access review #{item.campaign_id} by {actor.email}: {reason}",
         )
     return item
 
@@ -281,7 +282,7 @@ def campaign_sweep(*, campaign_id: int, now: datetime) -> dict:
         if starts_at > now:
             return counts
         try:
-            campaign_start(actor=SYSTEM_ACTOR, campaign_id=campaign_id, now=now)
+            campaign_start(actor=REVIEWS, campaign_id=campaign_id, now=now)
         except Conflict:  # started meanwhile by someone else: carry on as active
             pass
         else:
@@ -306,7 +307,7 @@ def campaign_sweep(*, campaign_id: int, now: datetime) -> dict:
                 item.updated_at = now
                 item.save(update_fields=[*target, "escalated_at", "updated_at"])
                 audit_record(
-                    actor=SYSTEM_ACTOR,
+                    actor=REVIEWS,
                     action=actions.ITEM_ESCALATED,
                     target=item,
                     before=before,
@@ -325,7 +326,7 @@ def campaign_sweep(*, campaign_id: int, now: datetime) -> dict:
                 item.save(update_fields=["reminded_at", "updated_at"])
                 recipients = _item_recipients(item)
                 audit_record(
-                    actor=SYSTEM_ACTOR,
+                    actor=REVIEWS,
                     action=actions.ITEM_REMINDED,
                     target=item,
                     after={"reminded": recipients},
@@ -344,7 +345,7 @@ def _deadline(campaign: Campaign, *, now: datetime, counts: dict) -> None:
             item,
             table=ITEM_TRANSITIONS,
             action="deadline_revoke" if revoke else "deadline_escalate",
-            actor=SYSTEM_ACTOR,
+            actor=REVIEWS,
             audit_action=actions.ITEM_DEADLINE_REVOKE if revoke else actions.ITEM_DEADLINE_ESCALATE,
             reason="unanswered at the deadline",
             extra_fields={"decided_at": now, "reason": "unanswered at the deadline"},
@@ -352,7 +353,6 @@ def _deadline(campaign: Campaign, *, now: datetime, counts: dict) -> None:
         if revoke:
             _revoke_grant(
                 item,
-                label=SYSTEM_ACTOR,
                 reason=f"access review #{campaign.pk}: unanswered at the deadline",
             )
         counts["deadline"] += 1
@@ -362,7 +362,7 @@ def _deadline(campaign: Campaign, *, now: datetime, counts: dict) -> None:
         campaign,
         table=CAMPAIGN_TRANSITIONS,
         action="close",
-        actor=SYSTEM_ACTOR,
+        actor=REVIEWS,
         audit_action=actions.CAMPAIGN_CLOSE,
         extra_fields={"closed_at": now, "report_sha256": digest},
         after_extra={"report_sha256": digest},

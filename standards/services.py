@@ -17,6 +17,16 @@ from django.utils import timezone
 from access.models import Service
 from accounts.models import Team
 from audit.services import audit_record
+from portal.core.actors import (
+    BENCH,
+    DEMO,
+    STANDARDS_IMPORT,
+    STANDARDS_SCAN,
+    Actor,
+    actor_label,
+    actor_may,
+    actor_user,
+)
 from portal.core.errors import Conflict, NotPermitted
 
 from . import engine
@@ -25,7 +35,6 @@ from .document import SERVICE_OWNER, Rule, parse
 from .models import ComplianceSnapshot, PolicyVersion, ScanRun, Standard, Violation
 from .policies import may_edit_standards, may_run_scan
 
-SCAN_ACTOR = "system:standards-scan"
 BATCH = 2000
 
 
@@ -127,7 +136,7 @@ def standards_apply(
     nothing. ``base_version`` is the version the preview was made against: if another
     version was applied since, the apply is refused (Conflict) so nobody overwrites a
     change they did not see."""
-    if not isinstance(actor, str) and not may_edit_standards(actor):
+    if not actor_may(actor, may_edit_standards, systems=(STANDARDS_IMPORT, DEMO, BENCH)):
         raise NotPermitted("only a platform admin changes the standards")
     rules = parse(text)
     try:
@@ -146,8 +155,8 @@ def standards_apply(
                 number=(latest_number or 0) + 1,
                 yaml_text=text,
                 sha256=hashlib.sha256(text.encode()).hexdigest(),
-                author=None if isinstance(actor, str) else actor,
-                author_label=actor if isinstance(actor, str) else actor.get_username(),
+                author=actor_user(actor),
+                author_label=actor_label(actor),
                 summary=diff.summary(),
             )
             _sync_standards(rules, version)
@@ -291,15 +300,15 @@ def _snapshots(scan: ScanRun, rules: list[Rule], services: dict, now) -> int:
     return total[0]
 
 
-def standards_scan(*, actor=SCAN_ACTOR, now=None) -> ScanRun:
+def standards_scan(*, actor: Actor = STANDARDS_SCAN, now=None) -> ScanRun:
     """Evaluate every active standard over current data (callers hold the advisory lock)."""
-    if not isinstance(actor, str) and not may_run_scan(actor):
+    if not actor_may(actor, may_run_scan, systems=(STANDARDS_SCAN,)):
         raise NotPermitted("only security or a platform admin starts a standards scan")
     now = now or timezone.now()
     with transaction.atomic():
         version = PolicyVersion.objects.order_by("-number").first()
         scan = ScanRun.objects.create(
-            actor_label=actor if isinstance(actor, str) else actor.get_username(),
+            actor_label=actor_label(actor),
             version=version,
             started_at=now,
         )

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from portal.core.actors import LEAVER
 from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
 
 from . import registry as actions
@@ -19,7 +20,6 @@ from .models import DEFAULT_SCOPES, PREFIX_LENGTH, ApiToken, Scope
 from .policies import may_create_token_for, may_manage_service_tokens, may_revoke_token
 
 TOKEN_MARKER = "tg_"  # noqa: S105  (a public marker that secret scanners can spot)
-SYSTEM_LEAVER = "system:leaver"
 
 
 def hash_secret(plaintext: str) -> str:
@@ -165,7 +165,7 @@ def api_tokens_revoke_for_leaver(*, user, actor) -> int:
     with transaction.atomic():
         tokens = ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
         for token in tokens.order_by("pk"):
-            _revoke(token, actor=actor if actor is not None else SYSTEM_LEAVER, reason="leaver")
+            _revoke(token, actor=actor if actor is not None else LEAVER, reason="leaver")
             revoked += 1
     return revoked
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import standards
 from accounts.models import User
+from portal.core.actors import DEMO
 from standards.document import PolicyDocumentError
 from standards.models import PolicyVersion
 from standards.services import standards_apply, standards_scan
@@ -22,7 +23,7 @@ def seed_standards(*, stdout, rng) -> None:
         stdout.write("standards: a version is already applied; skipped\n")
         return
     admin = User.objects.filter(email="admin@tollgate.test").first()
-    actor = admin or "system:demo"
+    actor = admin or DEMO
     try:
         version, _ = standards_apply(
             actor=actor, text=DEFAULT_FILE.read_text(encoding="utf-8"), check_base=False

@@ -72,11 +72,11 @@ BENCH = SystemActor("bench")  # benchmarks
 TEST = SystemActor("test")  # the test suite
 
 
-def refuse_string(actor: object) -> None:
-    """Raise ``TypeError`` when ``actor`` is a string (the old way of saying "system")."""
-    if isinstance(actor, str):
+def refuse_string(value: object) -> None:
+    """Raise ``TypeError`` when an actor is a string (the old way of saying "system")."""
+    if isinstance(value, str):
         raise TypeError(
-            f"actor {actor!r} is a string; pass a User or a portal.core.actors.SystemActor"
+            f"actor {value!r} is a string; pass a User or a portal.core.actors.SystemActor"
         )
 
 

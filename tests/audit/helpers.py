@@ -12,6 +12,7 @@ from audit.chain import GENESIS_HASH, compute_hash
 from audit.models import AuditEvent, ChainHead
 from audit.selectors import audit_rows_for_verification
 from audit.services import audit_record
+from portal.core.actors import SystemActor
 
 TRIGGER = "audit_event_no_update"
 
@@ -55,7 +56,7 @@ def trigger_enabled() -> bool:
 def append_events(count: int, *, prefix: str = "t") -> list[AuditEvent]:
     return [
         audit_record(
-            actor="test-writer",
+            actor=SystemActor("test-writer"),
             action=actions.USER_UPDATED,
             target_type="test.thing",
             target_id=f"{prefix}-{n}",

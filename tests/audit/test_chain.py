@@ -25,6 +25,7 @@ from audit.models import AuditEvent, ChainHead
 from audit.services import audit_checkpoint, audit_record
 from audit.verify import verify_chain
 from portal.core import context
+from portal.core.actors import SystemActor
 from portal.core.errors import NotPermitted
 
 from .helpers import (
@@ -396,7 +397,7 @@ def test_concurrent_writers_keep_one_chain():
             for i in range(per_thread):
                 with transaction.atomic():
                     audit_record(
-                        actor=f"writer-{n}",
+                        actor=SystemActor(f"writer-{n}"),
                         action=actions.USER_UPDATED,
                         target_type="test.thing",
                         target_id=f"{n}-{i}",

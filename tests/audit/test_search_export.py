@@ -20,6 +20,7 @@ from audit import registry as actions
 from audit.exporting import manifest_path, verify_export_bytes, verify_export_file
 from audit.models import AuditEvent
 from audit.services import audit_record
+from portal.core.actors import SystemActor
 from tests.conftest import PASSWORD
 
 from .helpers import append_events
@@ -44,7 +45,7 @@ def events(requester, manager, other_team_user):
             actor=requester, action=actions.USER_UPDATED, target_type="test.thing", target_id="7"
         ),
         "about_manager": audit_record(
-            actor="hr-sync", action=actions.USER_MOVED, target=manager, reason="moved"
+            actor=SystemActor("hr-sync"), action=actions.USER_MOVED, target=manager, reason="moved"
         ),
         "by_other": audit_record(
             actor=other_team_user,
@@ -203,7 +204,7 @@ def _verify(path: Path) -> str:
 def test_export_and_manifest_verify(tmp_path, fmt):
     events = append_events(4)
     audit_record(
-        actor="test-writer",
+        actor=SystemActor("test-writer"),
         action=actions.USER_UPDATED,
         target_type="test.thing",
         target_id="odd",
@@ -232,7 +233,7 @@ def test_export_and_manifest_verify(tmp_path, fmt):
     }
     assert _verify(out).startswith(f"audit export OK: 5 events in {out}")
     exported = AuditEvent.objects.get(action=actions.AUDIT_EXPORTED)
-    assert exported.actor_label == "manage.py export_audit"
+    assert exported.actor_label == "system:cli"
     assert exported.after["count"] == 5
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from audit.models import AuditEvent
+from portal.core.actors import REVIEWS, SCIM
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from reviews import services
 from reviews.models import Campaign, ReviewItem
@@ -157,3 +158,15 @@ def test_campaign_pages_create_and_start(security, held, billing, client):
     }
     listing = client.get(reverse("reviews:campaign-list"))
     assert [c.pk for c in listing.context["campaigns"]] == [campaign.pk]
+
+
+def test_only_the_review_scheduler_starts_a_campaign_as_a_system_actor(security, held, billing):
+    campaign = make_campaign(security, service=billing)
+    before = state()
+    with pytest.raises(NotPermitted):
+        services.campaign_start(actor=SCIM, campaign_id=campaign.pk, now=T0)
+    with pytest.raises(TypeError):
+        services.campaign_start(actor="system:reviews", campaign_id=campaign.pk, now=T0)
+    assert state() == before
+    services.campaign_start(actor=REVIEWS, campaign_id=campaign.pk, now=T0)
+    assert Campaign.objects.get(pk=campaign.pk).status == "active"

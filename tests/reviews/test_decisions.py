@@ -50,9 +50,13 @@ def test_revocation_reaches_the_connector(
     assert (grant.status, job.status) == ("revoked", "done")
     assert not backend.holds("requester@example.com", "read")
     assert backend.holds("peer@example.com", "read")
-    assert grant.revoke_reason == f"access review #{campaign.pk}: left the project"
+    assert grant.revoke_reason == (
+        f"access review #{campaign.pk} by manager@example.com: left the project"
+    )
     revoke_event = AuditEvent.objects.get(action="grant.revoke", target_id=str(grant.pk))
-    assert revoke_event.actor_label == f"review #{campaign.pk} by manager@example.com"
+    assert revoke_event.actor_label == "system:reviews"
+    decision = AuditEvent.objects.get(action="review.item_revoke", target_id=str(item.pk))
+    assert decision.actor_label == "manager@example.com"
 
 
 def test_revoke_needs_a_reason(campaign, manager, requester):

@@ -32,7 +32,7 @@ def test_command_prints_a_working_token_once(requester):
     assert plaintext not in err.getvalue()
     assert token.prefix in err.getvalue()
     event = AuditEvent.objects.get(action="api_token.created")
-    assert (event.actor_id, event.actor_label) == (None, "cli:create_api_token")
+    assert (event.actor_id, event.actor_label) == (None, "system:cli")
     response = Client().get("/api/v1/me", headers={"Authorization": f"Bearer {plaintext}"})
     assert response.json()["email"] == "requester@example.com"
 

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
+from portal.core.actors import CLI
 from tests.access.factories import grant_directly, make_entitlement, make_service
 from tokens.models import ApiToken
 from tokens.services import hash_secret, service_token_create
@@ -84,7 +85,7 @@ def test_bad_service_token_form_names_the_field_and_creates_nothing(admin, searc
 def test_people_who_are_not_admins_neither_see_nor_create_service_tokens(
     requester, auditor, search_db
 ):
-    token, _ = service_token_create(actor="test", service=search_db, name="existing")
+    token, _ = service_token_create(actor=CLI, service=search_db, name="existing")
     for person in (requester, auditor):
         client = _client(person)
         page = client.get("/tokens/").content.decode()
@@ -103,5 +104,5 @@ def test_service_token_create_refuses_non_admins_and_bad_names(requester, search
     with pytest.raises(NotPermitted):
         service_token_create(actor=requester, service=search_db, name="x")
     with pytest.raises(ValidationError, match="name"):
-        service_token_create(actor="test", service=search_db, name=" ")
+        service_token_create(actor=CLI, service=search_db, name=" ")
     assert not ApiToken.objects.exists()

@@ -6,6 +6,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.exporting import FORMATS, manifest_path
 from audit.services import audit_export_create
+from portal.core.actors import CLI
 from portal.core.errors import DomainError
 
 
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         until = parse_moment(options["until"], option="--until")
         try:
             _, manifest = audit_export_create(
-                actor="manage.py export_audit",
+                actor=CLI,
                 fmt=options["format"],
                 since=since,
                 until=until,

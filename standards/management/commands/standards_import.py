@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.core.actors import STANDARDS_IMPORT
 from portal.core.errors import DomainError
 from standards.document import PolicyDocumentError, parse
 from standards.services import standards_apply, standards_diff
@@ -49,13 +50,14 @@ class Command(BaseCommand):
             )
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
-        actor = "system:standards-import"
+        actor = STANDARDS_IMPORT
         if options["actor"]:
             from accounts.models import User
 
-            actor = User.objects.filter(email=options["actor"].lower()).first()
-            if actor is None:
+            person = User.objects.filter(email=options["actor"].lower()).first()
+            if person is None:
                 raise CommandError(f"no user {options['actor']}")
+            actor = person
         try:
             rules = parse(text)
             diff = standards_diff(rules=rules)

@@ -8,11 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import User
+from portal.core.actors import CLI
 from portal.core.errors import DomainError
 from tokens.models import Scope
 from tokens.services import api_token_create
-
-ACTOR = "cli:create_api_token"
 
 
 class Command(BaseCommand):
@@ -43,7 +42,7 @@ class Command(BaseCommand):
             expires_at = timezone.now() + timedelta(days=options["expires_days"])
         try:
             token, plaintext = api_token_create(
-                actor=ACTOR,
+                actor=CLI,
                 user=user,
                 name=options["name"],
                 scopes=options["scope"],

@@ -10,10 +10,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from access.models import Service
+from portal.core.actors import CLI
 from portal.core.errors import ValidationError
 from tokens import services
-
-ACTOR = "cli:create_service_token"
 
 
 def service_token_create(*, actor, service: Service, name: str, scope_all: bool = False):
@@ -43,7 +42,7 @@ class Command(BaseCommand):
         if service is None:
             raise CommandError(f"no such service: {options['service']}")
         token, plaintext = service_token_create(
-            actor=ACTOR, service=service, name=options["name"], scope_all=options["scope_all"]
+            actor=CLI, service=service, name=options["name"], scope_all=options["scope_all"]
         )
         self.stderr.write(
             f"Created service token {token.name!r} ({token.prefix}…) for {service.slug} "
