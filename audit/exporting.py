@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from django.utils import timezone
 
+from portal.core.csvsafe import neutralise, restore
+
 from .chain import HASHED_FIELDS, canonical_json, compute_hash
 from .models import AuditEvent
 
@@ -60,7 +62,7 @@ def audit_rows_in_range(
 def _csv_cell(name: str, value: Any) -> str:
     if name in _JSON_COLUMNS:
         return canonical_json(value)
-    return "" if value is None else str(value)
+    return "" if value is None else neutralise(str(value))
 
 
 def write_rows(rows: Iterable[dict[str, Any]], out: IO[str], *, fmt: str) -> None:
@@ -152,7 +154,10 @@ def _parse_csv(text: str) -> list[dict[str, Any]]:
     for line, cells in enumerate(reader, start=1):
         if len(cells) != len(EXPORT_FIELDS):
             raise ExportUnreadable(f"row {line}: expected {len(EXPORT_FIELDS)} columns")
-        raw = dict(zip(EXPORT_FIELDS, cells, strict=True))
+        raw = {
+            name: cell if name in _JSON_COLUMNS else restore(cell)
+            for name, cell in zip(EXPORT_FIELDS, cells, strict=True)
+        }
         try:
             row: dict[str, Any] = {
                 **raw,

@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
@@ -44,6 +45,10 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
 ]
 
+# The admin has no sign-in of its own: its login page sends to allauth's (rate limits, the MFA
+# step, SSO), and a signed-in person who is not staff is refused rather than offered a password
+# form that could turn them into a local superuser.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "Tollgate administration"
 admin.site.site_title = "Tollgate"
 if settings.DEBUG:

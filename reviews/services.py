@@ -18,6 +18,7 @@ from accounts.models import User
 from accounts.selectors import team_subtree_ids, user_manager_chain
 from audit.services import audit_record
 from portal.core.actors import REVIEWS, actor_may
+from portal.core.csvsafe import safe_row
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -423,24 +424,26 @@ def campaign_report_csv(*, campaign: Campaign) -> bytes:
     ).order_by("pk")
     for item in items:
         writer.writerow(
-            [
-                item.pk,
-                item.principal.email,
-                item.entitlement.service.slug,
-                item.entitlement.slug,
-                item.entitlement.risk,
-                _iso(item.held_since),
-                _iso(item.last_used_at),
-                item.reviewer_label,
-                item.escalated_to.email if item.escalated_to_id else "",
-                item.status,
-                item.decided_by.email
-                if item.decided_by_id
-                else ("system" if item.decided_at else ""),
-                _iso(item.decided_at),
-                item.reason,
-                item.grant_id,
-            ]
+            safe_row(
+                [
+                    item.pk,
+                    item.principal.email,
+                    item.entitlement.service.slug,
+                    item.entitlement.slug,
+                    item.entitlement.risk,
+                    _iso(item.held_since),
+                    _iso(item.last_used_at),
+                    item.reviewer_label,
+                    item.escalated_to.email if item.escalated_to_id else "",
+                    item.status,
+                    item.decided_by.email
+                    if item.decided_by_id
+                    else ("system" if item.decided_at else ""),
+                    _iso(item.decided_at),
+                    item.reason,
+                    item.grant_id,
+                ]
+            )
         )
     return out.getvalue().encode("utf-8")
 

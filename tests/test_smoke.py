@@ -15,8 +15,7 @@ def test_anonymous_home_redirects_to_sign_in(client):
 def test_healthz_and_readyz_answer_json(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["checks"]["database"]["ok"] is True
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
 
 
 @pytest.mark.sqlite

@@ -16,7 +16,10 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .roles import user_in_group
+
 HEARTBEAT_KEY = "tollgate:worker-heartbeat"
+OPERATOR_GROUP = "platform-admin"  # accounts.models.PlatformRole.PLATFORM_ADMIN
 
 
 @never_cache
@@ -71,12 +74,20 @@ def readyz(request):
     if settings.READYZ_REQUIRE_WORKER:
         checks["worker"] = _check_worker()
     ok = all(passed for passed, _ in checks.values())
-    body = {
-        "status": "ok" if ok else "unavailable",
-        "checks": {
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable"}
+    if _sees_details(request):
+        # Exception text names hosts, ports and versions: only operators see it.
+        body["checks"] = {
             name: {"ok": passed, "detail": detail} for name, (passed, detail) in checks.items()
-        },
-    }
-    if not ok:
-        body["failing"] = [name for name, (passed, _) in checks.items() if not passed]
+        }
+        if not ok:
+            body["failing"] = [name for name, (passed, _) in checks.items() if not passed]
     return JsonResponse(body, status=200 if ok else 503)
+
+
+def _sees_details(request) -> bool:
+    """Staff and platform admins see which check failed and why; a probe sees ready or not."""
+    user = request.user
+    return bool(getattr(user, "is_staff", False) and user.is_active) or user_in_group(
+        user, OPERATOR_GROUP
+    )

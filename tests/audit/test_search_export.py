@@ -212,15 +212,26 @@ def test_export_and_manifest_verify(tmp_path, fmt):
         after=None,
         reason='quotes " and, commas\nand a newline',
     )
+    audit_record(
+        actor=SystemActor("test-writer"),
+        action=actions.USER_UPDATED,
+        target_type="test.thing",
+        target_id="=1+1",
+        reason='=HYPERLINK("http://evil.example","click")',
+    )
     out = _export(tmp_path, fmt)
+    if fmt == "csv":  # a spreadsheet shows the formula as text; the export still verifies
+        text = out.read_text()
+        assert "'=HYPERLINK(" in text and ",'=1+1," in text
+        assert "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
 
     manifest = json.loads(manifest_path(out).read_text())
     assert manifest["file"] == out.name
-    assert manifest["count"] == 5
+    assert manifest["count"] == 6
     assert manifest["first_seq"] == events[0].seq
-    assert manifest["last_seq"] == events[0].seq + 4
+    assert manifest["last_seq"] == events[0].seq + 5
     assert manifest["first_prev_hash"] == events[0].prev_hash
-    assert manifest["last_hash"] == AuditEvent.objects.get(seq=events[0].seq + 4).hash
+    assert manifest["last_hash"] == AuditEvent.objects.get(seq=events[0].seq + 5).hash
     assert set(manifest) == {
         "file",
         "sha256",
@@ -231,10 +242,10 @@ def test_export_and_manifest_verify(tmp_path, fmt):
         "last_hash",
         "generated_at",
     }
-    assert _verify(out).startswith(f"audit export OK: 5 events in {out}")
+    assert _verify(out).startswith(f"audit export OK: 6 events in {out}")
     exported = AuditEvent.objects.get(action=actions.AUDIT_EXPORTED)
     assert exported.actor_label == "system:cli"
-    assert exported.after["count"] == 5
+    assert exported.after["count"] == 6
 
 
 @pytest.mark.django_db

@@ -56,8 +56,9 @@ def test_healthz_refuses_post(client):
 
 @pytest.mark.sqlite
 @pytest.mark.django_db
-def test_readyz_ok_with_database(client, settings):
+def test_readyz_ok_with_database(client, admin, settings):
     settings.READYZ_REQUIRE_WORKER = False
+    client.force_login(admin)
     response = client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
@@ -68,10 +69,28 @@ def test_readyz_ok_with_database(client, settings):
 
 
 @pytest.mark.django_db
-def test_readyz_503_names_the_broker_when_it_is_unreachable(client, settings):
+def test_readyz_tells_people_without_an_operator_role_only_ready_or_not(
+    client, requester, settings
+):
+    settings.CELERY_BROKER_URL = CLOSED_PORT_BROKER
+    settings.READYZ_REQUIRE_WORKER = False
+    client.force_login(requester)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+    assert b"ConnectionError" not in response.content
+
+
+@pytest.mark.django_db
+def test_readyz_503_names_the_broker_when_it_is_unreachable(client, admin, settings):
     settings.CELERY_BROKER_URL = CLOSED_PORT_BROKER
     settings.READYZ_REQUIRE_WORKER = False
 
+    anonymous = client.get("/readyz")
+    assert (anonymous.status_code, anonymous.json()) == (503, {"status": "unavailable"})
+    client.force_login(admin)
     response = client.get("/readyz")
 
     assert response.status_code == 503
@@ -84,8 +103,9 @@ def test_readyz_503_names_the_broker_when_it_is_unreachable(client, settings):
 
 
 @pytest.mark.django_db
-def test_readyz_requires_a_fresh_worker_heartbeat_when_configured(client, settings):
+def test_readyz_requires_a_fresh_worker_heartbeat_when_configured(client, admin, settings):
     settings.READYZ_REQUIRE_WORKER = True
+    client.force_login(admin)
     r = _redis()
     r.delete(HEARTBEAT_KEY)
 
@@ -110,9 +130,10 @@ def test_readyz_requires_a_fresh_worker_heartbeat_when_configured(client, settin
 
 
 @pytest.mark.django_db
-def test_readyz_names_worker_and_broker_when_redis_is_gone(client, settings):
+def test_readyz_names_worker_and_broker_when_redis_is_gone(client, admin, settings):
     settings.READYZ_REQUIRE_WORKER = True
     settings.CELERY_BROKER_URL = CLOSED_PORT_BROKER
+    client.force_login(admin)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker", "worker"]

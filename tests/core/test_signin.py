@@ -308,3 +308,36 @@ def test_admin_with_totp_must_enter_a_code_to_sign_in(client, admin):
     assert done.status_code == 302
     assert int(client.session["_auth_user_id"]) == admin.pk
     assert [e.actor_id for e in _events("auth.login")] == [admin.pk]
+
+
+# --- the admin site has no password form of its own ---------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_login_sends_to_the_allauth_sign_in(client):
+    response = client.get("/admin/login/?next=/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login") + "?next=%2Fadmin%2F"
+
+
+@pytest.mark.django_db
+def test_a_staff_password_posted_to_the_admin_login_signs_nobody_in(client, admin):
+    User.objects.filter(pk=admin.pk).update(is_staff=True, is_superuser=True)
+
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": admin.email, "password": PASSWORD, "next": "/admin/"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_signed_in_non_staff_person_is_refused_at_the_admin_login(client, requester):
+    client.force_login(requester)
+
+    assert client.get("/admin/login/").status_code == 403

@@ -155,8 +155,9 @@ def test_ping_goes_through_redis_to_a_real_worker(worker, real_queue):
 
 
 @pytest.mark.django_db
-def test_worker_heartbeat_makes_readyz_ready(worker, real_queue, client, settings):
+def test_worker_heartbeat_makes_readyz_ready(worker, real_queue, client, admin, settings):
     settings.READYZ_REQUIRE_WORKER = True
+    client.force_login(admin)
     settings.CELERY_BROKER_URL = settings.REDIS_URL
     r = _redis()
     r.delete(HEARTBEAT_KEY)

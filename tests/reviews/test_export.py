@@ -75,3 +75,13 @@ def test_reviewers_and_strangers_may_not_export(closed, manager, other_team_user
     client.logout()
     assert client.login(email=other_team_user.email, password=PASSWORD)
     assert client.get(url).status_code == 404
+
+
+def test_report_cells_that_would_run_as_formulas_are_text(closed):
+    closed.items.filter(status="kept").update(reason='=HYPERLINK("http://evil.example","x")')
+
+    text = services.campaign_report_csv(campaign=closed).decode()
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    reasons = [row["reason"] for row in rows if row["decision"] == "kept"]
+    assert reasons == ['\'=HYPERLINK("http://evil.example","x")']
