@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
@@ -40,8 +43,31 @@ def canonical_payload(row: Mapping[str, Any]) -> str:
     return canonical_json(payload)
 
 
-def compute_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + "\n" + canonical_payload(row)).encode()).hexdigest()
+def chain_key() -> bytes:
+    """The HMAC key of the chain (settings.AUDIT_CHAIN_KEY, from the environment)."""
+    key = settings.AUDIT_CHAIN_KEY
+    if not key:
+        raise RuntimeError(
+            "AUDIT_CHAIN_KEY is empty: the audit chain cannot be written or verified"
+        )
+    return key.encode("utf-8")
+
+
+def compute_hash(prev_hash: str, row: Mapping[str, Any], *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of the previous hash and the row: without the key, nobody who can write the
+    table can recompute a chain that verifies."""
+    message = (prev_hash + "\n" + canonical_payload(row)).encode()
+    return hmac.new(key or chain_key(), message, hashlib.sha256).hexdigest()
+
+
+def sign(payload: Mapping[str, Any], *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of a JSON document (an export manifest without its ``signature``)."""
+    body = {name: value for name, value in payload.items() if name != "signature"}
+    return hmac.new(key or chain_key(), canonical_json(body).encode(), hashlib.sha256).hexdigest()
+
+
+def signature_matches(payload: Mapping[str, Any], *, key: bytes | None = None) -> bool:
+    return hmac.compare_digest(str(payload.get("signature", "")), sign(payload, key=key))
 
 
 @dataclass(frozen=True)

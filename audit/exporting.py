@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from portal.core.csvsafe import neutralise, restore
 
-from .chain import HASHED_FIELDS, canonical_json, compute_hash
+from .chain import HASHED_FIELDS, canonical_json, compute_hash, sign, signature_matches
 from .models import AuditEvent
 
 FORMATS = ("csv", "jsonl")
@@ -97,7 +97,9 @@ class _Tally:
 
 
 def build_manifest(*, file_name: str, data: bytes, tally: _Tally) -> dict[str, Any]:
-    return {
+    """The manifest, signed (HMAC under AUDIT_CHAIN_KEY) so that it cannot be rewritten to
+    match an edited file by someone without the key."""
+    manifest = {
         "file": file_name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "count": tally.count,
@@ -107,6 +109,8 @@ def build_manifest(*, file_name: str, data: bytes, tally: _Tally) -> dict[str, A
         "last_hash": tally.last["hash"] if tally.last else None,
         "generated_at": timezone.now().isoformat(),
     }
+    manifest["signature"] = sign(manifest)
+    return manifest
 
 
 def export_to_bytes(
@@ -222,6 +226,13 @@ def manifest_problems(
     manifest: dict[str, Any], *, data: bytes, rows: list[dict[str, Any]]
 ) -> list[str]:
     problems = []
+    if "signature" not in manifest:
+        problems.append("manifest is not signed")
+    elif not signature_matches(manifest):
+        problems.append(
+            "manifest signature does not match (the manifest was edited, "
+            "or it was signed with another AUDIT_CHAIN_KEY)"
+        )
     digest = hashlib.sha256(data).hexdigest()
     if manifest.get("sha256") != digest:
         problems.append(

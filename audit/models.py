@@ -1,11 +1,12 @@
 """The append-only, hash-chained audit trail.
 
-Each event's ``hash`` is SHA-256 over the previous event's hash and the event's
-canonical JSON (see :func:`audit.chain.canonical_payload`). Appends are serialised
-through the single :class:`ChainHead` row, so concurrent writers still form one chain
-whose order is ``seq``. On PostgreSQL a trigger refuses UPDATE and DELETE
-on the event table (migration 0002). TRUNCATE is not covered (the test
-runner's flush uses it): run the portal as a database role without TRUNCATE privilege.
+Each event's ``hash`` is HMAC-SHA256, under ``AUDIT_CHAIN_KEY``, over the previous event's
+hash and the event's canonical JSON (see :func:`audit.chain.compute_hash`), so write access to
+the database alone cannot recompute a chain that verifies. Appends are serialised through the
+single :class:`ChainHead` row, so concurrent writers still form one chain whose order is
+``seq``. On PostgreSQL triggers refuse UPDATE and DELETE (migration 0002) and TRUNCATE
+(migration 0004) on the event table; the test suite's flush lifts the TRUNCATE trigger for its
+own statement only (tests/conftest.py).
 """
 
 from django.conf import settings

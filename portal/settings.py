@@ -27,7 +27,13 @@ if TOLLGATE_ENV not in {"development", "production"}:
     )
 PRODUCTION = TOLLGATE_ENV == "production"
 
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "AUDIT_CHAIN_KEY",
+)
 if PRODUCTION:
     _missing = [name for name in REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
     if _missing:
@@ -460,6 +466,10 @@ _audit_checkpoint_file = env.str(
 AUDIT_CHECKPOINT_FILE = Path(_audit_checkpoint_file) if _audit_checkpoint_file else None
 # SIEM stream: new events are shipped in order, at least once, to a webhook (POST
 # {"events": [...]}) and/or appended to a JSON-lines file. Both empty: the stream is off.
+# The audit chain is an HMAC chain under this key (and export manifests are signed with it), so
+# write access to the database alone cannot recompute it. Required in production; the embedded
+# default uses a fixed development key.
+AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default="embedded-default-audit-chain-key-not-secret")
 AUDIT_SIEM_WEBHOOK_URL = env.str("AUDIT_SIEM_WEBHOOK_URL", default="")
 AUDIT_SIEM_FILE = env.str("AUDIT_SIEM_FILE", default="")
 AUDIT_SIEM_BATCH_SIZE = env.int("AUDIT_SIEM_BATCH_SIZE", default=500)

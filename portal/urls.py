@@ -20,6 +20,11 @@ def mount(app: str, *mounts: tuple[str, str]) -> list[URLPattern | URLResolver]:
     return [path(prefix, include(module)) for prefix, module in mounts]
 
 
+# The admin has no sign-in of its own: its login page sends to allauth's (rate limits, the MFA
+# step, SSO), and a signed-in person who is not staff is refused rather than offered a password
+# form that could turn them into a local superuser.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
@@ -45,10 +50,6 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
 ]
 
-# The admin has no sign-in of its own: its login page sends to allauth's (rate limits, the MFA
-# step, SSO), and a signed-in person who is not staff is refused rather than offered a password
-# form that could turn them into a local superuser.
-admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "Tollgate administration"
 admin.site.site_title = "Tollgate"
 if settings.DEBUG:

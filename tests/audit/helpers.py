@@ -67,11 +67,11 @@ def append_events(count: int, *, prefix: str = "t") -> list[AuditEvent]:
     ]
 
 
-def rewrite_chain_from_start(*, new_reason: str) -> None:
+def rewrite_chain_from_start(*, new_reason: str, key: bytes | None = None) -> None:
     """Edit the first row and re-hash every row after it consistently (and the head).
 
-    The chain then verifies on its own; only checkpoints kept outside the database
-    can reveal the rewrite.
+    With the chain's key the chain then verifies on its own (only checkpoints kept outside
+    the database can reveal the rewrite); with another ``key`` it does not.
     """
     rows = list(audit_rows_for_verification())
     prev = GENESIS_HASH
@@ -79,7 +79,7 @@ def rewrite_chain_from_start(*, new_reason: str) -> None:
         for index, row in enumerate(rows):
             if index == 0:
                 row["reason"] = new_reason
-            digest = compute_hash(prev, row)
+            digest = compute_hash(prev, row, key=key)
             AuditEvent.objects.filter(pk=row["id"]).update(
                 reason=row["reason"], prev_hash=prev, hash=digest
             )

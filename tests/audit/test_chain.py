@@ -227,6 +227,51 @@ def test_trigger_refuses_delete_and_row_stays(admin, requester):
     assert AuditEvent.objects.filter(pk=event.pk, hash=event.hash).count() == 1
 
 
+@pytest.mark.django_db
+def test_trigger_refuses_truncate_and_rows_stay(admin, requester):
+    require_postgresql()
+    user_set_roles(actor=admin, user=requester, roles=[PlatformRole.SECURITY])
+    count = AuditEvent.objects.count()
+
+    with (
+        pytest.raises(DatabaseError, match="audit_auditevent is append-only: TRUNCATE refused"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred checks pending
+        cursor.execute("TRUNCATE audit_auditevent")
+
+    assert count > 0 and AuditEvent.objects.count() == count
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_a_chain_rehashed_without_the_key_does_not_verify():
+    """Write access to the table is not enough: the chain is an HMAC chain under
+    AUDIT_CHAIN_KEY, and a rewrite hashed with anything else breaks at its first row."""
+    append_events(3)
+
+    rewrite_chain_from_start(new_reason="history rewritten", key=b"a guessed key")
+
+    result = verify_chain(checkpoint_file=None)
+    assert result.broken is not None
+    assert (result.broken.seq, result.broken.reason) == (
+        1,
+        "content does not match its hash (row edited)",
+    )
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_the_chain_verifies_only_under_its_own_key(settings):
+    append_events(2)
+    assert verify_chain(checkpoint_file=None).ok
+
+    settings.AUDIT_CHAIN_KEY = "another-key"
+
+    assert verify_chain(checkpoint_file=None).broken.seq == 1
+
+
 # --- verify_audit -----------------------------------------------------------------------
 
 

@@ -241,6 +241,7 @@ def test_export_and_manifest_verify(tmp_path, fmt):
         "first_prev_hash",
         "last_hash",
         "generated_at",
+        "signature",
     }
     assert _verify(out).startswith(f"audit export OK: 6 events in {out}")
     exported = AuditEvent.objects.get(action=actions.AUDIT_EXPORTED)
@@ -330,6 +331,32 @@ def test_changed_manifest_fails(tmp_path, key, value, expected):
     manifest[key] = value
     mpath.write_text(json.dumps(manifest))
     assert expected in _fails(out)
+
+
+@pytest.mark.django_db
+def test_an_edited_file_with_a_matching_unsigned_manifest_fails(tmp_path):
+    """Someone who edits a row, recomputes the file's SHA-256 in the manifest and drops (or
+    forges) the signature is caught: the signature needs AUDIT_CHAIN_KEY."""
+    append_events(3)
+    out = _export(tmp_path, "jsonl")
+    mpath = manifest_path(out)
+    manifest = json.loads(mpath.read_text())
+    manifest["generated_at"] = "2020-01-01T00:00:00+00:00"
+    mpath.write_text(json.dumps(manifest))
+    assert "manifest signature does not match" in _fails(out)
+
+    del manifest["signature"]
+    mpath.write_text(json.dumps(manifest))
+    assert "manifest is not signed" in _fails(out)
+
+
+@pytest.mark.django_db
+def test_a_manifest_signed_under_another_key_fails(tmp_path, settings):
+    append_events(2)
+    out = _export(tmp_path, "jsonl")
+    settings.AUDIT_CHAIN_KEY = "another-key"
+    message = _fails(out)
+    assert "signed with another AUDIT_CHAIN_KEY" in message
 
 
 @pytest.mark.django_db

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 BASE_DIR = Path(settings.BASE_DIR)
-REQUIRED = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
+REQUIRED = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "AUDIT_CHAIN_KEY")
 
 PROBE = """
 import json, os
@@ -54,6 +54,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": "postgres://tollgate:pw@db.internal:5432/tollgate",
         "REDIS_URL": "redis://redis.internal:6379/0",
         "ALLOWED_HOSTS": "tollgate.example.com",
+        "AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
     }
     values.update(overrides)
     return clean_env(**{k: v for k, v in values.items() if v is not None})
@@ -144,7 +145,10 @@ def test_production_with_an_empty_secret_is_refused_like_a_missing_one():
 def test_production_with_nothing_set_names_every_missing_variable():
     result = run(["-c", PROBE], clean_env(TOLLGATE_ENV="production"))
     assert result.returncode != 0
-    assert "variable(s): SECRET_KEY, DATABASE_URL, REDIS_URL, ALLOWED_HOSTS" in result.stderr
+    assert (
+        "variable(s): SECRET_KEY, DATABASE_URL, REDIS_URL, ALLOWED_HOSTS, AUDIT_CHAIN_KEY"
+        in result.stderr
+    )
 
 
 def test_unknown_environment_name_is_refused():
