@@ -7,7 +7,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from allauth.mfa.models import Authenticator
-from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.mfa.totp.internal.auth import (
+    TOTP,
+    format_hotp_value,
+    generate_totp_secret,
+    hotp_value,
+)
 from django.contrib.sessions.models import Session
 from django.urls import reverse
 from django.utils import timezone
@@ -178,18 +183,77 @@ def test_admin_without_totp_is_sent_to_totp_activation(client, admin, settings):
     )
 
 
+def _sign_in_with_totp(client, user, secret: str) -> None:
+    """The real flow: password, then a code from the authenticator (allauth records "mfa")."""
+    client.post(LOGIN_URL, {"login": user.email, "password": PASSWORD})
+    code = format_hotp_value(hotp_value(secret, int(timezone.now().timestamp()) // 30))
+    done = client.post(reverse("mfa_authenticate"), {"code": code})
+    assert done.status_code == 302 and int(client.session["_auth_user_id"]) == user.pk
+
+
 @pytest.mark.django_db
-def test_admin_with_totp_is_let_through(client, admin, settings):
+def test_enrolled_admin_with_a_password_only_session_is_sent_to_the_mfa_step(
+    client, admin, settings
+):
     settings.REQUIRE_MFA_FOR_ADMINS = True
     User.objects.filter(pk=admin.pk).update(is_staff=True)
     TOTP.activate(admin, generate_totp_secret())
-    assert Authenticator.objects.filter(user=admin, type=Authenticator.Type.TOTP).count() == 1
-    client.force_login(admin)
+    client.force_login(admin)  # enrolled, but no second factor in this session
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("mfa_reauthenticate") + "?next=%2Fadmin%2F"
+
+
+@pytest.mark.django_db
+def test_admin_who_passed_the_second_factor_is_let_through(client, admin, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    User.objects.filter(pk=admin.pk).update(is_staff=True)
+    secret = generate_totp_secret()
+    TOTP.activate(admin, secret)
+    _sign_in_with_totp(client, admin, secret)
 
     response = client.get("/admin/")
 
     assert response.status_code == 200
     assert b"Tollgate administration" in response.content
+    created = client.post("/tokens/service/new", {"service": "", "name": ""})
+    assert not created.get("Location", "").startswith("/accounts/")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("persona", ["admin", "security"])
+def test_a_password_only_session_of_a_powerful_person_reads_but_changes_nothing(
+    client, persona, request, settings
+):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    person = request.getfixturevalue(persona)
+    TOTP.activate(person, generate_totp_secret())
+    client.force_login(person)
+    before = AuditEvent.objects.count()
+
+    assert client.get("/").status_code == 200
+    page = client.post("/tokens/service/new", {"service": "", "name": "x"})
+    assert page.status_code == 302
+    assert page["Location"].startswith(reverse("mfa_reauthenticate"))
+    export = client.get("/audit/export/")
+    assert export["Location"].startswith(reverse("mfa_reauthenticate"))
+    api = client.post("/api/v1/requests/", {}, content_type="application/json")
+    assert api.status_code == 403
+    assert api["Content-Type"] == "application/problem+json"
+    assert api.json()["reason"] == "mfa_required"
+    assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_the_mfa_gate_leaves_engineers_alone(client, requester, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    client.force_login(requester)
+
+    api = client.post("/api/v1/requests/", {}, content_type="application/json")
+
+    assert api.status_code == 400  # the request is judged on its content, not sent to MFA
 
 
 @pytest.mark.django_db
@@ -284,8 +348,6 @@ def test_totp_activation_asks_for_the_password_again_then_renders(client, admin)
 
 @pytest.mark.django_db
 def test_admin_with_totp_must_enter_a_code_to_sign_in(client, admin):
-    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-
     secret = generate_totp_secret()
     TOTP.activate(admin, secret)
 
