@@ -18,6 +18,7 @@ from access import services as access_services
 from access.models import Grant, Service
 from accounts.models import User
 from audit.services import audit_record
+from portal.core.actors import USAGE, actor_label, refuse_string
 from portal.core.errors import ValidationError
 
 from .. import cloudtrail
@@ -29,7 +30,6 @@ from ..models import (
     UsageSource,
 )
 from .mapping import (
-    SYSTEM,
     _chunks,
     coverage_mark,
     source_for_connector,
@@ -97,6 +97,7 @@ def usage_import_events(
     """Import one CloudTrail-style file. A malformed file raises ValidationError naming the
     line/offset and reason, and nothing is stored. Unknown principals and actions are counted
     and reported (``UsageImport.report``), not fatal."""
+    refuse_string(actor)
     now = now or timezone.now()
     try:
         events = cloudtrail.parse(data)
@@ -158,7 +159,7 @@ def usage_import_events(
             first_event_at=first,
             last_event_at=last,
             imported_at=now,
-            imported_by=actor if isinstance(actor, str) else getattr(actor, "email", ""),
+            imported_by=actor_label(actor),
         )
         if first is not None and matcher.service_ids:
             coverage_mark(
@@ -234,7 +235,7 @@ def usage_collect_service(*, service_id: int, now: datetime | None = None) -> di
             error=error,
         )
         audit_record(
-            actor=SYSTEM,
+            actor=USAGE,
             action=actions.USAGE_COLLECTED,
             target=service,
             after={"source": source.slug, "grants": len(grants), "seen": len(uses), "moved": moved},

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from access.models import Entitlement, Service
 from accounts.models import User
 from audit.services import audit_record
+from portal.core.actors import UNUSED_ACCESS, actor_may
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 
 from .. import registry as actions
@@ -25,7 +26,7 @@ from ..models import (
 )
 from ..policies import may_manage_usage
 
-SYSTEM = "system:unused-access"
+SYSTEM = UNUSED_ACCESS
 BATCH = 1000
 
 
@@ -97,7 +98,7 @@ def rule_create(
     source: UsageSource | None = None,
     note: str = "",
 ) -> UsageMappingRule:
-    if not may_manage_usage(actor):
+    if not actor_may(actor, may_manage_usage):
         raise NotPermitted("only a platform admin manages usage mapping rules")
     event_source, event_name = (event_source or "").strip(), (event_name or "").strip()
     for field, value in (("event_source", event_source), ("event_name", event_name)):
@@ -135,7 +136,7 @@ def rule_create(
 
 
 def rule_delete(*, actor: User, rule_id: int) -> None:
-    if not may_manage_usage(actor):
+    if not actor_may(actor, may_manage_usage):
         raise NotPermitted("only a platform admin manages usage mapping rules")
     with transaction.atomic():
         rule = (
@@ -159,7 +160,7 @@ def rule_delete(*, actor: User, rule_id: int) -> None:
 
 
 def alias_create(*, actor: User, external_id: str, user: User) -> PrincipalAlias:
-    if not may_manage_usage(actor):
+    if not actor_may(actor, may_manage_usage):
         raise NotPermitted("only a platform admin manages usage aliases")
     external_id = (external_id or "").strip()
     if not external_id or len(external_id) > 500:

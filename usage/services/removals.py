@@ -18,6 +18,7 @@ from access import services as access_services
 from access.models import Grant
 from accounts.models import User
 from audit.services import audit_record
+from portal.core.actors import actor_may
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -266,7 +267,7 @@ def removal_opt_out(
         )
         if removal is None:
             raise ValidationError(f"no removal #{removal_id}", field="removal")
-        if not may_opt_out(actor, removal):
+        if not actor_may(actor, lambda user: may_opt_out(user, removal)):
             raise NotPermitted("only the holder, their manager or the owner team opts out")
         _move(
             removal,
@@ -297,7 +298,7 @@ def removal_restore(
         )
         if removal is None:
             raise ValidationError(f"no removal #{removal_id}", field="removal")
-        if not may_restore(actor, removal):
+        if not actor_may(actor, lambda user: may_restore(user, removal)):
             raise NotPermitted(
                 "only the holder, their manager, the owner team or an admin restores access"
             )
