@@ -10,6 +10,15 @@ from django.utils import timezone
 
 from audit import registry as actions
 from audit.services import audit_record
+from portal.core.actors import (
+    CLI,
+    DEMO,
+    DIRECTORY_IMPORT,
+    TEST,
+    actor_may,
+    actor_user,
+    refuse_string,
+)
 from portal.core.errors import NotPermitted, ValidationError
 
 from .models import PlatformRole, User
@@ -26,6 +35,9 @@ LEAVER_PREPARE_HOOKS: list = []
 # Called with (user=..., team=..., actor=...) inside the directory import's transaction when
 # an active person joins a team: created, rejoined, or moved to it (birthright bundles).
 JOINER_HOOKS: list = []
+# The system actors that set platform and team roles without a person: the directory import,
+# an operator's command, the demo seed and the test suite.
+ROLE_SYSTEMS = (DIRECTORY_IMPORT, CLI, DEMO, TEST)
 
 
 def _joined(*, user: User, team, actor) -> None:
@@ -61,6 +73,7 @@ def user_end_sessions(*, user: User) -> int:
 
 def user_mark_leaver(*, user: User, actor, reason: str = "", end_date=None) -> User:
     """Deactivate a leaver and end their sessions (plus registered leaver hooks)."""
+    refuse_string(actor)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if user.status == User.Status.LEAVER and not user.is_active:
@@ -91,11 +104,11 @@ def user_mark_leaver(*, user: User, actor, reason: str = "", end_date=None) -> U
 
 def user_set_roles(*, actor, user: User, roles: list[str], reason: str = "") -> list[str]:
     """Replace the user's platform roles. Only platform admins may; nobody edits their own."""
-    if actor is not None and not isinstance(actor, str):
-        if not may_change_roles(actor):
-            raise NotPermitted("only platform admins change roles")
-        if actor.pk == user.pk:
-            raise NotPermitted("nobody changes their own platform roles")
+    if not actor_may(actor, may_change_roles, systems=ROLE_SYSTEMS):
+        raise NotPermitted("only platform admins change roles")
+    person = actor_user(actor)
+    if person is not None and person.pk == user.pk:
+        raise NotPermitted("nobody changes their own platform roles")
     valid = {r.value for r in PlatformRole}
     unknown = sorted(set(roles) - valid)
     if unknown:
@@ -131,7 +144,7 @@ def membership_set_role(*, actor, team, user: User, role: str, reason: str = "")
     """Make ``user`` a member or lead of ``team`` (creating the membership if needed)."""
     from .models import Membership
 
-    if actor is not None and not isinstance(actor, str) and not may_change_roles(actor):
+    if not actor_may(actor, may_change_roles, systems=ROLE_SYSTEMS):
         raise NotPermitted("only platform admins change team roles")
     if role not in Membership.Role.values:
         raise ValidationError(f"unknown team role {role!r}", field="role")
@@ -408,6 +421,7 @@ def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""
 
     from . import directory
 
+    refuse_string(actor)
     inp = directory.as_input(rows)
     if dry_run:
         plan = _directory_plan(inp, full=full)

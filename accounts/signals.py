@@ -1,5 +1,6 @@
 """Plumbing only: record sign-in events in the audit trail (no domain logic here)."""
 
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
 from django.dispatch import receiver
@@ -27,7 +28,7 @@ def _audit_login_failed(sender, credentials, request=None, **kwargs):
     attempted = str(credentials.get("email") or credentials.get("username") or "")[:254]
     with transaction.atomic():
         audit_record(
-            actor="anonymous",
+            actor=AnonymousUser(),
             action=actions.AUTH_LOGIN_FAILED,
             target_type="accounts.user",
             target_id="",

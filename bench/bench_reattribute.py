@@ -36,6 +36,7 @@ def main() -> None:
     from accounts.models import Team
     from costs import services
     from costs.models import AttributionRule, CostLine
+    from portal.core.actors import BENCH
 
     source = f"bench-{rows}"
     if CostLine.objects.filter(source__name=source).count() != rows:
@@ -60,7 +61,7 @@ def main() -> None:
     AttributionRule.objects.filter(name__startswith="bench ").update(enabled=False)
     name = f"bench prod {int(time.time())}"
     services.rule_save(
-        actor="system:bench",
+        actor=BENCH,
         rule=None,
         data={
             "name": name,

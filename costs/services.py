@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
+from portal.core.actors import BENCH, CLI, COSTS, DEMO, TEST, actor_may, actor_user, refuse_string
 from portal.core.errors import NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 
@@ -35,19 +36,16 @@ from .policies import may_edit_costs
 from .rollups import rebuild_rollups
 
 logger = logging.getLogger(__name__)
-SYSTEM = "system:costs"
+SYSTEM = COSTS
+# The system actors that manage cost data without a person: ingestion (watched folder, beat),
+# an operator's command, the demo seed, the benchmarks and the test suite.
+EDITOR_SYSTEMS = (COSTS, CLI, DEMO, BENCH, TEST)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 
 
 def _check_editor(actor) -> None:
-    if actor is None or isinstance(actor, str):
-        return  # system actors (commands, beat tasks, the demo seed)
-    if not may_edit_costs(actor):
+    if not actor_may(actor, may_edit_costs, systems=EDITOR_SYSTEMS):
         raise NotPermitted("only platform admins and finance manage costs")
-
-
-def _actor_user(actor):
-    return None if actor is None or isinstance(actor, str) else actor
 
 
 def enabled_rule_specs() -> list[RuleSpec]:
@@ -110,7 +108,7 @@ def import_run_create(
             file_size=os.path.getsize(file_path) if os.path.exists(file_path) else 0,
             requested_period=requested,
             focus_version=focus_version or "",
-            created_by=_actor_user(actor),
+            created_by=actor_user(actor),
         )
     return run
 
@@ -144,6 +142,7 @@ def import_run_execute(
     Runs in one durable transaction; the run row is marked running first (outside it) so the
     progress line can show it, and failed afterwards with the first 100 errors and the count.
     """
+    refuse_string(actor)
     run = ImportRun.objects.select_related("source").get(pk=run_id)
     if run.status not in (ImportRun.Status.PENDING, ImportRun.Status.RUNNING):
         return run
@@ -381,7 +380,7 @@ def reattribution_request(*, actor, periods: list[str] | None = None) -> Reattri
     parsed = [parse_period(p) for p in (periods or []) if p]
     with transaction.atomic():
         run = ReattributionRun.objects.create(
-            periods=[p.isoformat() for p in parsed], requested_by=_actor_user(actor)
+            periods=[p.isoformat() for p in parsed], requested_by=actor_user(actor)
         )
         audit_record(
             actor=actor,

@@ -10,6 +10,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection
 
+from portal.core.actors import COSTS
+
 from . import services
 from .models import ImportRun
 
@@ -73,13 +75,13 @@ def watch_folder_once(folder: str | None = None) -> list[int]:
         if time.time() - os.path.getmtime(path) < settle:
             continue
         run = services.import_run_create(
-            actor="system:watched-folder",
+            actor=COSTS,
             source_name=source,
             file_name=os.path.basename(path),
             file_path=path,
             origin=ImportRun.Origin.WATCHED,
         )
-        run = services.import_run_execute(run_id=run.pk, actor="system:watched-folder")
+        run = services.import_run_execute(run_id=run.pk, actor=COSTS)
         outcome = "done" if run.status == ImportRun.Status.SUCCEEDED else "failed"
         target_dir = os.path.join(os.path.dirname(path), outcome)
         os.makedirs(target_dir, exist_ok=True)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from access.models import Entitlement, Grant
 from accounts.models import Team
 from audit.services import audit_record
+from portal.core.actors import JOINER, ROLE_MINING, actor_may, refuse_string
 from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -34,7 +35,7 @@ from .tasks import run_mining
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_MINER = "system:role-mining"
+SYSTEM_MINER = ROLE_MINING
 MAX_TIME_LIMIT = 240  # below the Celery soft time limit (300 s)
 PROGRESS_EVERY = 0.25  # seconds between progress writes
 
@@ -44,7 +45,7 @@ def mining_run_create(
     *, actor, team: Team | None = None, service=None, time_limit: int = 10
 ) -> MiningRun:
     """Queue a role-mining run over a team's or a service's active grants."""
-    if not may_start_mining(actor):
+    if not actor_may(actor, may_start_mining):
         raise NotPermitted("only platform admins and security start role mining")
     if (team is None) == (service is None):
         raise ValidationError("mine either a team or a service", field="scope")
@@ -261,7 +262,7 @@ def bundle_adopt(
     From a mining proposal, the entitlements must be some of the proposal's ("edit it
     down"); without one (an edit of the bundle), any entitlements of the catalog.
     """
-    if not may_manage_bundles(actor):
+    if not actor_may(actor, may_manage_bundles):
         raise NotPermitted("only platform admins adopt or change standard bundles")
     if team is None:
         raise ValidationError("pick the team the bundle is for", field="team")
@@ -333,7 +334,7 @@ def bundle_adopt(
 
 def bundle_retire(*, actor, bundle_id: int, reason: str) -> StandardBundle:
     """Stop granting a bundle to joiners (its versions and grants stay as they are)."""
-    if not may_manage_bundles(actor):
+    if not actor_may(actor, may_manage_bundles):
         raise NotPermitted("only platform admins retire standard bundles")
     reason = (reason or "").strip()
     if not reason:
@@ -382,6 +383,7 @@ def bundle_apply(*, user, team: Team, actor) -> dict[str, int]:
     prerequisite missing, separation of duties) is recorded with why, once per version.
     Runs in the caller's transaction (the directory import's) when there is one.
     """
+    refuse_string(actor)
     from access import workflow
     from access.services import grant_birthright
 
@@ -458,7 +460,7 @@ def bundle_apply(*, user, team: Team, actor) -> dict[str, int]:
 
 def bundle_joiner_hook(*, user, team, actor) -> None:
     """accounts.services.JOINER_HOOKS entry: a joiner of a team gets its standard bundle."""
-    bundle_apply(user=user, team=team, actor=actor if actor is not None else "system:joiner")
+    bundle_apply(user=user, team=team, actor=actor if actor is not None else JOINER)
 
 
 def register_joiner_hook() -> None:

@@ -9,10 +9,12 @@ detected ──schedule──▶ scheduled ──remove──▶ removed ──r
 is evaluated again by the next daily scan and may get a new removal record.
 """
 
+from portal.core.state import Table
+
 from .models import UnusedRemoval
 
 S = UnusedRemoval.Status
-REMOVAL_TRANSITIONS = {
+REMOVAL_TRANSITIONS: Table = {
     (S.DETECTED, "schedule"): S.SCHEDULED,  # holder and owners notified, notice starts
     (S.DETECTED, "cancel"): S.CANCELLED,
     (S.DETECTED, "opt_out"): S.OPTED_OUT,

@@ -9,6 +9,7 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
+from portal.core.actors import USAGE
 from portal.core.errors import DomainError
 from portal.core.locks import advisory_lock
 
@@ -58,7 +59,7 @@ def watch_folder_once(root: Path | None = None) -> list[str]:
             target = folder / "done"
             try:
                 services.usage_import_events(
-                    actor="system:usage-watch-folder",
+                    actor=USAGE,
                     source_slug=folder.name,
                     data=path.read_bytes(),
                     file_name=path.name,

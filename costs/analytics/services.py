@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
+from portal.core.actors import COST_ANALYTICS, DEMO, TEST, actor_may, actor_user, is_system
 from portal.core.errors import NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -31,12 +32,10 @@ from .selectors import budgets_for_month, data_as_of, thresholds_of
 from .tasks import budget_alert_notify
 
 logger = logging.getLogger(__name__)
-SYSTEM = "system:cost-analytics"
+SYSTEM = COST_ANALYTICS
+# The system actors that set budgets without a person: the demo seed and the test suite.
+BUDGET_SYSTEMS = (COST_ANALYTICS, DEMO, TEST)
 ZERO = Decimal(0)
-
-
-def _is_system(actor) -> bool:
-    return actor is None or isinstance(actor, str)
 
 
 # --- budgets -------------------------------------------------------------------------------
@@ -52,7 +51,7 @@ def budget_set(
     thresholds: list[int] | None = None,
 ) -> Budget:
     """Set ``team``'s monthly budget from ``month`` on (finance and platform admins)."""
-    if not _is_system(actor) and not may_set_budget(actor):
+    if not actor_may(actor, may_set_budget, systems=BUDGET_SYSTEMS):
         raise NotPermitted("only finance and platform admins set budgets")
     if amount is None or amount < 0:
         raise ValidationError("a budget is zero or more", field="amount")
@@ -63,7 +62,7 @@ def budget_set(
     if len(currency) != 3 or not currency.isalpha():
         raise ValidationError("a currency is three letters", field="currency")
     month = month.replace(day=1)
-    with transaction.atomic(durable=not _is_system(actor)):
+    with transaction.atomic(durable=not is_system(actor)):
         existing = Budget.objects.select_for_update().filter(team=team, month=month).first()
         before = (
             {
@@ -81,7 +80,7 @@ def budget_set(
                 "amount": Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP),
                 "currency": currency,
                 "thresholds": thresholds,
-                "set_by": None if _is_system(actor) else actor,
+                "set_by": actor_user(actor),
                 "updated_at": timezone.now(),
             },
         )
@@ -270,7 +269,7 @@ def anomaly_acknowledge(*, actor, anomaly_id: int, note: str = "") -> Anomaly:
             .select_related("team")
             .get(pk=anomaly_id)
         )
-        if not may_act_on_team_costs(actor, anomaly.team):
+        if not actor_may(actor, lambda user: may_act_on_team_costs(user, anomaly.team)):
             raise NotPermitted("only the team's leads and managers, finance and admins")
         transition(
             anomaly,
@@ -306,7 +305,7 @@ def suggestion_transition(
             .select_related("team")
             .get(pk=suggestion_id)
         )
-        if not may_act_on_team_costs(actor, s.team):
+        if not actor_may(actor, lambda user: may_act_on_team_costs(user, s.team)):
             raise NotPermitted("only the team's leads and managers, finance and admins")
         now = timezone.now()
         extra = {"decided_by": actor}

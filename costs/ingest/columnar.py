@@ -1,6 +1,6 @@
 """The columnar fast path of ingestion (PostgreSQL): whole columns checked at once with pyarrow.
 
-The row parser (:class:`costs.ingest.pipeline.RowParser`) stays the authority on what a
+The row parser (:class:`costs.ingest.rows.RowParser`) stays the authority on what a
 value means. This module only handles the values it can prove the row parser would accept
 and convert to the same thing; every row with anything else in it (an error, or a messy
 form this module does not recognise, such as a number with an exponent) is *flagged* and
@@ -204,7 +204,7 @@ class Converter:
 
     def convert(self, batch: ArrowBatch) -> tuple[pa.Table | None, list[int], Decimal, set]:
         """(the table of good rows in LINE_COLUMNS order, flagged row offsets, billed, periods)."""
-        from .pipeline import NUMBER_FIELDS, TEXT_FIELDS
+        from .rows import NUMBER_FIELDS, TEXT_FIELDS
 
         n = len(batch)
         flag = pa.array([False] * n) if n else pa.array([], pa.bool_())
@@ -396,7 +396,7 @@ def _const(n: int, value) -> pa.Array:
 
 
 def to_csv(table: pa.Table, *, source_id: int, run_id: int) -> memoryview:
-    """The table as CSV in :data:`costs.ingest.pipeline.LINE_COLUMNS` order."""
+    """The table as CSV in :data:`costs.ingest.rows.LINE_COLUMNS` order."""
     n = table.num_rows
     for name in ("charge_period_start", "charge_period_end"):
         # Arrow formats zoned timestamps slowly (a zone lookup per value): format the UTC

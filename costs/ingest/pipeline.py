@@ -11,14 +11,14 @@ Called inside the caller's transaction (see ``costs.services.import_run_execute`
 4. at the end, with no errors, the previous lines of the same (source, billing period) are
    deleted set-wise and the daily rollups of those periods are rebuilt. With any error,
    :class:`ImportRefused` is raised and the caller's rollback leaves everything as it was.
+
+The row parser is in :mod:`costs.ingest.rows`, the writers in :mod:`costs.ingest.writing`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
-import json
 import queue
 import threading
 import time
@@ -28,75 +28,29 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from costs.attribution import Attributor, LineAttrs, attr_key
+from costs.attribution import Attributor
 from costs.partitioning import ensure_month_partitions
 
-from . import values as V
-from .focus import VERSIONS, resolve_header
+from .focus import resolve_header
 from .readers import Reader, UnreadableFile
+from .rows import LINE_COLUMNS, MAX_ERRORS, NUMBER_FIELDS, TEXT_FIELDS, RowError, RowParser, _Errors
+from .writing import _CsvCopy, _write_batch, _write_columnar, replace_previous
 
-MAX_ERRORS = 100
-
-TEXT_FIELDS = (
-    "billing_account_id",
-    "billing_account_name",
-    "sub_account_id",
-    "sub_account_name",
-    "charge_category",
-    "charge_class",
-    "charge_frequency",
-    "charge_description",
-    "provider_name",
-    "publisher_name",
-    "invoice_issuer_name",
-    "service_name",
-    "service_category",
-    "region_id",
-    "region_name",
-    "availability_zone",
-    "resource_id",
-    "resource_name",
-    "resource_type",
-    "sku_id",
-    "sku_price_id",
-    "pricing_category",
-    "pricing_unit",
-    "consumed_unit",
-    "billing_currency",
-    "commitment_discount_id",
-    "commitment_discount_name",
-    "commitment_discount_category",
-    "commitment_discount_type",
-    "commitment_discount_status",
-)
-NUMBER_FIELDS = (
-    "billed_cost",
-    "effective_cost",
-    "list_cost",
-    "contracted_cost",
-    "list_unit_price",
-    "contracted_unit_price",
-    "pricing_quantity",
-    "consumed_quantity",
-)
-LINE_COLUMNS = (
-    ("source_id", "import_run_id", "billing_period_start", "billing_period_end")
-    + ("charge_period_start", "charge_period_end")
-    + TEXT_FIELDS
-    + NUMBER_FIELDS
-    + ("tags", "attr_key", "allocation", "team_id", "attributed_service", "project", "rule_id")
-)
-_DEFAULTS = dict.fromkeys(TEXT_FIELDS, "") | dict.fromkeys(NUMBER_FIELDS)
-
-
-@dataclass
-class RowError:
-    row: int
-    column: str
-    reason: str
-
-    def as_dict(self) -> dict:
-        return {"row": self.row, "column": self.column, "reason": self.reason}
+# The row path and the writers live in .rows and .writing; their names stay importable here.
+__all__ = [
+    "COLUMNAR",
+    "LINE_COLUMNS",
+    "MAX_ERRORS",
+    "NUMBER_FIELDS",
+    "TEXT_FIELDS",
+    "ImportRefused",
+    "LoadResult",
+    "Progress",
+    "RowError",
+    "RowParser",
+    "load_file",
+    "replace_previous",
+]
 
 
 class ImportRefused(Exception):
@@ -122,347 +76,8 @@ class LoadResult:
 Progress = Callable[[int, int, int], None]  # rows_read, bytes_done, bytes_total
 
 
-class _Errors:
-    def __init__(self):
-        self.first: list[RowError] = []
-        self.count = 0
-
-    def add(self, row: int, column: str, reason: str) -> None:
-        self.count += 1
-        if len(self.first) < MAX_ERRORS:
-            self.first.append(RowError(row, column, reason))
-
-
-def _converter(kind: str, column: str):
-    base = kind.rstrip("!")
-    if base == "money":
-        return V.money
-    if base == "quantity":
-        return V.quantity
-    if base in ("date", "datetime"):
-        return V.timestamp
-    if base == "currency":
-        return V.currency
-    if base == "enum":
-        return lambda raw: V.enum(column, raw)
-    if base == "category":
-        return V.category
-    if base == "tags":
-        return V.tags
-    return V.text
-
-
-_NULL_TOKENS = frozenset({"", "NULL", "null", "Null"})
-TEXT, MONEY, QTY, TS, OTHER, TAGS = range(6)
-_KIND_CODES = {
-    "text": TEXT,
-    "money": MONEY,
-    "quantity": QTY,
-    "date": TS,
-    "datetime": TS,
-    "tags": TAGS,
-}
-
-
-def _is_null(cell) -> bool:
-    if cell is None:
-        return True
-    if isinstance(cell, str):
-        if cell in _NULL_TOKENS:
-            return True
-        if cell[:1].isspace() or cell[-1:].isspace():
-            return cell.strip().lower() in ("", "null")
-    return False
-
-
-class RowParser:
-    """Turns raw rows into cost-line tuples (in :data:`LINE_COLUMNS` order) or errors.
-
-    The hot loop of ingestion: conversions are specialised per kind, and attribution,
-    the attribute key and the tags' JSON are cached per distinct raw attribute set.
-    """
-
-    CACHE_LIMIT = 20_000
-
-    def __init__(self, schema, *, source_id, run_id, attributor, requested_period, errors):
-        self.plan = [
-            (
-                idx,
-                column,
-                fname,
-                kind.endswith("!"),
-                _KIND_CODES.get(kind.rstrip("!"), OTHER),
-                _converter(kind, column),
-            )
-            for idx, column, fname, kind in schema.columns
-        ]
-        index = {fname: idx for idx, _, fname, _ in schema.columns}
-        self.attr_idx = [
-            index.get(f)
-            for f in (
-                "billing_account_id",
-                "sub_account_id",
-                "resource_id",
-                "service_name",
-                "region_id",
-                "tags",
-            )
-        ]
-        self.width = None
-        self.version_column = schema.version_column
-        self.source_id = source_id
-        self.run_id = run_id
-        self.attributor = attributor
-        self.requested_period = requested_period
-        self.errors = errors
-        self.sqlite = connection.vendor == "sqlite"
-        self.billed_total = Decimal(0)
-        self.periods: set[dt.date] = set()
-        self._attr_cache: dict = {}
-        self._ts_text: dict = {}
-
-    def attribution_for(self, acct, sub, rid, svc, region, tags_cell, tags=None):
-        """(attr key, outcome, tags JSON) for one attribute set, cached per raw tags cell.
-
-        ``tags``: the parsed tags, or ``None`` to parse ``tags_cell`` here (the columnar
-        path; a null cell means no tags). Returns ``None`` if the tags do not parse.
-        """
-        cache_key = (acct, sub, rid, svc, region, tags_cell)
-        hit = self._attr_cache.get(cache_key)
-        if hit is None:
-            if tags is None:
-                if tags_cell is None or _is_null(tags_cell):
-                    tags = {}
-                else:
-                    try:
-                        tags = V.tags(tags_cell)
-                    except V.Bad:
-                        return None
-            attrs = LineAttrs(acct, sub, rid, svc, region, tags)
-            hit = (
-                attr_key(attrs),
-                self.attributor.attribute(attrs),
-                json.dumps(tags, separators=(",", ":"), default=str),
-            )
-            if len(self._attr_cache) >= self.CACHE_LIMIT:
-                self._attr_cache.clear()
-            self._attr_cache[cache_key] = hit
-        return hit
-
-    def _attribution(self, values: dict, tags: dict, raw: list):
-        i = self.attr_idx[5]
-        return self.attribution_for(
-            values["billing_account_id"],
-            values["sub_account_id"],
-            values["resource_id"],
-            values["service_name"],
-            values["region_id"],
-            raw[i] if i is not None else None,
-            tags,
-        )
-
-    def _ts_db(self, value: dt.datetime):
-        if not self.sqlite:
-            return value
-        hit = self._ts_text.get(value)
-        if hit is None:
-            hit = value.replace(tzinfo=None).isoformat(" ")
-            if len(self._ts_text) > 100_000:
-                self._ts_text.clear()
-            self._ts_text[value] = hit
-        return hit
-
-    def parse(self, raw: list, row_no: int) -> tuple | None:
-        if self.width is not None and len(raw) != self.width:
-            self.errors.add(
-                row_no, "(row)", f"row has {len(raw)} fields; the header has {self.width}"
-            )
-            return None
-        values = dict(_DEFAULTS)
-        tags: dict = {}
-        ok = True
-        for idx, column, fname, required, code, convert in self.plan:
-            cell = raw[idx]
-            if _is_null(cell):
-                if required:
-                    self.errors.add(row_no, column, "missing value in a mandatory column")
-                    ok = False
-                continue
-            if code == TEXT and cell.__class__ is str:
-                values[fname] = cell
-                continue
-            try:
-                value = convert(cell)
-            except V.Bad as exc:
-                self.errors.add(row_no, column, str(exc))
-                ok = False
-                continue
-            if code == TAGS:
-                tags = value
-            else:
-                values[fname] = value
-        if self.version_column is not None:
-            version = str(raw[self.version_column]).strip()
-            if version and version not in VERSIONS:
-                self.errors.add(row_no, "FocusVersion", f"unknown FOCUS version {version!r}")
-                ok = False
-        if not ok:
-            return None
-        period = values["billing_period_start"].date()
-        if self.requested_period is not None and period.replace(day=1) != self.requested_period:
-            self.errors.add(
-                row_no,
-                "BillingPeriodStart",
-                f"billing period {period:%Y-%m} is not the requested {self.requested_period:%Y-%m}",
-            )
-            return None
-        cps, cpe = values["charge_period_start"], values["charge_period_end"]
-        if cpe < cps:
-            self.errors.add(row_no, "ChargePeriodEnd", "ends before ChargePeriodStart")
-            return None
-        key, outcome, tags_json = self._attribution(values, tags, raw)
-        self.billed_total += values["billed_cost"]
-        self.periods.add(period)
-        return (
-            self.source_id,
-            self.run_id,
-            period,
-            values["billing_period_end"].date(),
-            self._ts_db(cps),
-            self._ts_db(cpe),
-            *[values[f] for f in TEXT_FIELDS],
-            *[values[f] for f in NUMBER_FIELDS],
-            tags_json,
-            key,
-            outcome.allocation,
-            outcome.team_id,
-            outcome.service,
-            outcome.project,
-            outcome.rule_id,
-        )
-
-
-def _write_batch(rows: list[tuple]) -> None:
-    cols = ", ".join(LINE_COLUMNS)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY costs_costline ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(LINE_COLUMNS))
-            prepared = [tuple(str(v) if isinstance(v, Decimal) else v for v in row) for row in rows]
-            cursor.executemany(
-                f"INSERT INTO costs_costline ({cols}) VALUES ({marks})",  # noqa: S608
-                prepared,
-            )
-
-
-def replace_previous(*, source_id: int, run_id: int, periods: list[dt.date]) -> int:
-    """Delete the lines of (source, period) that this run did not load."""
-    if not periods:
-        return 0
-    marks = ", ".join(["%s"] * len(periods))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM costs_costline WHERE source_id = %s AND import_run_id <> %s "  # noqa: S608
-            f"AND billing_period_start IN ({marks})",
-            [source_id, run_id, *periods],
-        )
-        return cursor.rowcount
-
-
 # The columnar fast path (PostgreSQL only); tests switch it off to compare with the row path.
 COLUMNAR = True
-
-
-class _CsvCopy:
-    """One ``COPY costs_costline ... FROM STDIN (FORMAT csv)`` kept open across batches.
-
-    Two threads work behind the caller: an encoder turns each queued batch into CSV
-    (Arrow, GIL released) and a sender streams the encoded bytes to PostgreSQL, so the
-    server never waits for the encoding of its next batch while the caller converts the
-    one after. Each queue holds one batch, so at most four converted batches are in flight
-    (queued and being encoded, encoded and being sent): memory stays bounded. It is closed
-    before any other statement on the connection (a new month's partition, rows from the
-    row parser) and reopened on the next write.
-    """
-
-    QUEUE = 1
-
-    def __init__(self):
-        self._stack = None
-        self._queue = None
-        self._threads: list[threading.Thread] = []
-        self._error: BaseException | None = None
-
-    def _open(self) -> None:
-        self._stack = contextlib.ExitStack()
-        cursor = self._stack.enter_context(connection.cursor()).cursor
-        cols = ", ".join(LINE_COLUMNS)
-        copy = self._stack.enter_context(
-            cursor.copy(f"COPY costs_costline ({cols}) FROM STDIN (FORMAT csv)")
-        )
-        self._queue = queue.Queue(maxsize=self.QUEUE)
-        encoded: queue.Queue = queue.Queue(maxsize=self.QUEUE)
-        self._error = None
-
-        def encode() -> None:
-            while (data := self._queue.get()) is not None:
-                if self._error is None:
-                    try:
-                        encoded.put(data() if callable(data) else data)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                        self._error = exc
-            encoded.put(None)
-
-        def send() -> None:
-            while (data := encoded.get()) is not None:
-                if self._error is None:
-                    try:
-                        copy.write(data)
-                    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                        self._error = exc
-
-        self._threads = [
-            threading.Thread(target=encode, name="costs-encode", daemon=True),
-            threading.Thread(target=send, name="costs-copy", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def write(self, data) -> None:
-        """Queue ``data``: bytes, or a function returning bytes (run in the encoder thread)."""
-        if self._stack is None:
-            self._open()
-        if self._error is not None:
-            self.close()
-        self._queue.put(data)
-
-    def close(self) -> None:
-        if self._stack is None:
-            return
-        self._queue.put(None)
-        for thread in self._threads:
-            thread.join()
-        stack, self._stack, self._threads, self._queue = self._stack, None, [], None
-        error, self._error = self._error, None
-        if error is not None:
-            with contextlib.suppress(Exception):
-                stack.__exit__(type(error), error, error.__traceback__)
-            raise error
-        stack.close()
-
-
-def _write_columnar(stream: _CsvCopy, table, *, source_id: int, run_id: int) -> None:
-    """Send one converted Arrow batch (as CSV) down the open COPY.
-
-    The CSV is encoded in the stream's encoder thread (Arrow releases the GIL),
-    overlapping the conversion of the next batch and the sending of the previous one.
-    """
-    from . import columnar
-
-    stream.write(functools.partial(columnar.to_csv, table, source_id=source_id, run_id=run_id))
 
 
 class _Prefetch:
@@ -662,7 +277,7 @@ def load_file(
 
     from . import columnar
 
-    timings: dict[str, float] = {}
+    timings: dict[str, float | str] = {}
     t0 = time.perf_counter()
     if connection.vendor == "postgresql":
         # The import is idempotent and re-runnable (it replaces its (source, period) whole),

@@ -19,10 +19,11 @@ from datetime import date, timedelta
 from accounts.models import PlatformRole, Team, User
 from accounts.services import directory_import, membership_set_role, user_set_roles
 from demo.tables import load_yaml
+from portal.core.actors import DEMO
 
 DEMO_PASSWORD = "tollgate-demo"  # noqa: S105 - the documented demo password
 DOMAIN = "tollgate.test"
-ACTOR = "seed_demo"
+ACTOR = DEMO
 
 # (slug, parent): three levels, 25 teams (demo/data/teams.yaml).
 TEAMS: list[tuple[str, str | None]] = [(t["slug"], t["parent"]) for t in load_yaml("teams.yaml")]

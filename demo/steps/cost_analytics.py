@@ -26,6 +26,7 @@ from costs.analytics.models import Suggestion
 from costs.analytics.rollups import resource_rollups_rebuild
 from costs.ingest.focus import COLUMNS, focus_row
 from costs.models import AttributionRule, CostDaily, ImportRun
+from portal.core.actors import DEMO
 
 DAYS = 75
 SANDBOX_ACCOUNT = "998877665544"
@@ -204,7 +205,7 @@ def _sandbox_rule(team: Team) -> None:
         or 0
     ) + 10
     cost_services.rule_save(
-        actor="system:seed",
+        actor=DEMO,
         rule=None,
         data={
             "name": name,
@@ -239,13 +240,13 @@ def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
                     row = make(day)
                     writer.writerow([row.get(c, "") for c in header])
         run = cost_services.import_run_create(
-            actor="system:seed",
+            actor=DEMO,
             source_name="demo-analytics",
             file_name="demo-analytics.csv",
             file_path=path,
             origin=ImportRun.Origin.DEMO,
         )
-        run = cost_services.import_run_execute(run_id=run.pk, actor="system:seed")
+        run = cost_services.import_run_execute(run_id=run.pk, actor=DEMO)
         if run.status != ImportRun.Status.SUCCEEDED:
             raise RuntimeError(f"demo analytics import failed: {run.errors[:3]}")
         cost_services.import_run_forget_file(run_id=run.pk)  # the temporary file is gone
@@ -269,7 +270,7 @@ def seed_cost_analytics(*, stdout, rng, months: int = 12) -> None:
             else Decimal(str(round(rng.uniform(1.05, 1.4), 2)))
         )
         amount = (spend[team.pk] * factor).quantize(Decimal("100"))
-        services.budget_set(actor="system:seed", team=team, month=last_month, amount=amount)
+        services.budget_set(actor=DEMO, team=team, month=last_month, amount=amount)
     found = services.anomalies_detect(days=45)
     counts = suggestions.suggestions_run()
     # last-use data and its coverage come from the usage demo (seeded before this step)

@@ -23,6 +23,7 @@ from costs import services
 from costs.ingest.focus import COLUMNS
 from costs.models import AttributionRule, ImportRun
 from demo.tables import cloud_catalog
+from portal.core.actors import DEMO
 
 from .cost_analytics import seed_cost_analytics  # dashboards, budgets, anomalies, suggestions
 
@@ -63,7 +64,7 @@ def _demo_rules(teams: list[Team]) -> None:
     position = 10
     for team in teams:
         services.rule_save(
-            actor="system:seed",
+            actor=DEMO,
             rule=None,
             data={
                 "name": f"Tagged team {team.slug}",
@@ -77,7 +78,7 @@ def _demo_rules(teams: list[Team]) -> None:
         )
         position += 10
     services.rule_save(
-        actor="system:seed",
+        actor=DEMO,
         rule=None,
         data={
             "name": "Shared network (even split)",
@@ -89,7 +90,7 @@ def _demo_rules(teams: list[Team]) -> None:
         shares=[(t.slug, "1") for t in teams],
     )
     services.rule_save(
-        actor="system:seed",
+        actor=DEMO,
         rule=None,
         data={
             "name": "Shared Kubernetes cluster (by compute spend)",
@@ -216,13 +217,13 @@ def seed_costs(*, stdout, rng, months: int = 12, resources_per_team: int = 10) -
                         writer.writerow([row[c] for c in header])
                     day += dt.timedelta(days=1)
             run = services.import_run_create(
-                actor="system:seed",
+                actor=DEMO,
                 source_name="demo-cloud",
                 file_name=os.path.basename(path),
                 file_path=path,
                 origin=ImportRun.Origin.DEMO,
             )
-            run = services.import_run_execute(run_id=run.pk, actor="system:seed")
+            run = services.import_run_execute(run_id=run.pk, actor=DEMO)
             if run.status != ImportRun.Status.SUCCEEDED:
                 raise RuntimeError(f"demo import failed: {run.errors[:3]}")
             total_lines += run.rows_loaded

@@ -17,6 +17,7 @@ from accounts.management.commands.import_directory import Command as ImportComma
 from accounts.models import Membership, Team, TeamMove, User
 from accounts.services import directory_import, membership_set_role
 from audit.models import AuditEvent
+from portal.core.actors import TEST
 from tests.conftest import make_team, make_user
 
 HEADER = "email,name,team,parent_team,manager_email,worker_type,status,start_date,end_date"
@@ -34,7 +35,7 @@ def csv_text(*lines: str, header: str = HEADER) -> str:
 
 def run(text: str, *, full: bool = False, dry_run: bool = False):
     return directory_import(
-        rows=parse_text(text), full=full, dry_run=dry_run, actor="test", source="hr.csv"
+        rows=parse_text(text), full=full, dry_run=dry_run, actor=TEST, source="hr.csv"
     )
 
 
@@ -100,7 +101,7 @@ def test_first_import_creates_teams_people_memberships_and_one_event_each():
     created = AuditEvent.objects.get(action="user.created", target_id=str(ann.pk))
     assert created.after["manager"] == "lead@corp.test"
     assert created.after["team"] == "payments"
-    assert created.actor_label == "test"
+    assert created.actor_label == "system:test"
 
 
 @pytest.mark.sqlite
@@ -158,7 +159,7 @@ def test_mover_is_recorded_and_home_membership_follows():
     ann = User.objects.get(email="ann@corp.test")
     lead = User.objects.get(email="lead@corp.test")
     payments = Team.objects.get(slug="payments")
-    membership_set_role(actor="test", team=payments, user=lead, role="lead")
+    membership_set_role(actor=TEST, team=payments, user=lead, role="lead")
     seq = last_seq()
 
     run(
@@ -423,9 +424,7 @@ def as_json(lines: list[str]) -> str:
 
 @pytest.mark.django_db
 def test_json_input_gives_the_same_result_as_csv():
-    result = directory_import(
-        rows=parse_text(as_json(BASE)), full=False, dry_run=False, actor="test"
-    )
+    result = directory_import(rows=parse_text(as_json(BASE)), full=False, dry_run=False, actor=TEST)
     assert result.counts["created"] == 3
     assert User.objects.get(email="ann@corp.test").manager.email == "lead@corp.test"
     before = state()

@@ -10,6 +10,7 @@ from costs import services
 from costs.analytics.rollups import resource_rollups_rebuild
 from costs.ingest.focus import COLUMNS, focus_row
 from costs.models import CostDaily
+from portal.core.actors import TEST
 
 from .conftest import do_import
 
@@ -17,7 +18,7 @@ from .conftest import do_import
 def tag_rules(*teams) -> None:
     for i, team in enumerate(teams):
         services.rule_save(
-            actor="system:test",
+            actor=TEST,
             rule=None,
             data={
                 "name": f"tag {team.slug}",

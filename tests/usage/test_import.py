@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from access.models import Grant
 from audit.models import AuditEvent
+from portal.core.actors import TEST
 from portal.core.errors import ValidationError
 from tests.access.factories import grant_directly, make_entitlement, make_service
 from tests.conftest import make_user
@@ -56,7 +57,7 @@ def mapped(aws, person):
 
 
 def run(data: bytes, name: str = "file.json", source: str = "aws-prod") -> UsageImport:
-    return services.usage_import_events(actor="test", source_slug=source, data=data, file_name=name)
+    return services.usage_import_events(actor=TEST, source_slug=source, data=data, file_name=name)
 
 
 def test_parse_records_document():
@@ -270,3 +271,27 @@ def test_rule_globs_are_case_insensitive(aws, person):
     run(SECRETS.read_bytes())
     grant.refresh_from_db()
     assert grant.last_used_at == LAST_SECRET_READ
+
+
+# --- who imports ------------------------------------------------------------------------
+def test_a_string_actor_is_refused_and_nothing_is_stored(mapped, person):
+    grant = grant_directly(person, mapped["read"])
+    before = grant.last_used_at
+    with pytest.raises(TypeError):
+        services.usage_import_events(
+            actor="system:test", source_slug="aws-prod", data=SECRETS.read_bytes(), file_name="f"
+        )
+    grant.refresh_from_db()
+    assert grant.last_used_at == before != LAST_SECRET_READ
+    assert not UsageImport.objects.exists()
+    assert not AuditEvent.objects.filter(action="usage.imported").exists()
+
+
+def test_the_importer_is_stored_by_label(mapped, person, admin):
+    assert run(SECRETS.read_bytes(), "secrets.json").imported_by == "system:test"
+    by_person = services.usage_import_events(
+        actor=admin, source_slug="aws-prod", data=SECRETS.read_bytes(), file_name="again.json"
+    )
+    assert by_person.imported_by == admin.email
+    event = AuditEvent.objects.filter(action="usage.imported").latest("pk")
+    assert (event.actor_id, event.actor_label) == (admin.pk, admin.email)

@@ -11,12 +11,13 @@ from django.utils import timezone
 
 from access.models import Grant, SyncJob
 from audit.models import AuditEvent
+from portal.core.actors import TEST, UNUSED_ACCESS, USAGE
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from tests.access.factories import make_entitlement, make_service
 from tests.access.sync_support import actions_for, fake_service, fresh_fakes  # noqa: F401
 from tests.usage.support import NOW, aged_grant, cover
 from usage import services, tasks
-from usage.models import UnusedRemoval
+from usage.models import PrincipalAlias, UnusedRemoval, UsageMappingRule
 
 pytestmark = pytest.mark.django_db
 NOTICE = timedelta(days=7)
@@ -342,3 +343,60 @@ def test_daily_task_runs_detection_now(svc, read, requester):
     grant = aged_grant(requester, read, last_used_days=None, now=now)
     tasks.unused_daily.delay()
     assert the_removal(grant).status == "scheduled"
+
+
+# --- system actors and strings ------------------------------------------------------------
+@pytest.mark.parametrize("actor", [UNUSED_ACCESS, USAGE, TEST])
+def test_no_system_actor_opts_out_or_restores(unused, actor):
+    """Opting out and restoring speak for a person: no system actor is accepted."""
+    daily(NOW)
+    removal = the_removal(unused)
+    events = AuditEvent.objects.count()
+    with pytest.raises(NotPermitted):
+        services.removal_opt_out(
+            actor=actor, removal_id=removal.pk, reason="keep it please", days=30, now=NOW
+        )
+    with pytest.raises(NotPermitted):
+        services.removal_restore(actor=actor, removal_id=removal.pk, reason="needed", now=NOW)
+    removal.refresh_from_db()
+    assert removal.status == "scheduled"
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_string_actor_is_refused_for_opt_out_and_restore(unused):
+    daily(NOW)
+    removal = the_removal(unused)
+    events = AuditEvent.objects.count()
+    with pytest.raises(TypeError):
+        services.removal_opt_out(
+            actor="system:unused-access", removal_id=removal.pk, reason="keep it", days=3, now=NOW
+        )
+    with pytest.raises(TypeError):
+        services.removal_restore(actor="admin", removal_id=removal.pk, reason="needed", now=NOW)
+    removal.refresh_from_db()
+    assert removal.status == "scheduled"
+    assert AuditEvent.objects.count() == events
+
+
+def test_the_daily_run_acts_as_the_unused_access_actor(unused):
+    daily(NOW)
+    removal = the_removal(unused)
+    labels = set(
+        AuditEvent.objects.filter(
+            target_id=str(removal.pk), action__startswith="unused."
+        ).values_list("actor_label", flat=True)
+    )
+    assert labels == {"system:unused-access"}
+
+
+@pytest.mark.parametrize("actor", [USAGE, UNUSED_ACCESS, "system:usage"])
+def test_mapping_rules_and_aliases_are_a_persons_job(read, requester, actor):
+    error = TypeError if isinstance(actor, str) else NotPermitted
+    with pytest.raises(error):
+        services.rule_create(
+            actor=actor, event_source="s3.amazonaws.com", event_name="Get*", entitlement=read
+        )
+    with pytest.raises(error):
+        services.alias_create(actor=actor, external_id="arn:aws:iam::1:user/x", user=requester)
+    assert not UsageMappingRule.objects.exists()
+    assert not PrincipalAlias.objects.exists()

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts import directory
 from accounts.services import directory_import
+from portal.core.actors import DIRECTORY_IMPORT
 
 
 class Command(BaseCommand):
@@ -42,7 +43,7 @@ class Command(BaseCommand):
                 rows=inp,
                 full=options["full"],
                 dry_run=options["dry_run"],
-                actor="import_directory",
+                actor=DIRECTORY_IMPORT,
                 source=path.name,
             )
         except directory.DirectoryImportError as exc:

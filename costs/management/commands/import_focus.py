@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from costs import services
 from costs.models import ImportRun
+from portal.core.actors import CLI
 from portal.core.errors import DomainError
 
 
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError(f"no such file: {path}")
         try:
             run = services.import_run_create(
-                actor="system:import_focus",
+                actor=CLI,
                 source_name=opts["source"],
                 file_name=path,
                 file_path=os.path.abspath(path),
@@ -69,7 +70,7 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         bar = ProgressBar(sys.stderr, enabled=not opts["no_progress"] and opts["verbosity"] > 0)
-        run = services.import_run_execute(run_id=run.pk, actor="system:import_focus", progress=bar)
+        run = services.import_run_execute(run_id=run.pk, actor=CLI, progress=bar)
         bar.finish()
         if run.status != ImportRun.Status.SUCCEEDED:
             for err in run.errors:

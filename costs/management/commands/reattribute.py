@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from costs import services
 from costs.models import ReattributionRun
+from portal.core.actors import CLI
 from portal.core.errors import DomainError
 
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            run = services.reattribution_request(actor="system:reattribute", periods=opts["period"])
+            run = services.reattribution_request(actor=CLI, periods=opts["period"])
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         run = services.reattribution_execute(run_id=run.pk)  # no-op if the task already ran it

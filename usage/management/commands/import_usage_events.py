@@ -6,6 +6,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.core.actors import CLI
 from portal.core.errors import DomainError
 from usage import services
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             data = fh.read()
         try:
             record = services.usage_import_events(
-                actor="system:import_usage_events",
+                actor=CLI,
                 source_slug=opts["source"],
                 data=data,
                 file_name=os.path.basename(path),
