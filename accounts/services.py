@@ -14,7 +14,6 @@ from portal.core.actors import (
     CLI,
     DEMO,
     DIRECTORY_IMPORT,
-    TEST,
     actor_may,
     actor_user,
     refuse_string,
@@ -37,7 +36,7 @@ LEAVER_PREPARE_HOOKS: list = []
 JOINER_HOOKS: list = []
 # The system actors that set platform and team roles without a person: the directory import,
 # an operator's command, the demo seed and the test suite.
-ROLE_SYSTEMS = (DIRECTORY_IMPORT, CLI, DEMO, TEST)
+ROLE_SYSTEMS = (DIRECTORY_IMPORT, CLI, DEMO)
 
 
 def _joined(*, user: User, team, actor) -> None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
-from portal.core.actors import COST_ANALYTICS, DEMO, TEST, actor_may, actor_user, is_system
+from portal.core.actors import COST_ANALYTICS, DEMO, actor_may, actor_user, is_system
 from portal.core.errors import NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -34,7 +34,7 @@ from .tasks import budget_alert_notify
 logger = logging.getLogger(__name__)
 SYSTEM = COST_ANALYTICS
 # The system actors that set budgets without a person: the demo seed and the test suite.
-BUDGET_SYSTEMS = (COST_ANALYTICS, DEMO, TEST)
+BUDGET_SYSTEMS = (COST_ANALYTICS, DEMO)
 ZERO = Decimal(0)
 
 

@@ -17,7 +17,7 @@ from accounts.management.commands.import_directory import Command as ImportComma
 from accounts.models import Membership, Team, TeamMove, User
 from accounts.services import directory_import, membership_set_role
 from audit.models import AuditEvent
-from portal.core.actors import TEST
+from portal.core.actors import DIRECTORY_IMPORT
 from tests.conftest import make_team, make_user
 
 HEADER = "email,name,team,parent_team,manager_email,worker_type,status,start_date,end_date"
@@ -35,7 +35,7 @@ def csv_text(*lines: str, header: str = HEADER) -> str:
 
 def run(text: str, *, full: bool = False, dry_run: bool = False):
     return directory_import(
-        rows=parse_text(text), full=full, dry_run=dry_run, actor=TEST, source="hr.csv"
+        rows=parse_text(text), full=full, dry_run=dry_run, actor=DIRECTORY_IMPORT, source="hr.csv"
     )
 
 
@@ -101,7 +101,7 @@ def test_first_import_creates_teams_people_memberships_and_one_event_each():
     created = AuditEvent.objects.get(action="user.created", target_id=str(ann.pk))
     assert created.after["manager"] == "lead@corp.test"
     assert created.after["team"] == "payments"
-    assert created.actor_label == "system:test"
+    assert created.actor_label == "system:directory-import"
 
 
 @pytest.mark.sqlite
@@ -159,7 +159,7 @@ def test_mover_is_recorded_and_home_membership_follows():
     ann = User.objects.get(email="ann@corp.test")
     lead = User.objects.get(email="lead@corp.test")
     payments = Team.objects.get(slug="payments")
-    membership_set_role(actor=TEST, team=payments, user=lead, role="lead")
+    membership_set_role(actor=DIRECTORY_IMPORT, team=payments, user=lead, role="lead")
     seq = last_seq()
 
     run(
@@ -424,7 +424,9 @@ def as_json(lines: list[str]) -> str:
 
 @pytest.mark.django_db
 def test_json_input_gives_the_same_result_as_csv():
-    result = directory_import(rows=parse_text(as_json(BASE)), full=False, dry_run=False, actor=TEST)
+    result = directory_import(
+        rows=parse_text(as_json(BASE)), full=False, dry_run=False, actor=DIRECTORY_IMPORT
+    )
     assert result.counts["created"] == 3
     assert User.objects.get(email="ann@corp.test").manager.email == "lead@corp.test"
     before = state()

@@ -10,7 +10,7 @@ from costs import services
 from costs.analytics.rollups import resource_rollups_rebuild
 from costs.ingest.focus import COLUMNS, focus_row
 from costs.models import CostDaily
-from portal.core.actors import TEST
+from portal.core.actors import COSTS
 
 from .conftest import do_import
 
@@ -18,7 +18,7 @@ from .conftest import do_import
 def tag_rules(*teams) -> None:
     for i, team in enumerate(teams):
         services.rule_save(
-            actor=TEST,
+            actor=COSTS,
             rule=None,
             data={
                 "name": f"tag {team.slug}",

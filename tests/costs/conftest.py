@@ -14,7 +14,7 @@ from django.db.models import Sum
 from audit.models import AuditEvent
 from costs import services
 from costs.models import CostDaily, CostLine, ImportRun
-from portal.core.actors import TEST
+from portal.core.actors import COSTS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "focus10_sample_multicloud_1000.csv"
 
@@ -42,7 +42,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]], *, gz: bool 
     return path
 
 
-def do_import(path, source="sample", period=None, focus_version=None, actor=TEST):
+def do_import(path, source="sample", period=None, focus_version=None, actor=COSTS):
     run = services.import_run_create(
         actor=actor,
         source_name=source,

@@ -48,7 +48,7 @@ def test_a_string_actor_is_refused_before_anything_is_written(org, actor):
 
 def test_a_string_actor_cannot_execute_an_import(sample_path):
     run = services.import_run_create(
-        actor=TEST, source_name="s", file_name="f", file_path=str(sample_path)
+        actor=COSTS, source_name="s", file_name="f", file_path=str(sample_path)
     )
     with pytest.raises(TypeError):
         services.import_run_execute(run_id=run.pk, actor="system:costs")

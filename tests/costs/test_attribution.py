@@ -20,7 +20,7 @@ from costs.attribution import (
     split_amount,
 )
 from costs.models import Allocation, CostDaily, CostLine, ReattributionRun
-from portal.core.actors import TEST
+from portal.core.actors import COSTS
 from tests.queue_helpers import enqueued_task_names
 
 from .conftest import do_import, read_sample, write_csv
@@ -140,7 +140,7 @@ def test_reattribution_after_a_rule_change_moves_exactly_the_matching_lines(
     ]
     expected = sum((Decimal(r[header.index("BilledCost")]) for r in matching), Decimal(0))
     services.rule_save(
-        actor=TEST,
+        actor=COSTS,
         rule=None,
         data={
             "name": "prod to payments",
@@ -154,7 +154,7 @@ def test_reattribution_after_a_rule_change_moves_exactly_the_matching_lines(
     assert CostLine.objects.filter(team__isnull=False).count() == 0
     audit_before = AuditEvent.objects.count()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        run = services.reattribution_request(actor=TEST, periods=["2024-09"])
+        run = services.reattribution_request(actor=COSTS, periods=["2024-09"])
     assert enqueued_task_names(callbacks) == [
         "costs.tasks.reattribute_task",
         "costs.analytics.tasks.resource_rollups_for_periods",  # sent by the re-attribution
@@ -184,7 +184,7 @@ def test_reattribution_after_a_rule_change_moves_exactly_the_matching_lines(
     )
     # a second run with no rule change changes nothing
     with django_capture_on_commit_callbacks(execute=True):
-        again = services.reattribution_request(actor=TEST)
+        again = services.reattribution_request(actor=COSTS)
     again.refresh_from_db()
     assert again.lines_changed == 0
 
@@ -227,7 +227,7 @@ def test_shared_rules_split_even_fixed_and_proportional(teams, tmp_path):
     ]
     for slug in ("payments", "search"):
         services.rule_save(
-            actor=TEST,
+            actor=COSTS,
             rule=None,
             data={
                 "name": slug,
@@ -238,7 +238,7 @@ def test_shared_rules_split_even_fixed_and_proportional(teams, tmp_path):
             },
         )
     services.rule_save(
-        actor=TEST,
+        actor=COSTS,
         rule=None,
         data={
             "name": "db",
@@ -250,13 +250,13 @@ def test_shared_rules_split_even_fixed_and_proportional(teams, tmp_path):
         shares=[("payments", "1"), ("search", "1")],
     )
     services.rule_save(
-        actor=TEST,
+        actor=COSTS,
         rule=None,
         data={"name": "net", "tag_key": "shared", "tag_value": "net", "method": "fixed"},
         shares=[("payments", "1"), ("search", "2")],
     )
     services.rule_save(
-        actor=TEST,
+        actor=COSTS,
         rule=None,
         data={"name": "mon", "tag_key": "shared", "tag_value": "mon", "method": "even"},
         shares=[("payments", "1"), ("search", "1"), ("platform", "1")],
@@ -283,13 +283,13 @@ TAG_KEYS = ["team", "Team", " env", "ENV", "owner"]
 TAG_VALUES = ["payments", "search", "", "prod", "Dev"]
 SERVICES = ["Amazon S3", "AWS Lambda", "Virtual Machines"]
 ACCOUNTS = ["111", "222", "333"]
-COSTS = st.decimals(min_value="-50", max_value="500", places=4, allow_nan=False)
+AMOUNTS = st.decimals(min_value="-50", max_value="500", places=4, allow_nan=False)
 
 line_st = st.fixed_dictionaries(
     {
         "service": st.sampled_from(SERVICES),
         "account": st.sampled_from(ACCOUNTS),
-        "cost": COSTS,
+        "cost": AMOUNTS,
         "tags": st.dictionaries(st.sampled_from(TAG_KEYS), st.sampled_from(TAG_VALUES), max_size=3),
     }
 )
@@ -335,7 +335,7 @@ def test_attributed_plus_unallocated_equals_the_file_total(teams, tmp_path, line
         shares = (
             [(t, str(n + 1)) for n, t in enumerate(r["teams"])] if r["method"] != "direct" else []
         )
-        services.rule_save(actor=TEST, rule=None, data=data, shares=shares)
+        services.rule_save(actor=COSTS, rule=None, data=data, shares=shares)
     header, rows = read_sample()
     col = header.index
     out = []

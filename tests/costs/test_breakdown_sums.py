@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from costs import selectors as cost_selectors
 from costs import services
 from costs.analytics import selectors
-from portal.core.actors import TEST
+from portal.core.actors import COSTS
 
 from .analytics_data import line, load_rows, tag_rules
 
@@ -72,7 +72,7 @@ def test_every_breakdown_sums_to_its_total(
         tag_rules(*(org[slug] for slug in TEAMS))
     shared_key = f"split-{n}"
     services.rule_save(
-        actor=TEST,
+        actor=COSTS,
         rule=None,
         data={"name": shared_key, "tag_key": "shared", "tag_value": shared_key, "method": "fixed"},
         shares=[(slug, str(w)) for slug, w in zip(TEAMS, split, strict=True)],

@@ -14,7 +14,7 @@ from django.db.models import Sum
 from costs import services
 from costs.ingest import pipeline
 from costs.models import CostDaily, CostLine, ImportRun
-from portal.core.actors import TEST
+from portal.core.actors import COSTS
 
 from .conftest import do_import, raw_billed_total, read_sample, snapshot, write_csv
 
@@ -166,7 +166,7 @@ def test_a_missing_mandatory_column_is_refused_and_changes_nothing(sample_path, 
 
 
 def test_an_unknown_focus_version_is_refused(sample_path, tmp_path):
-    services.source_get_or_create(actor=TEST, name="sample")
+    services.source_get_or_create(actor=COSTS, name="sample")
     before = snapshot()
     run = do_import(sample_path, focus_version="0.5")
     assert run.status == "failed"
@@ -196,7 +196,7 @@ def test_a_file_with_many_errors_reports_the_first_100_and_the_count(sample_path
 
 
 def test_rows_outside_the_requested_period_are_refused(sample_path):
-    services.source_get_or_create(actor=TEST, name="sample")
+    services.source_get_or_create(actor=COSTS, name="sample")
     before = snapshot()
     run = do_import(sample_path, period="2024-09")
     assert run.status == "failed"
@@ -257,9 +257,9 @@ def test_batches_stream_with_bounded_size(sample_path, monkeypatch, columnar):
     )
 
     run = services.import_run_create(
-        actor=TEST, source_name="s", file_name="f", file_path=str(sample_path)
+        actor=COSTS, source_name="s", file_name="f", file_path=str(sample_path)
     )
-    run = services.import_run_execute(run_id=run.pk, actor=TEST, batch_rows=128)
+    run = services.import_run_execute(run_id=run.pk, actor=COSTS, batch_rows=128)
     assert sizes == [128] * 7 + [104]
     assert run.timings["path"] == ("columnar" if columnar else "rows")
     assert CostLine.objects.count() == 1000

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from costs import services
 from costs.models import AttributionRule, CostLine, ImportRun
-from portal.core.actors import TEST
+from portal.core.actors import COSTS
 
 from .conftest import SAMPLE, do_import
 
@@ -29,7 +29,7 @@ PAGES = [
 def loaded(org):
     for slug, value in (("payments", "prod"), ("search", "dev")):
         services.rule_save(
-            actor=TEST,
+            actor=COSTS,
             rule=None,
             data={
                 "name": slug,

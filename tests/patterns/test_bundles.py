@@ -15,7 +15,7 @@ from audit.models import AuditEvent
 from patterns import services
 from patterns.models import BundleApplication, BundleVersion, MiningProposal, MiningRun
 from patterns.services import bundle_joiner_hook
-from portal.core.actors import TEST
+from portal.core.actors import DIRECTORY_IMPORT
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from tests.access.factories import make_entitlement, make_service
 from tests.conftest import make_user
@@ -28,7 +28,7 @@ HEADER = "email,name,team,parent_team,manager_email,worker_type,status,start_dat
 def import_rows(*lines):
     text = HEADER + "\n" + "\n".join(lines) + "\n"
     return directory_import(
-        rows=parse_text(text), full=False, dry_run=False, actor=TEST, source="hr.csv"
+        rows=parse_text(text), full=False, dry_run=False, actor=DIRECTORY_IMPORT, source="hr.csv"
     )
 
 
