@@ -26,6 +26,9 @@ from .policies import may_change_roles
 # Later issues register hooks here (revoke API tokens, revoke grants); each is called
 # inside the leaver's transaction with (user=..., actor=...).
 LEAVER_HOOKS: list = []
+#: Called as ``hook(user=, roles=, actor=)`` in the transaction that removes platform roles
+#: (tokens revokes the tokens made while the person held a powerful role).
+ROLE_REMOVED_HOOKS: list = []
 # Called with (users=[...]) at the start of a transaction that will make those people leave,
 # before its first audit event: apps lock the rows their leaver hooks will change, so the
 # lock order is always "their rows, then the audit chain head" (as in the sync worker) and
@@ -133,6 +136,10 @@ def user_set_roles(*, actor, user: User, roles: list[str], reason: str = "") -> 
             after={"roles": after},
             reason=reason,
         )
+        removed = sorted(set(before) - set(after))
+        if removed:
+            for hook in ROLE_REMOVED_HOOKS:
+                hook(user=user, roles=removed, actor=actor)
     return after
 
 

@@ -7,18 +7,31 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import PlatformRole
+from accounts.selectors import user_has_role
 from audit.services import audit_record
-from portal.core.actors import LEAVER
+from portal.core.actors import LEAVER, is_system
 from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
 
 from . import registry as actions
 from .models import DEFAULT_SCOPES, PREFIX_LENGTH, ApiToken, Scope
 from .policies import may_create_token_for, may_manage_service_tokens, may_revoke_token
 
+POWERFUL_ROLES = (PlatformRole.PLATFORM_ADMIN.value, PlatformRole.SECURITY.value)
+POWERFUL_TOKEN_MAX_DAYS = 30
+DEFAULT_TOKEN_DAYS = 90
+
+
+class _Default:
+    """Marks "no expiry given" (the default applies), as opposed to None ("never")."""
+
+
+DEFAULT_EXPIRY = _Default()
 TOKEN_MARKER = "tg_"  # noqa: S105  (a public marker that secret scanners can spot)
 
 
@@ -53,22 +66,58 @@ def api_token_create(
     user,
     name: str,
     scopes: Iterable[str] | None = None,
-    expires_at: datetime | None = None,
+    expires_at: datetime | None | _Default = DEFAULT_EXPIRY,
+    mfa_session: bool = False,
 ) -> tuple[ApiToken, str]:
-    """Create a personal token for ``user``; returns the token and its plaintext (shown once)."""
+    """Create a personal token for ``user``; returns the token and its plaintext (shown once).
+
+    A token of a platform admin or security member carries their powers: it expires within
+    ``POWERFUL_TOKEN_MAX_DAYS``, is made from a session that passed a second factor
+    (``mfa_session``, when REQUIRE_MFA_FOR_ADMINS is on; an operator's command may make one),
+    and is revoked when the person loses the role. Without ``expires_at`` a token expires after
+    ``DEFAULT_TOKEN_DAYS`` (30 for powerful people); ``expires_at=None`` (never) is for
+    read-only tokens of people without those roles.
+    """
     if not may_create_token_for(actor, user):
         raise NotPermitted("people create their own API tokens only")
     name = _clean_name(name)
     if not user.is_active:
         raise ValidationError(f"{user.email} is not active", field="user")
+    scopes = _clean_scopes(scopes)
+    powerful = holds_powerful_role(user)
+    if isinstance(expires_at, _Default):
+        days = POWERFUL_TOKEN_MAX_DAYS if powerful else DEFAULT_TOKEN_DAYS
+        expires_at = timezone.now() + timedelta(days=days)
+    if powerful and settings.REQUIRE_MFA_FOR_ADMINS and not is_system(actor) and not mfa_session:
+        raise NotPermitted(
+            "a platform admin's or security member's token is made from a session that "
+            "passed a second factor: sign in again with your authenticator"
+        )
+    if expires_at is None and (powerful or scopes != [Scope.READ.value]):
+        raise ValidationError(
+            "this token must expire: 'never' is for read-only tokens of people without "
+            "administrative roles",
+            field="expires_at",
+        )
+    limit = timezone.now() + timedelta(days=POWERFUL_TOKEN_MAX_DAYS)
+    if powerful and expires_at is not None and expires_at > limit:
+        raise ValidationError(
+            f"a platform admin's or security member's token expires within "
+            f"{POWERFUL_TOKEN_MAX_DAYS} days",
+            field="expires_at",
+        )
     return _token_insert(
         actor=actor,
         owner={"user": user},
         audit_owner={"user": user.email},
         name=name,
-        scopes=_clean_scopes(scopes),
+        scopes=scopes,
         expires_at=expires_at,
     )
+
+
+def holds_powerful_role(user) -> bool:
+    return any(user_has_role(user=user, role=role) for role in POWERFUL_ROLES)
 
 
 def _clean_name(name: str) -> str:
@@ -166,6 +215,21 @@ def api_tokens_revoke_for_leaver(*, user, actor) -> int:
         tokens = ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
         for token in tokens.order_by("pk"):
             _revoke(token, actor=actor if actor is not None else LEAVER, reason="leaver")
+            revoked += 1
+    return revoked
+
+
+def api_tokens_revoke_for_lost_role(*, user, roles: list[str], actor) -> int:
+    """Role hook (accounts.services.ROLE_REMOVED_HOOKS): a person who loses a powerful role
+    loses every live token, since a token made while they held it carries it."""
+    lost = sorted(set(roles) & set(POWERFUL_ROLES))
+    if not lost:
+        return 0
+    revoked = 0
+    with transaction.atomic():
+        tokens = ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
+        for token in tokens.order_by("pk"):
+            _revoke(token, actor=actor, reason=f"lost role {', '.join(lost)}")
             revoked += 1
     return revoked
 

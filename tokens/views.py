@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.middleware import session_passed_mfa
 from portal.core.errors import Conflict, DomainError, NotFound
 from portal.core.views import add_form_error
 
@@ -62,6 +63,7 @@ def token_create(request):
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=expires_at,
+            mfa_session=session_passed_mfa(request),
         )
     except DomainError as exc:
         add_form_error(form, exc)

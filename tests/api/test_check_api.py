@@ -15,6 +15,7 @@ from access import check
 from access.models import Grant
 from access.services import grant_revoke
 from audit.models import AuditEvent
+from portal.core.actors import CLI
 from tests.access.factories import grant_directly
 from tests.api.conftest import Api, token_api
 from tokens.management.commands.create_service_token import service_token_create
@@ -35,7 +36,7 @@ def _clean_check_cache():
 
 def service_api(service, *, scope_all: bool = False) -> Api:
     _token, plaintext = service_token_create(
-        actor="test", service=service, name="svc", scope_all=scope_all
+        actor=CLI, service=service, name="svc", scope_all=scope_all
     )
     return Api(Client(), {"Authorization": f"Bearer {plaintext}"})
 
@@ -224,7 +225,7 @@ def test_anonymous_gets_401(catalog, path):
 
 
 def test_revoked_service_token_gets_401(catalog, requester):
-    token, plaintext = service_token_create(actor="test", service=catalog["search_db"], name="s")
+    token, plaintext = service_token_create(actor=CLI, service=catalog["search_db"], name="s")
     ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
     api = Api(Client(), {"Authorization": f"Bearer {plaintext}"})
     response = api.post(CHECK, body(requester.email))
@@ -237,7 +238,7 @@ def test_revoked_service_token_gets_401(catalog, requester):
 def test_service_token_revocation_is_seen_by_the_next_call(
     catalog, requester, admin, django_capture_on_commit_callbacks
 ):
-    token, plaintext = service_token_create(actor="test", service=catalog["search_db"], name="s")
+    token, plaintext = service_token_create(actor=CLI, service=catalog["search_db"], name="s")
     api = Api(Client(), {"Authorization": f"Bearer {plaintext}"})
     assert api.post(CHECK, body(requester.email)).status_code == 200
     assert cache.get(f"check:tok:{token.key_hash}")["service_slug"] == "search-db"  # cached

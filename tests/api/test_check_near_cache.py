@@ -14,6 +14,7 @@ from django.core.cache import cache, caches
 from django.test import Client, override_settings
 
 from access.services import grant_revoke
+from portal.core.actors import CLI
 from portal.core.nearcache import NearCache, near_cache
 from tests.access.factories import grant_directly
 from tests.api.conftest import Api
@@ -84,7 +85,7 @@ def test_service_token_revocation_is_seen_through_a_warm_near_cache(
     catalog, requester, admin, redis_reads, django_capture_on_commit_callbacks
 ):
     grant_directly(requester, catalog["read"])
-    token, plaintext = service_token_create(actor="test", service=catalog["search_db"], name="s")
+    token, plaintext = service_token_create(actor=CLI, service=catalog["search_db"], name="s")
     api = Api(Client(), {"Authorization": f"Bearer {plaintext}"})
     assert warm(api, requester.email, redis_reads)["allowed"] is True
     with django_capture_on_commit_callbacks(execute=True):

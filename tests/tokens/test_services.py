@@ -7,14 +7,22 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.test import Client
 from django.utils import timezone
 
-from accounts.services import LEAVER_HOOKS, user_mark_leaver
+from accounts.services import LEAVER_HOOKS, user_mark_leaver, user_set_roles
 from audit.models import AuditEvent
+from portal.core.actors import CLI, DIRECTORY_IMPORT
 from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
 from tests.access.factories import make_service
 from tokens.models import ApiToken
-from tokens.services import api_token_create, api_token_revoke, api_tokens_revoke_for_leaver
+from tokens.services import (
+    DEFAULT_TOKEN_DAYS,
+    POWERFUL_TOKEN_MAX_DAYS,
+    api_token_create,
+    api_token_revoke,
+    api_tokens_revoke_for_leaver,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +37,9 @@ def test_create_stores_only_the_hash_and_audits(requester):
     assert token.key_hash == hashlib.sha256(plaintext.encode()).hexdigest()
     assert all(plaintext not in str(f.value_from_object(token)) for f in ApiToken._meta.fields)
     assert token.scopes == ["read", "write"]
-    assert (token.user, token.service, token.revoked_at, token.expires_at) == (
-        requester,
-        None,
-        None,
-        None,
-    )
+    assert (token.user, token.service, token.revoked_at) == (requester, None, None)
+    expected = timezone.now() + timedelta(days=DEFAULT_TOKEN_DAYS)
+    assert abs(token.expires_at - expected) < timedelta(minutes=1)
     event = AuditEvent.objects.get(action="api_token.created")
     assert (event.actor_id, event.target_id) == (requester.pk, str(token.pk))
     assert event.after["prefix"] == token.prefix
@@ -156,3 +161,60 @@ def test_exactly_one_owner_is_enforced_by_the_database(requester, org):
             ApiToken.objects.create(name="x", prefix="x", key_hash=f"h-{owner['user']}", **owner)
     ApiToken.objects.create(name="svc", prefix="svc", key_hash="h-svc", service=service)
     assert ApiToken.objects.filter(service=service).count() == 1
+
+
+# --- tokens of powerful people ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["admin", "security"])
+def test_a_powerful_persons_token_expires_within_thirty_days(persona, request):
+    person = request.getfixturevalue(persona)
+    token, _ = api_token_create(actor=person, user=person, name="default")
+    limit = timezone.now() + timedelta(days=POWERFUL_TOKEN_MAX_DAYS)
+    assert abs(token.expires_at - limit) < timedelta(minutes=1)
+    before = ApiToken.objects.count()
+
+    for expires_at in (None, timezone.now() + timedelta(days=POWERFUL_TOKEN_MAX_DAYS + 1)):
+        with pytest.raises(ValidationError) as excinfo:
+            api_token_create(
+                actor=person, user=person, name="long", scopes=["read"], expires_at=expires_at
+            )
+        assert excinfo.value.field == "expires_at"
+    assert ApiToken.objects.count() == before
+
+
+def test_never_expiring_tokens_are_read_only_tokens_of_ordinary_people(requester):
+    token, _ = api_token_create(
+        actor=requester, user=requester, name="reader", scopes=["read"], expires_at=None
+    )
+    assert token.expires_at is None
+    with pytest.raises(ValidationError, match="must expire"):
+        api_token_create(actor=requester, user=requester, name="writer", expires_at=None)
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["reader"]
+
+
+def test_a_powerful_persons_token_needs_a_session_that_passed_a_second_factor(admin, settings):
+    settings.REQUIRE_MFA_FOR_ADMINS = True
+    with pytest.raises(NotPermitted, match="second factor"):
+        api_token_create(actor=admin, user=admin, name="laptop")
+    assert not ApiToken.objects.exists()
+
+    api_token_create(actor=admin, user=admin, name="laptop", mfa_session=True)
+    api_token_create(actor=CLI, user=admin, name="operator")  # an operator's command on the host
+    assert ApiToken.objects.count() == 2
+
+
+def test_losing_a_powerful_role_revokes_every_token(admin, requester):
+    token, plaintext = api_token_create(actor=admin, user=admin, name="laptop")
+    engineers, _ = api_token_create(actor=requester, user=requester, name="ci")
+
+    user_set_roles(actor=DIRECTORY_IMPORT, user=requester, roles=["auditor"])
+    user_set_roles(actor=DIRECTORY_IMPORT, user=admin, roles=[])
+
+    token.refresh_from_db()
+    engineers.refresh_from_db()
+    assert token.revoked_at is not None and engineers.revoked_at is None
+    event = AuditEvent.objects.get(action="api_token.revoked")
+    assert (event.target_id, event.reason) == (str(token.pk), "lost role platform-admin")
+    response = Client().get("/api/v1/me", headers={"Authorization": f"Bearer {plaintext}"})
+    assert response.status_code == 401

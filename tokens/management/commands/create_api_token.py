@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -11,7 +11,7 @@ from accounts.models import User
 from portal.core.actors import CLI
 from portal.core.errors import DomainError
 from tokens.models import Scope
-from tokens.services import api_token_create
+from tokens.services import DEFAULT_EXPIRY, api_token_create
 
 
 class Command(BaseCommand):
@@ -27,7 +27,15 @@ class Command(BaseCommand):
             help="repeat for several; default: read and write",
         )
         parser.add_argument(
-            "--expires-days", type=int, default=None, help="expire after N days (default: never)"
+            "--expires-days",
+            type=int,
+            default=None,
+            help="expire after N days (default: 90; 30 at most for admins and security)",
+        )
+        parser.add_argument(
+            "--never-expires",
+            action="store_true",
+            help="never expire (read-only tokens of people without administrative roles only)",
         )
 
     def handle(self, *args, **options):
@@ -35,8 +43,12 @@ class Command(BaseCommand):
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
             raise CommandError(f"no such user: {email}")
-        expires_at = None
-        if options["expires_days"] is not None:
+        expires_at: datetime | None | object = DEFAULT_EXPIRY
+        if options["never_expires"]:
+            if options["expires_days"] is not None:
+                raise CommandError("give --expires-days or --never-expires, not both")
+            expires_at = None
+        elif options["expires_days"] is not None:
             if options["expires_days"] < 1:
                 raise CommandError("--expires-days must be at least 1")
             expires_at = timezone.now() + timedelta(days=options["expires_days"])
