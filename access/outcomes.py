@@ -62,7 +62,7 @@ REFUSAL_STATUS: dict[RefusalCode, int] = {
     RefusalCode.POLICY_CHECK: 400,
     RefusalCode.NOT_FOUND: 404,
 }
-refusal_statuses_register(REFUSAL_STATUS)
+refusal_statuses_register({str(code): status for code, status in REFUSAL_STATUS.items()})
 
 _ERROR_FOR_STATUS: dict[int, type[DomainError]] = {
     409: Conflict,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.contrib.auth.models import Group
 from django.db.models import Q
@@ -92,7 +92,7 @@ def build_stages(entitlement: Entitlement) -> list[StageSnapshot]:
     ]
 
 
-def security_stage() -> StageSnapshot:
+def security_stage() -> dict[str, Any]:  # a StageSnapshot; checks add to it
     return {
         "name": "Security (separation of duties)",
         "kind": K.SECURITY,

@@ -33,7 +33,7 @@ from portal.core.actors import (
     SystemActor,
     actor_label,
     actor_may,
-    is_system,
+    refuse_string,
 )
 from portal.core.errors import ValidationError
 from portal.core.state import transition
@@ -246,13 +246,14 @@ def grant_revoke(
     system actor revokes with its own origin and a person by hand (``MANUAL``). Runs in the
     caller's transaction when there is one (the grant row is locked, if not already).
     """
+    refuse_string(actor)
     reason = reason or ""
     if not reason.strip():
         raise ValidationError("say why the access is revoked", field="reason")
     if origin is None:
-        origin = _ORIGIN_OF_SYSTEM.get(actor, RevokeOrigin.MANUAL)  # type: ignore[call-overload]
-        if not is_system(actor):
-            origin = RevokeOrigin.MANUAL
+        origin = RevokeOrigin.MANUAL
+        if isinstance(actor, SystemActor):
+            origin = _ORIGIN_OF_SYSTEM.get(actor, RevokeOrigin.MANUAL)
     person_check, systems = REVOKE_RULES[RevokeOrigin(origin)]
     pk = grant.pk if grant is not None else grant_id
     if pk is None:

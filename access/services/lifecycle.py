@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.services import audit_record
-from portal.core.actors import GRANT_EXPIRY, MOVER_REVIEW, Actor, actor_may
+from portal.core.actors import GRANT_EXPIRY, MOVER_REVIEW, Actor, actor_may, actor_user
 from portal.core.errors import Conflict, NotFound, ValidationError
 from portal.core.locks import hook_register
 
@@ -222,7 +222,7 @@ def follow_up_answer(
         item.status = (
             FollowUpReview.Status.KEPT if decision == "keep" else FollowUpReview.Status.REVOKED
         )
-        item.answered_by = actor
+        item.answered_by = actor_user(actor)
         item.answered_at = timezone.now()
         item.note = note
         item.save(update_fields=["status", "answered_by", "answered_at", "note"])

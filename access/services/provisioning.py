@@ -197,7 +197,7 @@ def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float
 
 def refs_for(job: SyncJob, connector) -> tuple[PrincipalRef, EntitlementRef]:
     config = {}
-    if job.grant_id is not None:
+    if job.grant is not None:
         config = dict(job.grant.entitlement.connector_config or {})
     principal = PrincipalRef(email=job.principal_email, login=job.principal_login)
     return principal, EntitlementRef(job.service.slug, job.entitlement_slug, config=config)
@@ -272,7 +272,7 @@ def sync_job_run(*, job_id: int, now: datetime | None = None) -> str:
     """
     now = now or timezone.now()
     outcome, job = _claim(job_id, now)
-    if outcome != "started":
+    if outcome != "started" or job is None:
         return outcome
     attempt = job.attempts
     connector, result, error, transient = _call_connector(job)
@@ -353,7 +353,7 @@ def _notify_failed(job: SyncJob) -> None:
     job_id = job.pk
     transaction.on_commit(
         lambda: tasks.notify_sync_failed.apply_async(
-            args=[job_id], queue=settings.TOLLGATE_NOTIFY_QUEUE
+            args=(job_id,), queue=settings.TOLLGATE_NOTIFY_QUEUE
         ),
         robust=True,
     )
@@ -424,6 +424,8 @@ def manual_task_answer(*, actor, task_id: int, outcome: str, note: str = "") -> 
         raise NotFound("no such task")
     with transaction.atomic():
         job, grant = lock_job(job_id)
+        if job is None:
+            raise NotFound("no such task")
         task = lock_manual_task(task_id)
         if not actor_may(actor, lambda user: may_answer_manual_task(user, task)):
             raise NotFound("no such task")

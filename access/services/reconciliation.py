@@ -133,14 +133,14 @@ def reconcile_plan(service: Service, *, connector=None, page_size: int = PAGE_SI
             continue
         plan.holders_seen += 1
         key = (holder.principal, slug)
-        grant_id = expected.pop(key, None)
-        if grant_id is None:
+        if key not in expected:
             if key not in in_flight:
                 plan.unmanaged.append((holder.principal, slug, holder.level or ""))
             continue
+        expected_id = expected.pop(key)
         want = level_of.get(slug) or "member"
         if holder.level and holder.level != want:
-            plan.wrong_level.append((grant_id, holder.principal, slug, want, holder.level))
+            plan.wrong_level.append((expected_id, holder.principal, slug, want, holder.level))
     plan.missing = sorted((gid, login, slug) for (login, slug), gid in expected.items())
     return plan
 

@@ -205,7 +205,7 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
         if actor.pk not in eligible:
             raise refusal(
                 RefusalCode.NOT_AN_APPROVER,
-                f"you are not an approver of stage {request.current_stage + 1} ({request.stage['name']}) of request #{request.pk}",
+                f"you are not an approver of stage {request.current_stage + 1} ({request.stages[request.current_stage]['name']}) of request #{request.pk}",
             )
         on_behalf_of = eligible[actor.pk]
         given = list(
@@ -223,7 +223,7 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
             )
         # N of M counts people: a delegate's approval fills their delegator's place.
         count = len(slots | {on_behalf_of or actor.pk})
-        required = request.stage["required"]
+        required = request.stages[request.current_stage]["required"]
         if count >= required and request.current_stage + 1 == len(request.stages):
             lock_held_grants(
                 principal_id=request.principal_id, entitlement_id=request.entitlement_id

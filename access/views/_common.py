@@ -18,7 +18,7 @@ PICKER_RESULTS = 20
 # --- Helpers --------------------------------------------------------------------------
 def is_htmx_partial(request) -> bool:
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def paginate(request, qs, per_page: int):

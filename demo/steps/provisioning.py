@@ -17,8 +17,7 @@ import os
 import random
 
 from access.models import Service
-from access.services import service_update
-from access.services import reconcile_service
+from access.services import reconcile_service, service_update
 from accounts.models import User
 
 DSN_ENV = "TOLLGATE_PG_TARGET_DSN"

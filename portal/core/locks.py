@@ -62,12 +62,13 @@ def lock_rank(name: str) -> int:
 
 
 def lock_note(name: str, *keys: object) -> None:
-    """Say that rows of ``name`` were just locked (recorded only inside ``lock_trace``)."""
+    """Say that the rows ``keys`` of ``name`` were just locked (recorded only inside
+    ``lock_trace``)."""
     lock_rank(name)
     taken = getattr(_trace, "taken", None)
     if taken is None:
         return
-    for key in keys or (None,):
+    for key in keys:  # no keys: no row was locked
         if (name, key) not in taken:
             taken.append((name, key))
 
