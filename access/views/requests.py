@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -19,7 +21,7 @@ from ..forms import (
     BulkDecisionForm,
     DecisionForm,
 )
-from ..models import AccessRequest
+from ..models import AccessRequest, Approval, Entitlement
 from ..panels import request_panels
 from ._common import (
     INBOX_PAGE_SIZE,
@@ -46,22 +48,52 @@ def _picked(user, ids) -> list:
     return [by_pk[i] for i in ids if i in by_pk]
 
 
-def _preview_rows(*, user, principal, entitlements, duration_days) -> list[dict]:
-    rows = []
+@dataclass(frozen=True)
+class PreviewStage:
+    """One stage of a previewed request, with who would approve it."""
+
+    name: str
+    required: int
+    approvers: list[str]
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One entitlement of the request form's preview."""
+
+    preview: workflow.Preview
+    entitlement: Entitlement
+    stages: list[PreviewStage]
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One stage on a request's page: its state and the approvals it has."""
+
+    number: int
+    name: str
+    required: int
+    state: str
+    approvals: list[Approval]
+    approvers: list[str]
+
+
+def _preview_rows(*, user, principal, entitlements, duration_days) -> list[PreviewRow]:
+    rows: list[PreviewRow] = []
     for ent in entitlements:
         result = workflow.preview(
             requester=user, principal=principal, entitlement=ent, duration_days=duration_days
         )
         probe = AccessRequest(requester=user, principal=principal, entitlement=ent)
         stages = [
-            {
-                "name": stage["name"],
-                "required": stage["required"],
-                "approvers": workflow.describe_stage_approvers(request=probe, stage=stage),
-            }
+            PreviewStage(
+                name=stage["name"],
+                required=stage["required"],
+                approvers=workflow.describe_stage_approvers(request=probe, stage=stage),
+            )
             for stage in result.stages
         ]
-        rows.append({"preview": result, "entitlement": ent, "stages": stages})
+        rows.append(PreviewRow(preview=result, entitlement=ent, stages=stages))
     return rows
 
 
@@ -220,8 +252,8 @@ def request_list(request):
     return render(request, "access/request_list.html", context)
 
 
-def _stage_rows(req: AccessRequest, approvals) -> list[dict]:
-    rows = []
+def _stage_rows(req: AccessRequest, approvals) -> list[StageRow]:
+    rows: list[StageRow] = []
     for index, stage in enumerate(req.stages):
         if req.auto_approval_reason:
             state = "skipped"
@@ -235,14 +267,14 @@ def _stage_rows(req: AccessRequest, approvals) -> list[dict]:
         if req.is_open and index >= req.current_stage:
             approvers = workflow.describe_stage_approvers(request=req, stage=stage)
         rows.append(
-            {
-                "number": index + 1,
-                "name": stage["name"],
-                "required": stage["required"],
-                "state": state,
-                "approvals": [a for a in approvals if a.stage == index],
-                "approvers": approvers,
-            }
+            StageRow(
+                number=index + 1,
+                name=stage["name"],
+                required=stage["required"],
+                state=state,
+                approvals=[a for a in approvals if a.stage == index],
+                approvers=approvers,
+            )
         )
     return rows
 
