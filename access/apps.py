@@ -5,9 +5,8 @@ class AccessConfig(AppConfig):
     name = "access"
 
     def ready(self) -> None:
-        from .sync.lifecycle import register_leaver_hook
-        from .sync.outbox import register_provisioners
+        from . import outcomes  # noqa: F401  (registers the HTTP status of each refusal code)
+        from .services.lifecycle import leaver_hooks_register
 
-        register_provisioners()  # grants of services with a connector go through the outbox
-        register_leaver_hook()  # a leaver's grants are revoked in the leaver's transaction
+        leaver_hooks_register()  # a leaver's grants are revoked in the leaver's transaction
         from . import check, check_api  # noqa: F401  (check/token cache invalidation signals)

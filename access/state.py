@@ -3,7 +3,7 @@
 from .models import AccessRequest, Grant, SyncJob
 
 R = AccessRequest.Status
-REQUEST_TRANSITIONS = {
+REQUEST_TRANSITIONS: dict[tuple[str, str], str] = {
     (R.PENDING, "advance"): R.PENDING,  # a stage completed, the next one starts
     (R.PENDING, "approve"): R.APPROVED,  # the last stage completed (or auto-approval)
     (R.PENDING, "deny"): R.DENIED,
@@ -12,7 +12,7 @@ REQUEST_TRANSITIONS = {
 }
 
 G = Grant.Status
-GRANT_TRANSITIONS = {
+GRANT_TRANSITIONS: dict[tuple[str, str], str] = {
     (G.PENDING, "activate"): G.ACTIVE,  # provisioned downstream (or no connector)
     (G.PENDING, "fail"): G.FAILED,
     (G.FAILED, "retry"): G.PENDING,
@@ -28,7 +28,7 @@ GRANT_TRANSITIONS = {
 
 J = SyncJob.Status
 # The sync job is the effect downstream; its table is separate from the grant's.
-SYNC_JOB_TRANSITIONS = {
+SYNC_JOB_TRANSITIONS: dict[tuple[str, str], str] = {
     (J.PENDING, "start"): J.RUNNING,  # a worker claimed it (attempts + 1)
     (J.RUNNING, "succeed"): J.DONE,  # the downstream system is in the desired state
     (J.RUNNING, "defer"): J.PENDING,  # transient failure: retry at next_attempt_at

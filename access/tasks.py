@@ -129,7 +129,7 @@ def _sync_limits() -> dict:
 )
 def run_sync_job(job_id: int) -> None:
     """One delivery of a job: claim, call the connector, record. Redelivery is a no-op."""
-    from .sync.outbox import sync_job_run
+    from .services.provisioning import sync_job_run
 
     outcome = sync_job_run(job_id=job_id)
     logger.info("sync job %s: %s", job_id, outcome)
@@ -146,36 +146,43 @@ def _locked_periodic(name: str, func, **kwargs) -> None:
 
 @shared_task(name="access.tasks.sweep_sync_jobs", ignore_result=True, queue="sync")
 def sweep_sync_jobs() -> None:
-    from .sync.outbox import sync_jobs_sweep
+    from .services.provisioning import sync_jobs_sweep
 
     _locked_periodic("access.sweep_sync_jobs", sync_jobs_sweep)
 
 
 @shared_task(name="access.tasks.expire_grants", ignore_result=True, queue="sync")
 def expire_grants() -> None:
-    from .sync.lifecycle import grants_expiry_sweep
+    from .services.lifecycle import grants_expiry_sweep
 
     _locked_periodic("access.expire_grants", grants_expiry_sweep)
 
 
 @shared_task(name="access.tasks.reconcile_all", ignore_result=True, queue="sync")
 def reconcile_all() -> None:
-    from .sync.reconcile import reconcile_all as run_all
+    from .services.reconciliation import reconcile_all as run_all
 
     _locked_periodic("access.reconcile_all", run_all)
 
 
 @shared_task(name="access.tasks.reconcile_service", ignore_result=True, queue="sync")
-def reconcile_service(service_id: int, mode: str = "report", actor_label: str = "") -> None:
-    from .sync.reconcile import SYSTEM_RECONCILER
-    from .sync.reconcile import reconcile_service as run
+def reconcile_service(service_id: int, mode: str = "report", user_id: int | None = None) -> None:
+    """A run started by a person (``user_id``, re-checked by the service) or the reconciler."""
+    from accounts.models import User
+    from portal.core.actors import RECONCILER
 
-    run(service_id=service_id, mode=mode, actor=actor_label or SYSTEM_RECONCILER)
+    from .services.reconciliation import reconcile_service as run
+
+    user = User.objects.filter(pk=user_id).first() if isinstance(user_id, int) else None
+    if user_id is not None and user is None:
+        logger.warning("reconcile_service: no user #%s; not run", user_id)
+        return
+    run(service_id=service_id, mode=mode, actor=user or RECONCILER)
 
 
 @shared_task(name="access.tasks.sweep_follow_ups", ignore_result=True, queue="sync")
 def sweep_follow_ups() -> None:
-    from .sync.lifecycle import follow_ups_sweep
+    from .services.lifecycle import follow_ups_sweep
 
     _locked_periodic("access.sweep_follow_ups", follow_ups_sweep)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.contrib.auth.models import Group
 from django.db.models import Q
@@ -27,9 +28,22 @@ from .models import (
     PolicyStage,
     ToxicPair,
 )
+from .outcomes import Refusal, RefusalCode
 
 DEFAULT_POLICY_SLUG = "default"
 K = PolicyStage.ApproverKind
+
+
+class StageSnapshot(TypedDict):
+    """One approval stage as a request keeps it (``AccessRequest.stages``, JSON): the request
+    goes through the stages it was submitted with, whatever the policy says later."""
+
+    name: str
+    kind: str  # PolicyStage.ApproverKind
+    required: int
+    group_id: int | None
+    user_ids: list[int]
+    source: str  # "builtin", "policy:<slug>", "sod" or a check's name
 
 
 def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
@@ -38,12 +52,12 @@ def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
     return ApprovalPolicy.objects.filter(slug=DEFAULT_POLICY_SLUG).first()
 
 
-def build_stages(entitlement: Entitlement) -> list[dict]:
+def build_stages(entitlement: Entitlement) -> list[StageSnapshot]:
     """Snapshot the policy's stages (a request keeps the stages it was submitted with)."""
     policy = policy_for(entitlement)
     if policy is None:
         # No policy anywhere: the manager, then the owner team for anything above low risk.
-        stages = [
+        stages: list[StageSnapshot] = [
             {
                 "name": "Manager",
                 "kind": K.MANAGER,
@@ -78,7 +92,7 @@ def build_stages(entitlement: Entitlement) -> list[dict]:
     ]
 
 
-def security_stage() -> dict:
+def security_stage() -> dict[str, Any]:  # a StageSnapshot; checks add to it
     return {
         "name": "Security (separation of duties)",
         "kind": K.SECURITY,
@@ -93,7 +107,7 @@ def _active_users(qs):
     return qs.filter(is_active=True)
 
 
-def stage_candidates(*, request: AccessRequest, stage: dict) -> set[int]:
+def stage_candidates(*, request: AccessRequest, stage: StageSnapshot) -> set[int]:
     """Who the stage names, from live data (before exclusions and delegation)."""
     kind = stage["kind"]
     if kind == K.MANAGER:
@@ -293,7 +307,9 @@ def missing_prerequisites(*, principal: User, entitlement: Entitlement) -> list[
 @dataclass
 class Preview:
     entitlement: Entitlement
-    stages: list[dict] = field(default_factory=list)
+    stages: list[StageSnapshot] = field(default_factory=list)
+    # Refusal values (a message with its code); a check may append a plain string (its code is
+    # then POLICY_CHECK, see access.outcomes.refusal_code).
     refusals: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     auto_approval: str | None = None
@@ -324,31 +340,54 @@ def preview(
     )
     if not may_request_for(requester, principal):
         result.refusals.append(
-            f"you may not request access for {principal.email}: only for yourself or your reports"
+            Refusal(
+                RefusalCode.NOT_PERMITTED,
+                f"you may not request access for {principal.email}: only for yourself or your reports",
+            )
         )
     if not entitlement.requestable:
-        result.refusals.append(f"{entitlement} is not requestable")
+        result.refusals.append(
+            Refusal(RefusalCode.NOT_ELIGIBLE, f"{entitlement} is not requestable")
+        )
     if not principal.is_active:
-        result.refusals.append(f"{principal.email} is not active")
+        result.refusals.append(
+            Refusal(RefusalCode.NOT_ELIGIBLE, f"{principal.email} is not active")
+        )
     if duration_days is not None and (
         duration_days < 1 or duration_days > entitlement.max_duration_days
     ):
         result.refusals.append(
-            f"duration must be between 1 and {entitlement.max_duration_days} days (the maximum for {entitlement})"
+            Refusal(
+                RefusalCode.NOT_ELIGIBLE,
+                f"duration must be between 1 and {entitlement.max_duration_days} days (the maximum for {entitlement})",
+            )
         )
     if AccessRequest.objects.filter(
         principal=principal, entitlement=entitlement, status=AccessRequest.Status.PENDING
     ).exists():
-        result.refusals.append(f"{principal.email} already has an open request for {entitlement}")
+        result.refusals.append(
+            Refusal(
+                RefusalCode.DUPLICATE_OPEN_REQUEST,
+                f"{principal.email} already has an open request for {entitlement}",
+            )
+        )
     missing = missing_prerequisites(principal=principal, entitlement=entitlement)
     if missing:
-        result.refusals.append("missing prerequisite access: " + ", ".join(str(e) for e in missing))
+        result.refusals.append(
+            Refusal(
+                RefusalCode.MISSING_PREREQUISITE,
+                "missing prerequisite access: " + ", ".join(str(e) for e in missing),
+            )
+        )
     held = Grant.objects.filter(
         principal=principal, entitlement=entitlement, status__in=Grant.HELD_STATUSES
     ).first()
     if held is not None and held.status != Grant.Status.ACTIVE:
         result.refusals.append(
-            f"{principal.email} already holds {entitlement} (grant #{held.pk} is {held.get_status_display().lower()})"
+            Refusal(
+                RefusalCode.ALREADY_HELD,
+                f"{principal.email} already holds {entitlement} (grant #{held.pk} is {held.get_status_display().lower()})",
+            )
         )
     result.extension_of = held if held is not None and held.status == Grant.Status.ACTIVE else None
     stages = build_stages(entitlement)
@@ -360,7 +399,9 @@ def preview(
             stages.append(security_stage())
             result.warnings.append(f"separation of duties — routed to security: {text}")
         else:
-            result.refusals.append(f"separation of duties: {text}")
+            result.refusals.append(
+                Refusal(RefusalCode.SEPARATION_OF_DUTIES, f"separation of duties: {text}")
+            )
     result.stages = stages
     for check in REQUEST_CHECKS:
         check(
@@ -386,12 +427,17 @@ def preview(
             problem = stage_requirement_problem(request=probe, stage_index=index)
             if problem:
                 result.refusals.append(
-                    f"this request cannot be approved as policy stands: {problem}"
+                    Refusal(
+                        RefusalCode.UNAPPROVABLE,
+                        f"this request cannot be approved as policy stands: {problem}",
+                    )
                 )
     return result
 
 
-def describe_stage_approvers(*, request: AccessRequest, stage: dict, limit: int = 5) -> list[str]:
+def describe_stage_approvers(
+    *, request: AccessRequest, stage: StageSnapshot, limit: int = 5
+) -> list[str]:
     ids = stage_candidates(request=request, stage=stage) - excluded_approvers(request)
     names = list(
         User.objects.filter(pk__in=ids).order_by("name").values_list("name", "email")[:limit]

@@ -107,7 +107,7 @@ def plan_child() -> None:
     from django.db import connection
 
     from access.models import DriftItem, Grant, ReconciliationRun, Service, SyncJob
-    from access.sync.reconcile import reconcile_service
+    from access.services import reconcile_service
     from connectors.base import Holder
 
     rng = random.Random(SEED)

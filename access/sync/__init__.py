@@ -1,10 +1,8 @@
-"""Provisioning: the outbox (SyncJob), reconciliation, expiry, leavers, movers, break-glass.
+"""Provisioning pages, selectors, policies, notifications and metrics.
 
-* :mod:`access.sync.outbox` writes jobs in the grant's transaction, runs them through the
-  service's connector, retries transient failures and records the outcome.
-* :mod:`access.sync.reconcile` compares grants with who really holds what downstream.
-* :mod:`access.sync.lifecycle` expires grants, reminds holders, handles leavers and
-  movers, and takes break-glass grants with their follow-up reviews.
+The services moved to :mod:`access.services` (``provisioning``, ``reconciliation``,
+``lifecycle``, ``grants``); :mod:`access.sync.outbox`, :mod:`access.sync.reconcile` and
+:mod:`access.sync.lifecycle` only re-export them for old imports.
 
 See docs/PROVISIONING.md.
 """

@@ -17,7 +17,8 @@ from portal.core.errors import DomainError, NotFound
 
 from .. import selectors as access_selectors
 from ..models import Entitlement, ReconciliationRun
-from . import lifecycle, metrics, outbox, policies, selectors
+from ..services import grants_direct, lifecycle, provisioning
+from . import metrics, policies, selectors
 
 
 def _int(raw, default: int = 0) -> int:
@@ -68,7 +69,7 @@ def job_retry(request, pk: int):
     if not policies.may_retry_jobs(request.user):
         raise Http404("no such page")
     try:
-        outbox.sync_job_retry(
+        provisioning.sync_job_retry(
             actor=request.user, job_id=pk, reason=request.POST.get("reason", "")[:300]
         )
     except DomainError as exc:
@@ -93,7 +94,7 @@ def manual_tasks(request):
 @login_required
 def manual_task_answer(request, pk: int):
     try:
-        outbox.manual_task_answer(
+        provisioning.manual_task_answer(
             actor=request.user,
             task_id=pk,
             outcome=request.POST.get("outcome", ""),
@@ -153,7 +154,7 @@ def service_sync(request, slug: str):
 @login_required
 def service_reconcile(request, slug: str):
     from .. import tasks
-    from .reconcile import reconcilable, reconcile_service
+    from ..services.reconciliation import reconcilable, reconcile_service
 
     service = _visible_service(request, slug)
     if not policies.may_reconcile(request.user, service):
@@ -167,7 +168,7 @@ def service_reconcile(request, slug: str):
         return redirect("access_sync:service", slug=service.slug)
     if mode == "dry_run":
         try:
-            plan = reconcile_service(service_id=service.pk, dry_run=True)
+            plan = reconcile_service(service_id=service.pk, dry_run=True, actor=request.user)
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("access_sync:service", slug=service.slug)
@@ -189,7 +190,7 @@ def service_reconcile(request, slug: str):
         )
     try:
         tasks.reconcile_service.apply_async(
-            args=[service.pk, mode, request.user.email], queue=_sync_queue()
+            args=[service.pk, mode, request.user.pk], queue=_sync_queue()
         )
     except Exception:
         messages.error(request, "The task queue is unavailable; try again shortly.")
@@ -248,7 +249,7 @@ def break_glass(request):
             error = "Pick an entitlement that allows break-glass access."
         else:
             try:
-                grant = lifecycle.grant_break_glass(
+                grant = grants_direct.grant_break_glass(
                     actor=request.user,
                     entitlement_id=ent_id,
                     reason=request.POST.get("reason", "")[:2000],

@@ -35,10 +35,10 @@ from access.models import (
 from accounts.models import PlatformRole, Team, User
 from demo.clock import backdate
 from demo.tables import load_yaml
+from portal.core.actors import GRANT_EXPIRY
 from portal.core.errors import DomainError
 
 DOMAIN = "tollgate.test"
-GRANT_EXPIRY_ACTOR = "system:grant-expiry"
 HISTORY_REQUESTS = 2000
 
 L, M, H, C = Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL
@@ -354,7 +354,10 @@ def _history(
                 grant_dates[grant.pk] = decided
             if decided + timedelta(days=req.duration_days) < now:
                 services.grant_revoke(
-                    actor=GRANT_EXPIRY_ACTOR, grant_id=grant.pk, reason="the access period ended"
+                    grant_id=grant.pk,
+                    actor=GRANT_EXPIRY,
+                    origin=services.RevokeOrigin.EXPIRY,
+                    reason="the access period ended",
                 )
                 counts.revoked += 1
     _backdate(request_dates, grant_dates)

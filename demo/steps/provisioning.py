@@ -17,8 +17,7 @@ import os
 import random
 
 from access.models import Service
-from access.services import service_update
-from access.sync.reconcile import reconcile_service
+from access.services import reconcile_service, service_update
 from accounts.models import User
 
 DSN_ENV = "TOLLGATE_PG_TARGET_DSN"
@@ -46,8 +45,11 @@ def seed_provisioning(*, stdout, rng: random.Random, role_prefix: str = ROLE_PRE
     slugs = list(service.entitlements.values_list("slug", flat=True))
     _create_roles(dsn, [role_for(s, role_prefix) for s in slugs])
     admin = User.objects.filter(email__startswith="admin@").order_by("pk").first()
+    if admin is None:
+        stdout.write("provisioning: no demo admin to switch the connector; skipped")
+        return
     service_update(
-        actor=admin or "system:demo",
+        actor=admin,
         service=service,
         connector="postgres",
         connector_config={
@@ -56,7 +58,7 @@ def seed_provisioning(*, stdout, rng: random.Random, role_prefix: str = ROLE_PRE
             "login_prefix": "tg_",
         },
     )
-    run = reconcile_service(service_id=service.pk, mode="enforce", actor="system:demo")
+    run = reconcile_service(service_id=service.pk, mode="enforce", actor=admin)
     stdout.write(
         f"provisioning: {service.name} now uses the PostgreSQL connector ({len(slugs)} roles); "
         f"reconciliation queued {run.jobs_created if run else 0} grant job(s)"

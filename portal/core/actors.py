@@ -70,6 +70,7 @@ CLI = SystemActor("cli")  # a management command run by an operator
 DEMO = SystemActor("demo")  # demo data (dev only)
 BENCH = SystemActor("bench")  # benchmarks
 TEST = SystemActor("test")  # the test suite
+AUTO_APPROVAL = SystemActor("auto-approval")  # approves what a policy rule allows
 
 
 def refuse_string(value: object) -> None:

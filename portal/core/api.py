@@ -23,8 +23,11 @@ def problem(status: int, code: str, title: str, detail=None, **extra) -> Respons
 
 def problem_exception_handler(exc, context):
     if isinstance(exc, DomainError):
+        # The status comes from the reason code (a table per app), never from the message.
         extra = {"field": exc.field} if exc.field else {}
-        return problem(exc.status, exc.code, exc.__class__.__name__, exc.message, **extra)
+        if exc.reason_code:
+            extra["reason"] = exc.reason_code
+        return problem(exc.http_status, exc.code, exc.__class__.__name__, exc.message, **extra)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

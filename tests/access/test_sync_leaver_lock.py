@@ -4,10 +4,11 @@ takes locks in the same order as a sync worker (grant, then audit chain head).""
 import pytest
 
 from access.models import Grant
-from access.sync.lifecycle import grants_lock_for_leavers
+from access.services import grants_lock_for_leavers
 from accounts import services as account_services
 from accounts.directory import parse_text
 from audit.models import AuditEvent
+from portal.core.actors import DIRECTORY_IMPORT
 from tests.access.factories import grant_directly, make_entitlement, make_service
 
 HEADER = "email,name,team,parent_team,manager_email,worker_type,status,start_date,end_date"
@@ -23,7 +24,7 @@ def _import(*lines):
         rows=parse_text(HEADER + "\n" + "\n".join(lines) + "\n"),
         full=False,
         dry_run=False,
-        actor="test",
+        actor=DIRECTORY_IMPORT,
     )
 
 

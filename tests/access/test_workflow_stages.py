@@ -13,6 +13,7 @@ from access import services
 from access.models import AccessRequest, Approval, ApprovalAssignment, Grant
 from access.state import REQUEST_TRANSITIONS
 from audit.models import AuditEvent
+from portal.core.actors import AUTO_APPROVAL
 from portal.core.errors import Conflict, InvalidTransition, NotPermitted, ValidationError
 from portal.core.state import next_state, transition
 from tests.conftest import make_user
@@ -227,13 +228,13 @@ def test_auto_approval_when_enough_peers_hold_it(org, requester, manager, paymen
     assert ApprovalAssignment.objects.filter(request=req).count() == 0
     grant = Grant.objects.get(request=req)
     assert grant.status == "active"
-    assert grant.approved_by == ["policy:auto-approval"]
+    assert grant.approved_by == [AUTO_APPROVAL.label]
     assert "held by 50%" in grant.reason
     assert request_actions(req) == ["request.submitted", "request.approve"]
     approve_event = AuditEvent.objects.get(
         target_type="access.accessrequest", target_id=str(req.pk), action="request.approve"
     )
-    assert approve_event.actor_label == "policy:auto-approval"
+    assert approve_event.actor_label == AUTO_APPROVAL.label
     assert approve_event.reason == req.auto_approval_reason
 
 

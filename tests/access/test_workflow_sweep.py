@@ -13,6 +13,7 @@ from django.core import mail
 from access import services, tasks, workflow
 from access.models import AccessRequest, ApprovalAssignment
 from audit.models import AuditEvent
+from portal.core.actors import REQUEST_SWEEPER
 from portal.core.errors import Conflict
 from portal.core.locks import _key
 from tests.conftest import make_user
@@ -77,7 +78,7 @@ def test_remind_once_after_the_reminder_time(
     assert timed_request.reminded_at == t
     assert timed_request.status == "pending"
     [event] = events(timed_request, "request.reminded")
-    assert event.actor_label == "system:request-sweeper"
+    assert event.actor_label == REQUEST_SWEEPER.label
     # A second sweep does not remind again.
     before = snapshot(timed_request)
     assert sweep(t + timedelta(minutes=30)) == {"reminded": 0, "escalated": 0, "expired": 0}
@@ -111,7 +112,7 @@ def test_expire_after_the_expiry_time(tricky_now, timed_request, manager):
     assert (timed_request.status, timed_request.decided_at) == ("expired", t)
     [event] = events(timed_request, "request.expire")
     assert (event.actor_label, event.before, event.after) == (
-        "system:request-sweeper",
+        REQUEST_SWEEPER.label,
         {"status": "pending"},
         {"status": "expired"},
     )

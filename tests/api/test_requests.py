@@ -406,3 +406,37 @@ def test_inbox_moves_to_the_owner_after_the_manager(requester, manager, service_
     assert token_api(manager).get("/api/v1/approvals/").json()["count"] == 0
     inbox = token_api(service_owner).get("/api/v1/approvals/").json()
     assert [r["id"] for r in inbox["results"]] == [req.pk]
+
+
+# --- refusal codes ------------------------------------------------------------------------
+
+
+def test_refusals_answer_the_status_of_their_code_with_the_code_as_reason(
+    requester, manager, catalog
+):
+    api = token_api(requester)
+    body = {"entitlement": catalog["read"].pk, "justification": "on-call", "duration_days": 7}
+    assert api.post("/api/v1/requests/", body).status_code == 201
+    again = api.post("/api/v1/requests/", body)
+    assert (again.status_code, again["Content-Type"]) == (409, PROBLEM)
+    assert again.json()["reason"] == "duplicate-open-request"
+    req = AccessRequest.objects.get()
+    own = api.post(f"/api/v1/requests/{req.pk}/approve", {"reason": "me"})
+    assert (own.status_code, own.json()["reason"]) == (403, "own-request")
+    assert token_api(manager).post(f"/api/v1/requests/{req.pk}/approve", {}).status_code == 200
+    late = token_api(manager).post(f"/api/v1/requests/{req.pk}/deny", {"reason": "no"})
+    assert (late.status_code, late.json()["reason"]) == (409, "already-decided")
+
+
+def test_the_status_comes_from_the_code_not_the_class_or_the_message():
+    from access.outcomes import RefusalCode
+    from portal.core.api import problem_exception_handler
+    from portal.core.errors import ValidationError
+
+    exc = ValidationError("no such words here", reason_code=RefusalCode.DUPLICATE_OPEN_REQUEST)
+    response = problem_exception_handler(exc, {})
+    assert response.status_code == 409
+    assert response.data["reason"] == "duplicate-open-request"
+    plain = problem_exception_handler(ValidationError("already has an open request"), {})
+    assert plain.status_code == 400
+    assert "reason" not in plain.data

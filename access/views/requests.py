@@ -1,237 +1,41 @@
-"""HTML pages of the access app (A1–A5, request side).
-
-Thin views: parse input, authorize through policies and scoped selectors, call one
-service, render. Objects the viewer may not see answer 404; domain errors map to
-403 (NotPermitted), 404 (NotFound), a message and a redirect, or 409 for HTMX (Conflict),
-and form errors (ValidationError, on its ``field`` when it names one).
-"""
+"""A2–A4 request pages: new request, preview, list, detail, decisions, the approvals inbox."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.selectors import team_members, user_reports
-from audit.registry import ACTIONS
+from accounts.selectors import user_reports
 from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
 from portal.core.views import add_form_error, domain_errors
 
-from . import policies, selectors, services, workflow
-from .forms import (
+from .. import policies, selectors, services, workflow
+from ..forms import (
     REQUEST_FIELD_ALIASES,
     AccessRequestForm,
     BulkDecisionForm,
-    CatalogFilterForm,
     DecisionForm,
-    DelegationForm,
-    EntitlementForm,
-    RevokeForm,
-    ServiceForm,
 )
-from .models import AccessRequest, Grant
-from .panels import request_panels
-
-CATALOG_PAGE_SIZE = 25
-LIST_PAGE_SIZE = 25
-INBOX_PAGE_SIZE = 50
-MAX_PICKED = 20
-PICKER_RESULTS = 20
-
-
-# --- Helpers --------------------------------------------------------------------------
-def is_htmx_partial(request) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
-
-
-def paginate(request, qs, per_page: int):
-    return Paginator(qs, per_page).get_page(request.GET.get("page"))
+from ..models import AccessRequest, Approval, Entitlement
+from ..panels import request_panels
+from ._common import (
+    INBOX_PAGE_SIZE,
+    LIST_PAGE_SIZE,
+    MAX_PICKED,
+    PICKER_RESULTS,
+    _timeline,
+    int_list,
+    is_htmx_partial,
+    paginate,
+    querystring_without_page,
+)
 
 
-def querystring_without_page(request) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
-
-
-def int_list(values, limit: int = MAX_PICKED) -> list[int]:
-    out: list[int] = []
-    for v in values:
-        if str(v).isdigit() and int(v) not in out:
-            out.append(int(v))
-    return out[:limit]
-
-
-def _timeline(target) -> list[dict]:
-    return [
-        {"event": e, "description": ACTIONS.get(e.action, e.action)}
-        for e in selectors.request_timeline(request=target)
-    ]
-
-
-# --- A1 Catalog -----------------------------------------------------------------------
-@require_GET
-@login_required
-def catalog(request):
-    teams = list(selectors.catalog_owner_teams())
-    form = CatalogFilterForm(request.GET, teams=teams)
-    filters = form.filters()
-    page = paginate(
-        request, selectors.services_list(viewer=request.user, **filters), CATALOG_PAGE_SIZE
-    )
-    context = {
-        "form": form,
-        "page": page,
-        "filters": filters,
-        "query": querystring_without_page(request),
-        "may_create": policies.may_create_service(request.user),
-    }
-    if is_htmx_partial(request):
-        return render(request, "access/partials/_catalog_results.html", context)
-    return render(request, "access/service_list.html", context)
-
-
-@require_GET
-@login_required
-def service_detail(request, slug: str):
-    service = selectors.service_get(viewer=request.user, slug=slug)
-    entitlements = selectors.entitlements_list(viewer=request.user, service=service.slug)
-    entitlements = entitlements.prefetch_related("prerequisites__service")
-    holders = None
-    if policies.may_see_holders(request.user, service):
-        holders = selectors.service_holders(service=service)
-    return render(
-        request,
-        "access/service_detail.html",
-        {
-            "service": service,
-            "entitlements": entitlements,
-            "owners": team_members(team=service.owner_team),
-            "holders": holders,
-            "may_edit": policies.may_edit_service(request.user, service),
-        },
-    )
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-@domain_errors
-def service_create(request):
-    if not policies.may_create_service(request.user):
-        raise Http404("no such page")
-    form = ServiceForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            service = services.service_create(
-                actor=request.user,
-                slug=data["slug"],
-                name=data["name"],
-                owner_team=data["owner_team"],
-                tier=data["tier"],
-                description=data["description"],
-                docs_url=data["docs_url"],
-            )
-        except (ValidationError, Conflict) as exc:
-            add_form_error(form, exc)
-        else:
-            messages.success(request, f"Service {service.name} added to the catalog.")
-            return redirect("access:service-detail", slug=service.slug)
-    return render(request, "access/service_form.html", {"form": form, "service": None})
-
-
-def _editable_service(request, slug: str):
-    service = selectors.service_get(viewer=request.user, slug=slug)
-    if not policies.may_edit_service(request.user, service):
-        raise Http404("no such page")  # do not leak which catalog pages are editable
-    return service
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-@domain_errors
-def service_edit(request, slug: str):
-    service = _editable_service(request, slug)
-    may_move = policies.may_create_service(request.user)
-    initial = {
-        "name": service.name,
-        "owner_team": service.owner_team.slug,
-        "tier": service.tier,
-        "description": service.description,
-        "docs_url": service.docs_url,
-    }
-    form = ServiceForm(request.POST or None, initial=initial, editing=True, may_move=may_move)
-    if request.method == "POST" and form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if k in services.SERVICE_FIELDS}
-        try:
-            services.service_update(actor=request.user, service=service, **changes)
-        except ValidationError as exc:
-            add_form_error(form, exc)
-        else:
-            messages.success(request, f"Service {service.name} saved.")
-            return redirect("access:service-detail", slug=service.slug)
-    return render(request, "access/service_form.html", {"form": form, "service": service})
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-@domain_errors
-def entitlement_create(request, slug: str):
-    service = _editable_service(request, slug)
-    form = EntitlementForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            ent = services.entitlement_create(
-                actor=request.user,
-                service=service,
-                slug=form.cleaned_data["slug"],
-                **form.values(),
-            )
-        except (ValidationError, Conflict) as exc:
-            add_form_error(form, exc)
-        else:
-            messages.success(request, f"Entitlement {ent.name} added to {service.name}.")
-            return redirect("access:service-detail", slug=service.slug)
-    return render(
-        request,
-        "access/entitlement_form.html",
-        {"form": form, "service": service, "entitlement": None},
-    )
-
-
-@require_http_methods(["GET", "POST"])
-@login_required
-@domain_errors
-def entitlement_edit(request, slug: str, pk: int):
-    service = _editable_service(request, slug)
-    ent = selectors.entitlement_get(viewer=request.user, pk=pk)
-    if ent.service_id != service.pk:
-        raise Http404("no such entitlement")
-    initial = {name: getattr(ent, name) for name in EntitlementForm.SERVICE_FIELDS}
-    form = EntitlementForm(request.POST or None, initial=initial, editing=True)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.entitlement_update(actor=request.user, entitlement=ent, **form.values())
-        except ValidationError as exc:
-            add_form_error(form, exc)
-        else:
-            messages.success(request, f"Entitlement {ent.name} saved.")
-            return redirect("access:service-detail", slug=service.slug)
-    return render(
-        request,
-        "access/entitlement_form.html",
-        {"form": form, "service": service, "entitlement": ent},
-    )
-
-
-# --- A2 Request form ------------------------------------------------------------------
 def _principals(user) -> list:
     """Who the viewer may request for: themself, then their reports."""
     return [user, *user_reports(user=user).filter(is_active=True).order_by("name", "email")]
@@ -244,22 +48,52 @@ def _picked(user, ids) -> list:
     return [by_pk[i] for i in ids if i in by_pk]
 
 
-def _preview_rows(*, user, principal, entitlements, duration_days) -> list[dict]:
-    rows = []
+@dataclass(frozen=True)
+class PreviewStage:
+    """One stage of a previewed request, with who would approve it."""
+
+    name: str
+    required: int
+    approvers: list[str]
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One entitlement of the request form's preview."""
+
+    preview: workflow.Preview
+    entitlement: Entitlement
+    stages: list[PreviewStage]
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One stage on a request's page: its state and the approvals it has."""
+
+    number: int
+    name: str
+    required: int
+    state: str
+    approvals: list[Approval]
+    approvers: list[str]
+
+
+def _preview_rows(*, user, principal, entitlements, duration_days) -> list[PreviewRow]:
+    rows: list[PreviewRow] = []
     for ent in entitlements:
         result = workflow.preview(
             requester=user, principal=principal, entitlement=ent, duration_days=duration_days
         )
         probe = AccessRequest(requester=user, principal=principal, entitlement=ent)
         stages = [
-            {
-                "name": stage["name"],
-                "required": stage["required"],
-                "approvers": workflow.describe_stage_approvers(request=probe, stage=stage),
-            }
+            PreviewStage(
+                name=stage["name"],
+                required=stage["required"],
+                approvers=workflow.describe_stage_approvers(request=probe, stage=stage),
+            )
             for stage in result.stages
         ]
-        rows.append({"preview": result, "entitlement": ent, "stages": stages})
+        rows.append(PreviewRow(preview=result, entitlement=ent, stages=stages))
     return rows
 
 
@@ -418,8 +252,8 @@ def request_list(request):
     return render(request, "access/request_list.html", context)
 
 
-def _stage_rows(req: AccessRequest, approvals) -> list[dict]:
-    rows = []
+def _stage_rows(req: AccessRequest, approvals) -> list[StageRow]:
+    rows: list[StageRow] = []
     for index, stage in enumerate(req.stages):
         if req.auto_approval_reason:
             state = "skipped"
@@ -433,14 +267,14 @@ def _stage_rows(req: AccessRequest, approvals) -> list[dict]:
         if req.is_open and index >= req.current_stage:
             approvers = workflow.describe_stage_approvers(request=req, stage=stage)
         rows.append(
-            {
-                "number": index + 1,
-                "name": stage["name"],
-                "required": stage["required"],
-                "state": state,
-                "approvals": [a for a in approvals if a.stage == index],
-                "approvers": approvers,
-            }
+            StageRow(
+                number=index + 1,
+                name=stage["name"],
+                required=stage["required"],
+                state=state,
+                approvals=[a for a in approvals if a.stage == index],
+                approvers=approvers,
+            )
         )
     return rows
 
@@ -593,116 +427,3 @@ def approvals_bulk(request):
 
 
 # --- A5 Grants ------------------------------------------------------------------------
-@require_GET
-@login_required
-def grant_list(request):
-    include_ended = request.GET.get("ended") == "1"
-    qs = selectors.my_grants(viewer=request.user, include_ended=include_ended)
-    return render(
-        request,
-        "access/grant_list.html",
-        {
-            "page": paginate(request, qs, LIST_PAGE_SIZE),
-            "include_ended": include_ended,
-            "query": querystring_without_page(request),
-            "revoke_form": RevokeForm(),
-        },
-    )
-
-
-@require_GET
-@login_required
-def grant_detail(request, pk: int):
-    grant = selectors.grant_get(viewer=request.user, pk=pk)
-    may_revoke = grant.status in Grant.HELD_STATUSES and policies.may_revoke_grant(
-        request.user, grant
-    )
-    request_visible = grant.request_id is not None and (
-        selectors.access_requests_for_viewer(viewer=request.user)
-        .filter(pk=grant.request_id)
-        .exists()
-    )
-    return render(
-        request,
-        "access/grant_detail.html",
-        {
-            "grant": grant,
-            "timeline": _timeline(grant),
-            "may_revoke": may_revoke,
-            "request_visible": request_visible,
-            "revoke_form": RevokeForm(),
-        },
-    )
-
-
-@require_POST
-@login_required
-@domain_errors
-def grant_revoke(request, pk: int):
-    grant = selectors.grant_get(viewer=request.user, pk=pk)
-    form = RevokeForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Say why you give up or revoke this access.")
-        return redirect("access:grant-detail", pk=grant.pk)
-    try:
-        services.grant_revoke(
-            actor=request.user, grant_id=grant.pk, reason=form.cleaned_data["reason"]
-        )
-    except (Conflict, ValidationError) as exc:
-        messages.error(request, f"Could not revoke: {exc.message}.")
-        return redirect("access:grant-detail", pk=grant.pk)
-    messages.success(request, f"Access to {grant.entitlement} revoked.")
-    if grant.principal_id == request.user.pk:
-        return redirect("access:grant-list")
-    return redirect("access:grant-detail", pk=grant.pk)
-
-
-# --- A3 Delegations -------------------------------------------------------------------
-@require_http_methods(["GET", "POST"])
-@login_required
-@domain_errors
-def delegation_list(request):
-    user = request.user
-    form = DelegationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            delegation = services.delegation_create(
-                actor=user,
-                delegate=data["delegate"],
-                starts_on=data["starts_on"],
-                ends_on=data["ends_on"],
-                reason=data["reason"],
-            )
-        except ValidationError as exc:
-            add_form_error(form, exc)
-        else:
-            messages.success(
-                request,
-                f"{delegation.delegate.email} may approve for you from {delegation.starts_on} "
-                f"to {delegation.ends_on}.",
-            )
-            return redirect("access:delegation-list")
-    return render(
-        request,
-        "access/delegation_list.html",
-        {
-            "form": form,
-            "given": selectors.delegations_given(viewer=user),
-            "received": selectors.delegations_received(viewer=user),
-            "today": timezone.localdate(),
-        },
-    )
-
-
-@require_POST
-@login_required
-@domain_errors
-def delegation_end(request, pk: int):
-    try:
-        services.delegation_end(actor=request.user, delegation_id=pk)
-    except Conflict as exc:
-        messages.error(request, f"Could not end it: {exc.message}.")
-    else:
-        messages.success(request, "Delegation ended.")
-    return redirect(reverse("access:delegation-list"))

@@ -1,0 +1,118 @@
+"""Every write in the access app, by aggregate. Each service owns its transaction and writes
+the audit event; notifications and downstream effects run after commit.
+
+* :mod:`.catalog` — services, entitlements, approval policies, toxic pairs.
+* :mod:`.delegations` — an approver's stand-in.
+* :mod:`.requests` — submit, approve, deny, cancel; the sweeper's remind, escalate, expire.
+* :mod:`.grants` — every write of a grant: from a request, provisioning outcomes, one
+  ``grant_revoke`` for every origin (``RevokeOrigin``), expiry, leavers, last use;
+  :mod:`.grants_direct` — grants without a request (birthright, restore, break-glass).
+* :mod:`.provisioning` — the outbox: sync jobs, workers, retries, manual tasks, the sweeper.
+* :mod:`.reconciliation` — downstream holders compared with grants.
+* :mod:`.lifecycle` — expiry sweeps and reminders, leaver hooks, movers, follow-ups.
+* :mod:`.locks` — every row lock, in ``LOCK_ORDER`` (``portal.core.locks``).
+
+``from access.services import X`` works for every public service.
+"""
+
+from ._common import notifications_are_muted, notifications_muted
+from .catalog import (
+    ENTITLEMENT_FIELDS,
+    SERVICE_FIELDS,
+    entitlement_create,
+    entitlement_update,
+    policy_create,
+    service_create,
+    service_update,
+    toxic_pair_create,
+)
+from .delegations import delegation_create, delegation_end
+from .grants import (
+    RevokeOrigin,
+    grant_expire,
+    grant_from_request,
+    grant_revoke,
+    grants_lock_for_leavers,
+    grants_record_use,
+    grants_revoke_for_leaver,
+)
+from .grants_direct import grant_birthright, grant_break_glass, grant_restore
+from .lifecycle import (
+    follow_up_answer,
+    follow_ups_sweep,
+    grant_remind_expiry,
+    grants_expiry_sweep,
+    leaver_hooks_register,
+    mover_flag,
+    movers_sweep,
+)
+from .provisioning import (
+    job_create,
+    job_create_safely,
+    manual_task_answer,
+    sync_job_retry,
+    sync_job_run,
+    sync_jobs_sweep,
+)
+from .reconciliation import reconcile_all, reconcile_plan, reconcile_service
+from .requests import (
+    access_request_approve,
+    access_request_cancel,
+    access_request_deny,
+    access_request_escalate,
+    access_request_expire,
+    access_request_remind,
+    access_request_submit,
+    access_request_submit_many,
+    pending_requests_sweep,
+)
+
+__all__ = [
+    "ENTITLEMENT_FIELDS",
+    "SERVICE_FIELDS",
+    "RevokeOrigin",
+    "access_request_approve",
+    "access_request_cancel",
+    "access_request_deny",
+    "access_request_escalate",
+    "access_request_expire",
+    "access_request_remind",
+    "access_request_submit",
+    "access_request_submit_many",
+    "delegation_create",
+    "delegation_end",
+    "entitlement_create",
+    "entitlement_update",
+    "follow_up_answer",
+    "follow_ups_sweep",
+    "grant_birthright",
+    "grant_break_glass",
+    "grant_expire",
+    "grant_from_request",
+    "grant_remind_expiry",
+    "grant_restore",
+    "grant_revoke",
+    "grants_expiry_sweep",
+    "grants_lock_for_leavers",
+    "grants_record_use",
+    "grants_revoke_for_leaver",
+    "job_create",
+    "job_create_safely",
+    "leaver_hooks_register",
+    "manual_task_answer",
+    "mover_flag",
+    "movers_sweep",
+    "notifications_are_muted",
+    "notifications_muted",
+    "pending_requests_sweep",
+    "policy_create",
+    "reconcile_all",
+    "reconcile_plan",
+    "reconcile_service",
+    "service_create",
+    "service_update",
+    "sync_job_retry",
+    "sync_job_run",
+    "sync_jobs_sweep",
+    "toxic_pair_create",
+]

@@ -1,0 +1,474 @@
+"""Access requests: submit, approve (stage by stage), deny, cancel, and the sweeper's
+remind, escalate and expire. An approved request becomes a grant through
+:func:`access.services.grants.grant_from_request`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.services import audit_record
+from portal.core.actors import AUTO_APPROVAL, REQUEST_SWEEPER, Actor, is_system
+from portal.core.errors import NotPermitted, ValidationError
+from portal.core.state import transition
+
+from .. import registry as actions
+from .. import workflow
+from ..models import AccessRequest, Approval, ApprovalAssignment, ApprovalPolicy, Entitlement
+from ..outcomes import RefusalCode, refusal, refusal_code
+from ..policies import may_request_for
+from ..state import REQUEST_TRANSITIONS
+from ._common import notify
+from .grants import grant_from_request
+from .locks import lock_held_grants, lock_person, lock_request
+
+
+def _person(actor: Actor) -> User:
+    """Decisions on requests are people's: a string raises TypeError, a system actor is refused."""
+    if is_system(actor):
+        raise refusal(RefusalCode.NOT_PERMITTED, f"{actor} does not decide access requests")
+    return actor  # type: ignore[return-value]
+
+
+def _enter_stage(
+    request: AccessRequest, index: int, eligible: dict[int, int | None] | None = None
+) -> None:
+    request.current_stage = index
+    request.stage_started_at = timezone.now()
+    request.reminded_at = None
+    request.escalated_at = None
+    if eligible is None:
+        eligible = workflow.eligible_approvers(request=request, stage_index=index)
+    direct = [uid for uid, via in eligible.items() if via is None]
+    ApprovalAssignment.objects.bulk_create(
+        [ApprovalAssignment(request=request, stage=index, approver_id=uid) for uid in direct],
+        ignore_conflicts=True,
+    )
+
+
+def access_request_submit(
+    *,
+    actor: Actor,
+    principal: User,
+    entitlement: Entitlement,
+    justification: str,
+    duration_days: int | None = None,
+) -> AccessRequest:
+    """Submit one request. Refusals raise before anything is written."""
+    justification = (justification or "").strip()
+    if not justification:
+        raise ValidationError("say why the access is needed", field="justification")
+    if duration_days is None:
+        duration_days = entitlement.default_duration_days
+    if not isinstance(duration_days, int) or duration_days < 1:
+        raise ValidationError(
+            "duration_days must be a whole number of days, at least 1", field="duration_days"
+        )
+    if duration_days > entitlement.max_duration_days:
+        raise ValidationError(
+            f"duration_days {duration_days} exceeds the maximum of {entitlement.max_duration_days} days for {entitlement}",
+            field="duration_days",
+        )
+    actor = _person(actor)
+    if not may_request_for(actor, principal):
+        raise refusal(
+            RefusalCode.NOT_PERMITTED,
+            f"you may request access only for yourself or your reports, not for {principal.email}",
+            field="principal",
+        )
+    if not entitlement.requestable:
+        raise refusal(
+            RefusalCode.NOT_ELIGIBLE, f"{entitlement} is not requestable", field="entitlement"
+        )
+    if not principal.is_active:
+        raise refusal(
+            RefusalCode.NOT_ELIGIBLE, f"{principal.email} is not active", field="principal"
+        )
+    try:
+        with transaction.atomic():
+            # Serialise submissions per principal, so SoD and "one open request" checks see each other.
+            lock_person(principal.pk)
+            preview = workflow.preview(
+                requester=actor,
+                principal=principal,
+                entitlement=entitlement,
+                duration_days=duration_days,
+            )
+            # The first refusal of the state of things (an open request, a held grant) wins;
+            # otherwise every refusal is named, under the code of the first.
+            codes = [refusal_code(r) for r in preview.refusals]
+            for r, code in zip(preview.refusals, codes, strict=True):
+                if code in (RefusalCode.DUPLICATE_OPEN_REQUEST, RefusalCode.ALREADY_HELD):
+                    raise refusal(code, str(r), field="entitlement")
+            if preview.refusals:
+                raise refusal(codes[0], "; ".join(preview.refusals), field="entitlement")
+            lock_held_grants(principal_id=principal.pk, entitlement_id=entitlement.pk)
+            request = AccessRequest.objects.create(
+                requester=actor,
+                principal=principal,
+                entitlement=entitlement,
+                justification=justification,
+                duration_days=duration_days,
+                stages=preview.stages,
+                kind=AccessRequest.Kind.EXTENSION
+                if preview.extension_of
+                else AccessRequest.Kind.NEW,
+                extends_grant=preview.extension_of,
+                routed_to_security=any(s["source"] == "sod" for s in preview.stages),
+            )
+            audit_record(
+                actor=actor,
+                action=actions.REQUEST_SUBMITTED,
+                target=request,
+                after={
+                    "principal": principal.email,
+                    "entitlement": str(entitlement),
+                    "duration_days": duration_days,
+                    "kind": request.kind,
+                    "stages": [s["name"] for s in request.stages],
+                },
+                reason=justification,
+            )
+            if preview.auto_approval:
+                request.auto_approval_reason = preview.auto_approval
+                _finish_approved(request, actor=AUTO_APPROVAL, reason=preview.auto_approval)
+                return request
+            first_stage: dict[int, int | None] = {}
+            for index in range(len(request.stages)):
+                eligible = workflow.eligible_approvers(request=request, stage_index=index)
+                first_stage = eligible if index == 0 else first_stage
+                problem = workflow.stage_requirement_problem(
+                    request=request, stage_index=index, eligible=eligible
+                )
+                if problem:
+                    raise refusal(
+                        RefusalCode.UNAPPROVABLE,
+                        f"this request cannot be approved as policy stands: {problem}",
+                        field="entitlement",
+                    )
+            _enter_stage(request, 0, eligible=first_stage)
+            request.save()
+            notify("notify_approvers", request.pk, "new")
+    except IntegrityError as exc:
+        # The partial unique constraint caught a concurrent duplicate (double submit).
+        raise refusal(
+            RefusalCode.DUPLICATE_OPEN_REQUEST,
+            f"{principal.email} already has an open request for {entitlement}",
+            field="entitlement",
+        ) from exc
+    return request
+
+
+def access_request_submit_many(
+    *,
+    actor: User,
+    principal: User,
+    entitlements: Sequence[Entitlement],
+    justification: str,
+    duration_days: int | None = None,
+) -> list[AccessRequest]:
+    """Several entitlements in one form make one request each, all or none."""
+    if not entitlements:
+        raise ValidationError("pick at least one entitlement", field="entitlements")
+    if len({e.pk for e in entitlements}) != len(entitlements):
+        raise ValidationError("an entitlement is listed twice", field="entitlements")
+    with transaction.atomic():
+        return [
+            access_request_submit(
+                actor=actor,
+                principal=principal,
+                entitlement=e,
+                justification=justification,
+                duration_days=duration_days,
+            )
+            for e in entitlements
+        ]
+
+
+def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -> AccessRequest:
+    actor = _person(actor)
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != AccessRequest.Status.PENDING:
+            raise refusal(
+                RefusalCode.ALREADY_DECIDED, f"request #{request.pk} is already {request.status}"
+            )
+        if actor.pk in workflow.excluded_approvers(request):
+            raise refusal(
+                RefusalCode.OWN_REQUEST,
+                "nobody approves their own request or one they made for someone else",
+            )
+        eligible = workflow.eligible_approvers(request=request)
+        if actor.pk not in eligible:
+            raise refusal(
+                RefusalCode.NOT_AN_APPROVER,
+                f"you are not an approver of stage {request.current_stage + 1} ({request.stages[request.current_stage]['name']}) of request #{request.pk}",
+            )
+        on_behalf_of = eligible[actor.pk]
+        given = list(
+            Approval.objects.filter(request=request, stage=request.current_stage).values_list(
+                "approver_id", "on_behalf_of_id"
+            )
+        )
+        slots = {behalf or approver for approver, behalf in given}
+        if any(approver == actor.pk for approver, _ in given):
+            raise refusal(RefusalCode.ALREADY_APPROVED, "you have already approved this stage")
+        if on_behalf_of is not None and on_behalf_of in slots:
+            raise refusal(
+                RefusalCode.ALREADY_APPROVED,
+                "the person you stand in for has already approved this stage",
+            )
+        # N of M counts people: a delegate's approval fills their delegator's place.
+        count = len(slots | {on_behalf_of or actor.pk})
+        required = request.stages[request.current_stage]["required"]
+        if count >= required and request.current_stage + 1 == len(request.stages):
+            lock_held_grants(
+                principal_id=request.principal_id, entitlement_id=request.entitlement_id
+            )
+        Approval.objects.create(
+            request=request,
+            stage=request.current_stage,
+            approver=actor,
+            on_behalf_of_id=on_behalf_of,
+            decision=Approval.Decision.APPROVE,
+            reason=reason,
+        )
+        audit_record(
+            actor=actor,
+            action=actions.REQUEST_APPROVAL_GIVEN,
+            target=request,
+            after={
+                "stage": request.current_stage + 1,
+                "approvals": count,
+                "required": required,
+                "on_behalf_of": eligible[actor.pk],
+            },
+            reason=reason,
+        )
+        if count < required:
+            return request
+        if request.current_stage + 1 < len(request.stages):
+            next_index = request.current_stage + 1
+            transition(
+                request,
+                table=REQUEST_TRANSITIONS,
+                action="advance",
+                actor=actor,
+                audit_action=actions.REQUEST_ADVANCED,
+                after_extra={"stage": next_index + 1},
+            )
+            _enter_stage(request, next_index)
+            request.save()
+            notify("notify_approvers", request.pk, "new")
+            return request
+        _finish_approved(request, actor=actor, reason=reason)
+    return request
+
+
+def _finish_approved(request: AccessRequest, *, actor: Actor, reason: str) -> None:
+    now = timezone.now()
+    request.decided_at = now
+    request.decision_reason = reason
+    transition(
+        request,
+        table=REQUEST_TRANSITIONS,
+        action="approve",
+        actor=actor,
+        audit_action=actions.REQUEST_APPROVED,
+        reason=reason,
+        extra_fields={
+            "decided_at": now,
+            "decision_reason": reason,
+            "auto_approval_reason": request.auto_approval_reason,
+        },
+    )
+    grant_from_request(request=request, actor=actor, now=now)
+    notify("notify_requester", request.pk)
+
+
+def access_request_deny(*, actor: Actor, request_id: int, reason: str) -> AccessRequest:
+    actor = _person(actor)
+    if not (reason or "").strip():
+        raise ValidationError("a denial needs a reason", field="reason")
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != AccessRequest.Status.PENDING:
+            raise refusal(
+                RefusalCode.ALREADY_DECIDED, f"request #{request.pk} is already {request.status}"
+            )
+        if actor.pk in workflow.excluded_approvers(request):
+            raise refusal(RefusalCode.OWN_REQUEST, "cancel your own request instead of denying it")
+        eligible = workflow.eligible_approvers(request=request)
+        if actor.pk not in eligible:
+            raise refusal(
+                RefusalCode.NOT_AN_APPROVER,
+                f"you are not an approver of stage {request.current_stage + 1} of request #{request.pk}",
+            )
+        if Approval.objects.filter(
+            request=request, stage=request.current_stage, approver=actor
+        ).exists():
+            raise refusal(RefusalCode.ALREADY_APPROVED, "you have already approved this stage")
+        Approval.objects.create(
+            request=request,
+            stage=request.current_stage,
+            approver=actor,
+            on_behalf_of_id=eligible[actor.pk],
+            decision=Approval.Decision.DENY,
+            reason=reason,
+        )
+        now = timezone.now()
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="deny",
+            actor=actor,
+            audit_action=actions.REQUEST_DENIED,
+            reason=reason,
+            extra_fields={"decided_at": now, "decision_reason": reason},
+        )
+        notify("notify_requester", request.pk)
+    return request
+
+
+def access_request_cancel(*, actor: Actor, request_id: int, reason: str = "") -> AccessRequest:
+    actor = _person(actor)
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if actor.pk not in (request.requester_id, request.principal_id):
+            raise NotPermitted("only the requester or the principal cancels a request")
+        if request.status != AccessRequest.Status.PENDING:
+            raise refusal(
+                RefusalCode.ALREADY_DECIDED, f"request #{request.pk} is already {request.status}"
+            )
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="cancel",
+            actor=actor,
+            audit_action=actions.REQUEST_CANCELLED,
+            reason=reason,
+            extra_fields={"decided_at": timezone.now()},
+        )
+    return request
+
+
+def access_request_expire(*, request_id: int, now=None) -> AccessRequest | None:
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != AccessRequest.Status.PENDING:
+            return None
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="expire",
+            actor=REQUEST_SWEEPER,
+            audit_action=actions.REQUEST_EXPIRED,
+            reason="no decision within the policy's expiry time",
+            extra_fields={"decided_at": now},
+        )
+        notify("notify_requester", request.pk)
+    return request
+
+
+def access_request_remind(*, request_id: int, now=None) -> bool:
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != AccessRequest.Status.PENDING or request.reminded_at is not None:
+            return False
+        request.reminded_at = now or timezone.now()
+        request.save(update_fields=["reminded_at"])
+        audit_record(
+            actor=REQUEST_SWEEPER,
+            action=actions.REQUEST_REMINDED,
+            target=request,
+            after={"stage": request.current_stage + 1},
+        )
+        notify("notify_approvers", request.pk, "reminder")
+    return True
+
+
+def access_request_escalate(*, request_id: int, now=None) -> list[str]:
+    """Add the current approvers' managers as approvers of the current stage."""
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != AccessRequest.Status.PENDING or request.escalated_at is not None:
+            return []
+        approver_ids = set(
+            ApprovalAssignment.objects.filter(
+                request=request, stage=request.current_stage
+            ).values_list("approver_id", flat=True)
+        )
+        managers = (
+            User.objects.filter(
+                pk__in=User.objects.filter(pk__in=approver_ids)
+                .exclude(manager=None)
+                .values("manager_id"),
+                is_active=True,
+            )
+            .exclude(pk__in=approver_ids)
+            .exclude(pk__in=workflow.excluded_approvers(request))
+        )
+        added = list(managers)
+        ApprovalAssignment.objects.bulk_create(
+            [
+                ApprovalAssignment(
+                    request=request, stage=request.current_stage, approver=m, escalated=True
+                )
+                for m in added
+            ],
+            ignore_conflicts=True,
+        )
+        request.escalated_at = now or timezone.now()
+        request.save(update_fields=["escalated_at"])
+        emails = sorted(m.email for m in added)
+        audit_record(
+            actor=REQUEST_SWEEPER,
+            action=actions.REQUEST_ESCALATED,
+            target=request,
+            after={"stage": request.current_stage + 1, "added_approvers": emails},
+        )
+        notify("notify_approvers", request.pk, "escalation")
+    return emails
+
+
+def pending_requests_sweep(*, now=None) -> dict[str, int]:
+    """Remind, escalate and expire pending requests by their policy's times (beat task)."""
+    now = now or timezone.now()
+    counts = {"reminded": 0, "escalated": 0, "expired": 0}
+    pending = (
+        AccessRequest.objects.filter(status=AccessRequest.Status.PENDING)
+        .select_related("entitlement__policy")
+        .only(
+            "id",
+            "created_at",
+            "stage_started_at",
+            "reminded_at",
+            "escalated_at",
+            "entitlement__policy",
+        )
+    )
+    default = workflow.ApprovalPolicy.objects.filter(slug=workflow.DEFAULT_POLICY_SLUG).first()
+    fallback = ApprovalPolicy()
+    for request in pending.iterator(chunk_size=500):
+        policy = request.entitlement.policy or default or fallback
+        if now - request.created_at >= policy.expire_after:
+            if access_request_expire(request_id=request.pk, now=now):
+                counts["expired"] += 1
+            continue
+        waited = now - request.stage_started_at
+        if waited >= policy.escalate_after and request.escalated_at is None:
+            access_request_escalate(request_id=request.pk, now=now)
+            counts["escalated"] += 1
+        # A stage that was already escalated needs no reminder of its own any more.
+        elif (
+            waited >= policy.remind_after
+            and request.reminded_at is None
+            and request.escalated_at is None
+            and access_request_remind(request_id=request.pk, now=now)
+        ):
+            counts["reminded"] += 1
+    return counts
