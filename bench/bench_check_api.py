@@ -92,6 +92,7 @@ def populate(env: dict) -> tuple[str, int]:
 
     from access.models import Entitlement, Service
     from accounts.models import Team, User
+    from portal.core.actors import CLI
     from tokens.management.commands.create_service_token import service_token_create
 
     team = Team.objects.create(slug="bench", name="Bench")
@@ -145,7 +146,7 @@ def populate(env: dict) -> tuple[str, int]:
         total = cur.fetchone()[0]
     assert total == PEOPLE * GRANTS_PER_PERSON, total
     _token, plaintext = service_token_create(
-        actor="bench", service=services[0], name="bench", scope_all=True
+        actor=CLI, service=services[0], name="bench", scope_all=True
     )
     return plaintext, first_uid
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.models import Grant, Risk
-from access.services import grant_revoke
+from access.services import RevokeOrigin, grant_revoke
 from accounts.models import User
 from accounts.selectors import team_subtree_ids, user_manager_chain
 from audit.services import audit_record
@@ -175,7 +175,9 @@ def _revoke_grant(item: ReviewItem, *, reason: str) -> None:
     the reviewer needs no revoke permission on the grant itself."""
     if item.grant.status not in Grant.HELD_STATUSES:
         return
-    grant_revoke(actor=REVIEWS, grant_id=item.grant_id, reason=reason[:300])
+    grant_revoke(
+        actor=REVIEWS, grant_id=item.grant_id, reason=reason[:300], origin=RevokeOrigin.REVIEW
+    )
 
 
 def _decide(*, actor, item_id: int, decision: str, reason: str, now: datetime) -> ReviewItem:

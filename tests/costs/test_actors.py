@@ -124,7 +124,7 @@ def test_system_actors_and_strings_cannot_decide_anomalies_or_suggestions(org, a
         savings_method="test",
         confidence=Suggestion.Confidence.LOW,
     )
-    error = TypeError if isinstance(actor, str) else NotPermitted
+    error = NotPermitted if isinstance(actor, SystemActor) else TypeError
     with pytest.raises(error):
         analytics_services.anomaly_acknowledge(actor=actor, anomaly_id=anomaly.pk)
     with pytest.raises(error):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from access.models import Grant, SyncJob
 from audit.models import AuditEvent
-from portal.core.actors import TEST, UNUSED_ACCESS, USAGE
+from portal.core.actors import TEST, UNUSED_ACCESS, USAGE, SystemActor
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from tests.access.factories import make_entitlement, make_service
 from tests.access.sync_support import actions_for, fake_service, fresh_fakes  # noqa: F401
@@ -391,7 +391,7 @@ def test_the_daily_run_acts_as_the_unused_access_actor(unused):
 
 @pytest.mark.parametrize("actor", [USAGE, UNUSED_ACCESS, "system:usage"])
 def test_mapping_rules_and_aliases_are_a_persons_job(read, requester, actor):
-    error = TypeError if isinstance(actor, str) else NotPermitted
+    error = NotPermitted if isinstance(actor, SystemActor) else TypeError
     with pytest.raises(error):
         services.rule_create(
             actor=actor, event_source="s3.amazonaws.com", event_name="Get*", entitlement=read

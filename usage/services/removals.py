@@ -224,7 +224,12 @@ def removals_remove_due(*, now: datetime | None = None) -> dict[str, int]:
                 f"unused access: not used for {removal.window_days} days "
                 f"(removal #{removal.pk}; restorable for {settings.TOLLGATE_UNUSED_RESTORE_DAYS} days)"
             )
-            access_services.grant_revoke(actor=SYSTEM, grant_id=grant.pk, reason=reason)
+            access_services.grant_revoke(
+                actor=SYSTEM,
+                grant_id=grant.pk,
+                reason=reason,
+                origin=access_services.RevokeOrigin.UNUSED,
+            )
             _move(removal, "remove", actor=SYSTEM, reason=reason, removed_at=now)
             removed_ids.append(removal.pk)
             counts["removed"] += 1
