@@ -1,4 +1,4 @@
-"""Concurrency on PostgreSQL (issue 4, item 6): decisions lock the request row, re-check after
+"""Concurrency on PostgreSQL: decisions lock the request row, re-check after
 the lock and answer Conflict when it was already decided. Real threads, real connections."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The demo data (issue 4, item 8) goes through the services: the audit chain verifies and
+"""The demo data goes through the services: the audit chain verifies and
 the demo engineer's request waits on the demo manager."""
 
 from __future__ import annotations

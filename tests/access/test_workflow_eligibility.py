@@ -1,4 +1,4 @@
-"""Who may decide (issue 4, item 2): no self-approval, no approval of a request one made on
+"""Who may decide: no self-approval, no approval of a request one made on
 someone's behalf, eligibility re-checked at decision time, separation of duties, delegation."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Notifications (issue 4, item 5): e-mail and a Slack-compatible chat webhook, sent by Celery
+"""Notifications: e-mail and a Slack-compatible chat webhook, sent by Celery
 tasks after commit, with deep links. The webhook is a real local HTTP server."""
 
 from __future__ import annotations

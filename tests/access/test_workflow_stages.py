@@ -1,4 +1,4 @@
-"""Approval policies (issue 4, items 2-3): stages in order, N of M, denial, auto-approval,
+"""Approval policies: stages in order, N of M, denial, auto-approval,
 durations, prerequisites, one open request / one held grant, extensions, transitions."""
 
 from __future__ import annotations

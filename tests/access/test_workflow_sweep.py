@@ -1,4 +1,4 @@
-"""Reminders, escalation and expiry of pending requests (issue 4, item 2), with a frozen
+"""Reminders, escalation and expiry of pending requests, with a frozen
 clock: ``pending_requests_sweep(now=...)`` is told the time instead of reading it."""
 
 from __future__ import annotations
