@@ -12,6 +12,9 @@ class CampaignAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):  # writes go through services (audited)
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -23,6 +26,9 @@ class ReviewItemAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ReviewItem._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):

@@ -406,3 +406,139 @@ def test_a_signed_in_non_staff_person_is_refused_at_the_admin_login(client, requ
     client.force_login(requester)
 
     assert client.get("/admin/login/").status_code == 403
+
+
+# --- SSO links an existing account only on a verified e-mail ----------------------------------
+
+SSO_PROVIDERS = {
+    "openid_connect": {
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": "Company SSO",
+                "client_id": "tollgate",
+                "secret": "not-a-secret",
+                "settings": {"server_url": "https://idp.example.com"},
+            }
+        ]
+    }
+}
+
+
+@pytest.fixture
+def sso(settings):
+    settings.SOCIALACCOUNT_PROVIDERS = SSO_PROVIDERS
+    return settings
+
+
+def _sso_sign_in(claims: dict):
+    """Complete an OpenID Connect sign-in with ``claims`` as the provider's answer, the way
+    allauth's callback view does; returns (response, request)."""
+    from allauth.core import context
+    from allauth.socialaccount.adapter import get_adapter as get_social_adapter
+    from allauth.socialaccount.internal.flows.login import complete_login
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.messages.middleware import MessageMiddleware
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/accounts/oidc/sso/login/callback/")
+    SessionMiddleware(lambda r: None).process_request(request)
+    MessageMiddleware(lambda r: None).process_request(request)
+    request.user = AnonymousUser()
+    with context.request_context(request):
+        provider = get_social_adapter(request).get_provider(request, "sso")
+        sociallogin = provider.sociallogin_from_response(request, {"sub": "idp-42", **claims})
+        response = complete_login(request, sociallogin)
+    return response, request
+
+
+def _messages(request) -> list[str]:
+    from django.contrib.messages import get_messages
+
+    return [str(m) for m in get_messages(request)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("verified", [False, None], ids=["email_verified-false", "no-claim"])
+def test_sso_with_an_unverified_email_of_an_existing_person_is_refused(sso, requester, verified):
+    from allauth.socialaccount.models import SocialAccount
+
+    claims = {"email": requester.email}
+    if verified is not None:
+        claims["email_verified"] = verified
+
+    response, request = _sso_sign_in(claims)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login")
+    assert not SocialAccount.objects.exists()
+    assert "_auth_user_id" not in request.session
+    assert not request.user.is_authenticated
+    assert _messages(request) == [
+        f"We could not sign you in with Company SSO: it did not confirm that {requester.email} "
+        "is your verified e-mail address. Ask IT to verify the address at the identity "
+        "provider, or sign in with your password."
+    ]
+    assert _events("auth.login") == []
+    failed = _events("auth.login_failed")
+    assert len(failed) == 1
+    assert failed[0].after == {"attempted": requester.email}
+    requester.refresh_from_db()
+    assert requester.check_password(PASSWORD)  # the person's own password is untouched
+
+
+@pytest.mark.django_db
+def test_sso_with_a_verified_email_links_the_existing_person_and_signs_in(sso, requester):
+    from allauth.socialaccount.models import SocialAccount
+
+    response, request = _sso_sign_in({"email": requester.email, "email_verified": True})
+
+    assert response.status_code == 302
+    account = SocialAccount.objects.get()
+    assert (account.provider, account.uid, account.user_id) == ("sso", "idp-42", requester.pk)
+    assert request.session["_auth_user_id"] == str(requester.pk)
+    assert [e.actor_label for e in _events("auth.login")] == [requester.email]
+    assert _events("auth.login_failed") == []
+
+
+@pytest.mark.django_db
+def test_sso_from_a_trusted_provider_links_without_the_verified_claim(sso, requester):
+    from allauth.socialaccount.models import SocialAccount
+
+    sso.TOLLGATE_SSO_TRUSTED_PROVIDERS = ["sso"]
+
+    response, request = _sso_sign_in({"email": requester.email})
+
+    assert response.status_code == 302
+    assert SocialAccount.objects.get().user_id == requester.pk
+    assert request.session["_auth_user_id"] == str(requester.pk)
+
+
+@pytest.mark.django_db
+def test_sso_from_a_provider_app_marked_verified_email_links(sso, requester):
+    from allauth.socialaccount.models import SocialAccount
+
+    providers = {"openid_connect": {"APPS": [dict(SSO_PROVIDERS["openid_connect"]["APPS"][0])]}}
+    app = providers["openid_connect"]["APPS"][0]
+    app["settings"] = {**app["settings"], "verified_email": True}
+    sso.SOCIALACCOUNT_PROVIDERS = providers
+
+    response, request = _sso_sign_in({"email": requester.email, "email_verified": False})
+
+    assert response.status_code == 302
+    assert SocialAccount.objects.get().user_id == requester.pk
+    assert request.session["_auth_user_id"] == str(requester.pk)
+
+
+@pytest.mark.django_db
+def test_another_trusted_provider_does_not_vouch_for_this_one(sso, requester):
+    from allauth.socialaccount.models import SocialAccount
+
+    sso.TOLLGATE_SSO_TRUSTED_PROVIDERS = ["saml"]
+
+    response, request = _sso_sign_in({"email": requester.email, "email_verified": False})
+
+    assert response["Location"] == reverse("account_login")
+    assert not SocialAccount.objects.exists()
+    assert "_auth_user_id" not in request.session
