@@ -217,10 +217,14 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 ACCOUNT_ALLOW_SIGNUP = env.bool("ACCOUNT_ALLOW_SIGNUP", default=False)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Tollgate"
-# Platform admins must have enrolled TOTP before reaching admin pages.
+# Platform admins, security members and staff need a session that passed a second factor
+# before any change, the admin site or the audit export (accounts.middleware).
 REQUIRE_MFA_FOR_ADMINS = env.bool("REQUIRE_MFA_FOR_ADMINS", default=PRODUCTION)
 
 SOCIALACCOUNT_ONLY = False
+# SSO links a first sign-in to an existing person only on a verified e-mail, or when the
+# provider (by id) is listed here as trusted for e-mail.
+TOLLGATE_SSO_TRUSTED_PROVIDERS = env.list("TOLLGATE_SSO_TRUSTED_PROVIDERS", default=[])
 SOCIALACCOUNT_PROVIDERS: dict = {}
 if env.str("OIDC_CLIENT_ID", default=""):
     SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
