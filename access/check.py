@@ -23,9 +23,18 @@ Every write of these keys also tells the per-process near caches
 When Redis is unavailable every check is answered from the database. Answers also
 carry a TTL (``CHECK_CACHE_TTL``, default 300 s, each answer's spread by ±20 % so that a
 warmed working set does not expire in one burst) which bounds staleness in the one case
-versions cannot help: a grant changed while Redis was down and Redis came back with
-its old contents. A longer TTL means fewer database reads in the steady state (every
+neither versions nor the server-life mark below can help: the committing process could not
+reach Redis to replace the versions while Redis itself stayed up (a partition between that
+process and Redis; a restarted Redis is caught by the life mark). A longer TTL means fewer database reads in the steady state (every
 answer is re-read once per TTL); a shorter one a tighter bound in that failure case.
+
+Redis going back in time (restarted from a snapshot, restored, failed over to a lagging
+replica) would bring back answers and version keys together, consistent with each other and
+older than a revocation. Every read therefore fetches ``LIFE_KEY`` too: the run id of the
+Redis server life that wrote the namespace (``portal.core.cache``). Each connection learns
+the server's run id when it connects; a mismatch (or no mark) drops every cached value and
+near copy before anything is served, and the batch is answered from the database. A
+revocation that committed is thus never undone by a Redis that lost it.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from portal.core.cache import LIFE_KEY, same_life
 from portal.core.nearcache import delete_many_notify, set_many_notify
 
 from .models import Entitlement, Grant, Service
@@ -163,7 +173,7 @@ def _ensure_version(key: str, current) -> str:
 
 def cache_keys(checks: list[tuple[str, str, str]]) -> list[str]:
     """The cache keys ``check_many`` reads for ``checks`` (one MGET)."""
-    keys: list[str] = [GLOBAL_VERSION_KEY]
+    keys: list[str] = [LIFE_KEY, GLOBAL_VERSION_KEY]
     for principal, service, entitlement in checks:
         keys.append(_pv_key(principal))
         keys.append(_answer_key(principal, service, entitlement))
@@ -181,6 +191,12 @@ def check_many(
     now = now or timezone.now()
     try:
         found = prefetched if prefetched is not None else cache.get_many(cache_keys(checks))
+        if not same_life(found):
+            # Redis came back with an older state (or none): every cached answer and near
+            # copy was dropped; this batch is answered from the database.
+            return [
+                decide_from_db(principal=p, service=s, entitlement=e, now=now) for p, s, e in checks
+            ]
         gv = _ensure_version(GLOBAL_VERSION_KEY, found.get(GLOBAL_VERSION_KEY))
     except Exception:  # noqa: BLE001 - Redis down or evicting: the database answers
         STATS["errors"] += 1

@@ -19,6 +19,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.core.cache import same_life
 from portal.core.nearcache import near_cache
 from tokens.authentication import (
     MAX_TOKEN_LENGTH,
@@ -166,10 +167,14 @@ def fast_check(request) -> HttpResponse | None:
             found = cache.get_many(keys)
         except Exception:  # noqa: BLE001 - Redis down: the DRF path answers from the database
             return None
+        if not same_life(found):  # Redis lost or rolled back its state: the cache is dropped
+            return None
         if near is not None:
             near.remember(ticket, found)
     try:
-        _, token = _FAST_AUTH.authenticate_credentials(secret, prefetched=found.get(token_key))
+        _, token = _FAST_AUTH.authenticate_credentials(
+            secret, prefetched=found.get(token_key), was_read=True
+        )
     except exceptions.AuthenticationFailed:
         return None
     if token.service_id is None or not service_token_may_check(token, item[1]):

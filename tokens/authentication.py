@@ -23,6 +23,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
+from portal.core.cache import LIFE_KEY, same_life
 from portal.core.nearcache import delete_many_notify, set_many_notify
 
 from .models import ApiToken
@@ -148,12 +149,18 @@ class ServiceTokenAuthentication(BearerTokenAuthentication):
 
     allow_service_tokens = True
 
-    def authenticate_credentials(self, plaintext: str, *, prefetched: dict | None = None):
+    def authenticate_credentials(
+        self, plaintext: str, *, prefetched: dict | None = None, was_read: bool = False
+    ):
         """``prefetched``: the token's cache entry when the caller already read it (the
-        check API's hot path reads it in the same round trip as the answer)."""
+        check API's hot path reads it in the same round trip as the answer); ``was_read``:
+        the caller read it and found none, so the database answers at once."""
         digest = hash_secret(plaintext)
         now = timezone.now()
-        token = _token_from_cache(digest, prefetched) if prefetched else self._cached(digest)
+        if prefetched:
+            token: ApiToken | None = _token_from_cache(digest, prefetched)
+        else:
+            token = None if was_read else self._cached(digest)
         if token is None:
             token = (
                 ApiToken.objects.select_related("user", "service").filter(key_hash=digest).first()
@@ -177,11 +184,15 @@ class ServiceTokenAuthentication(BearerTokenAuthentication):
 
     @staticmethod
     def _cached(digest: str) -> ApiToken | None:
+        key = token_cache_key(digest)
         try:
-            data = cache.get(token_cache_key(digest))
+            found = cache.get_many([key, LIFE_KEY])
+            if not same_life(found):  # Redis lost or rolled back its state: not trusted
+                return None
         except Exception:  # noqa: BLE001 - Redis down: the database answers
             logger.warning("token cache unavailable", exc_info=True)
             return None
+        data = found.get(key)
         return _token_from_cache(digest, data) if data else None
 
     @staticmethod

@@ -30,3 +30,21 @@ def test_clear_deletes_only_this_namespace():
 def test_one_client_per_pool():
     backend = caches["default"]
     assert backend._cache.get_client() is backend._cache.get_client()
+
+
+def test_values_from_another_server_life_are_dropped_before_use():
+    from portal.core.cache import LIFE_KEY
+
+    backend = caches["default"]
+    backend.clear()  # an empty namespace is marked with the current server life
+    run_id = backend._cache.run_id
+    assert run_id and backend.get(LIFE_KEY) == run_id
+    backend.set("check:a:someone|svc|read", {"a": True})
+    assert backend.same_life(backend.get_many(["check:a:someone|svc|read", LIFE_KEY]))
+
+    backend.set(LIFE_KEY, "0" * 40)  # as a snapshot of an earlier server life would hold
+
+    assert not backend.same_life(backend.get_many(["check:a:someone|svc|read", LIFE_KEY]))
+    assert backend.get("check:a:someone|svc|read") is None
+    assert backend.get(LIFE_KEY) == run_id
+    assert not backend.same_life({})  # no mark at all is not trusted either
