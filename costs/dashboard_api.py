@@ -28,7 +28,8 @@ class CostSummaryOutput(serializers.Serializer):
     effective_cost = _money()
     forecast = _money()
     budget = _money(allow_null=True)
-    unallocated = _money()
+    # the org's unallocated cost: present only for the org-wide roles
+    unallocated = _money(required=False)
 
 
 class SuggestionOutput(serializers.ModelSerializer):
@@ -60,8 +61,9 @@ class SuggestionOutput(serializers.ModelSerializer):
 
 
 class TeamCostSummaryApi(APIView):
-    """A team's billed and effective cost of a month, its forecast, budget, and the org's
-    unallocated cost of that month (money as strings)."""
+    """A team's billed and effective cost of a month, its forecast, budget, and (for the
+    org-wide roles only: platform admins, security, auditors, finance) the org's unallocated
+    cost of that month (money as strings)."""
 
     @extend_schema(
         parameters=[

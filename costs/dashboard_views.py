@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Team
+from portal.core.csvsafe import safe_row
 from portal.core.errors import DomainError, ValidationError
 from portal.core.money import CENT
 
@@ -39,12 +40,14 @@ TABLES = {
 
 
 def _csv(filename: str, header: list[str], rows) -> HttpResponse:
+    """Every CSV download of cost analytics: names, tags and other text from billing files
+    are written through ``portal.core.csvsafe`` so a spreadsheet never runs them as formulas."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
-    writer.writerow(header)
+    writer.writerow(safe_row(header))
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(safe_row(["" if v is None else v for v in row]))
     return response
 
 

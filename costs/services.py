@@ -171,6 +171,7 @@ def import_run_execute(
                 focus_version=run.focus_version or None,
                 progress=both,
                 batch_rows=batch_rows,
+                file_name=os.path.basename(run.file_name) or None,
             )
             now = timezone.now()
             ImportRun.objects.filter(pk=run.pk).update(

@@ -9,12 +9,15 @@ Accepted layouts (optionally gzip-compressed):
 All three are read the same way: top-level JSON values one after the other
 (``json.JSONDecoder.raw_decode``). A file that is not valid JSON, or holds an event without
 ``eventSource``, ``eventName`` or a parseable ``eventTime``, is refused as a whole with
-:class:`MalformedFile` naming the line, column and offset and the reason.
+:class:`MalformedFile` naming the line, column and offset and the reason. A file larger than
+``max_bytes`` (after decompression) is refused too; a gzipped file is decompressed in chunks
+and refused as soon as it passes the limit, never inflated whole first.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -24,7 +27,8 @@ from datetime import datetime
 _WS = re.compile(r"\s*")
 _SESSION_ARN = re.compile(r"^arn:aws[\w-]*:sts::\d*:assumed-role/[^/]+/(?P<session>.+)$")
 _USER_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d*:user/(?:.*/)?(?P<user>[^/]+)$")
-MAX_BYTES = 512 * 1024 * 1024
+MAX_BYTES = 512 * 1024 * 1024  # default of the setting TOLLGATE_USAGE_MAX_BYTES
+_CHUNK = 1 << 20
 
 
 class MalformedFile(ValueError):
@@ -51,16 +55,38 @@ class Event:
         return self.identities[0] if self.identities else "(no userIdentity)"
 
 
-def decode(data: bytes) -> str:
+class TooLarge(MalformedFile):
+    """The file (counted decompressed) is larger than the limit."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.reason = (
+            f"larger than the limit of {limit:,} bytes (TOLLGATE_USAGE_MAX_BYTES, counted "
+            "decompressed)"
+        )
+        self.line, self.column, self.offset = 1, 1, 0
+        ValueError.__init__(self, self.reason)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress in chunks, counting: past ``limit`` bytes the file is refused at once."""
+    out = bytearray()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            while chunk := stream.read(min(_CHUNK, limit + 1 - len(out))):
+                out += chunk
+                if len(out) > limit:
+                    raise TooLarge(limit)
+    except (OSError, EOFError) as exc:
+        raise MalformedFile(f"not a valid gzip file: {exc}", line=1, column=1, offset=0) from None
+    return bytes(out)
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_BYTES) -> str:
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise MalformedFile(
-                f"not a valid gzip file: {exc}", line=1, column=1, offset=0
-            ) from None
-    if len(data) > MAX_BYTES:
-        raise MalformedFile("file larger than 512 MiB", line=1, column=1, offset=0)
+        data = _gunzip(data, max_bytes)
+    if len(data) > max_bytes:
+        raise TooLarge(max_bytes)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -154,9 +180,9 @@ def _event(record: object, *, text: str, start: int, index: int | None) -> Event
     )
 
 
-def parse(data: bytes) -> list[Event]:
+def parse(data: bytes, *, max_bytes: int = MAX_BYTES) -> list[Event]:
     """Every event of the file, or :class:`MalformedFile` (nothing partial)."""
-    text = decode(data)
+    text = decode(data, max_bytes=max_bytes)
     events: list[Event] = []
     for start, value in _values(text):
         if isinstance(value, dict) and "Records" in value:

@@ -32,9 +32,10 @@ caller then rolls back to a savepoint and runs the row path over the whole file.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +44,7 @@ import pyarrow.csv as pacsv
 from costs.attribution import UNALLOCATED_OUTCOME
 
 from .focus import ENUMS, SERVICE_CATEGORIES, VERSIONS
+from .readers import Bounded
 
 BLOCK_BYTES = 1 << 20
 BATCH_ROWS = 10_000
@@ -82,9 +84,19 @@ def parquet_supported(parquet_file, indices: list[int]) -> bool:
 
 
 def arrow_batches(
-    path: str, fmt: str, *, width: int, indices: list[int], batch_rows: int, total_bytes: int
+    path: str,
+    fmt: str,
+    *,
+    width: int,
+    indices: list[int],
+    batch_rows: int,
+    total_bytes: int,
+    bounded: Callable[[Any], Bounded] | None = None,
 ) -> Iterator[ArrowBatch]:
-    """Stream the needed columns as string arrays, at most ``batch_rows`` rows a batch."""
+    """Stream the needed columns as string arrays, at most ``batch_rows`` rows a batch.
+
+    ``bounded`` wraps the decompressing stream of a gzipped file so that its decompressed
+    bytes are counted and refused past the limit (:class:`~.readers.TooLarge`)."""
     if fmt == "parquet":
         yield from _parquet_batches(path, indices, batch_rows, total_bytes)
         return
@@ -96,7 +108,11 @@ def arrow_batches(
 
     names = [f"c{i}" for i in range(width)]
     raw_file = pa.OSFile(path, "r")
-    stream = pa.CompressedInputStream(raw_file, "gzip") if fmt == "csv.gz" else raw_file
+    stream: Any = raw_file
+    if fmt == "csv.gz":
+        stream = pa.CompressedInputStream(raw_file, "gzip")
+        if bounded is not None:
+            stream = bounded(stream)
     try:
         reader = pacsv.open_csv(
             stream,

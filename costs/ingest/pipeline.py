@@ -204,6 +204,7 @@ class _Loader:
                 indices=indices,
                 batch_rows=batch_rows,
                 total_bytes=reader.total_bytes,
+                bounded=reader.bounded,
             )
             for batch in _Prefetch(batches):
                 ta = time.perf_counter()
@@ -266,12 +267,15 @@ def load_file(
     focus_version: str | None = None,
     progress: Progress | None = None,
     batch_rows: int | None = None,
+    file_name: str | None = None,
 ) -> LoadResult:
     """Must run inside a transaction; raises :class:`ImportRefused` on any bad input.
 
     On PostgreSQL the columnar path (:mod:`costs.ingest.columnar`) runs first inside a
     savepoint; if pyarrow reads the file differently from the csv module it is rolled back
     and the row path reads the whole file instead, so results never depend on the path.
+    A compressed file that expands past ``COSTS_DECOMPRESSED_MAX_BYTES`` is refused on
+    either path (``file_name``, default the path's base name, names it in the error).
     """
     from costs.rollups import rebuild_rollups
 
@@ -286,7 +290,7 @@ def load_file(
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
     try:
-        reader = Reader(path, **({"batch_rows": batch_rows} if batch_rows else {}))
+        reader = Reader(path, name=file_name, **({"batch_rows": batch_rows} if batch_rows else {}))
     except OSError as exc:
         raise ImportRefused([RowError(0, "(file)", f"cannot open: {exc}")], 1, 0) from exc
     version = ""

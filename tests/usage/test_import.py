@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -295,3 +296,65 @@ def test_the_importer_is_stored_by_label(mapped, person, admin):
     assert by_person.imported_by == admin.email
     event = AuditEvent.objects.filter(action="usage.imported").latest("pk")
     assert (event.actor_id, event.actor_label) == (admin.pk, admin.email)
+
+
+def _bomb(limit_bytes: int) -> bytes:
+    """Gzipped JSON lines of mapped events: about 50 MB once decompressed, ~100 KB as sent."""
+    line = (json.dumps(json.loads(SECRETS.read_text())["Records"][0]) + "\n").encode()
+    lines = line * (50 * 1024 * 1024 // len(line))
+    assert len(lines) > 40 * limit_bytes
+    return gzip.compress(lines, compresslevel=9)
+
+
+def test_a_gzip_bomb_is_refused_while_decompressing_and_nothing_stored(settings, mapped, person):
+    grant = grant_directly(person, mapped["read"])
+    events = AuditEvent.objects.count()
+    settings.TOLLGATE_USAGE_MAX_BYTES = 1024 * 1024
+    data = _bomb(settings.TOLLGATE_USAGE_MAX_BYTES)
+    assert len(data) < 1024 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationError) as exc:
+            run(data, "trail.json.gz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert exc.value.message == (
+        "trail.json.gz: larger than the limit of 1,048,576 bytes "
+        "(TOLLGATE_USAGE_MAX_BYTES, counted decompressed)"
+    )
+    assert peak < 10 * 1024 * 1024  # never inflated whole (that would be 50 MB)
+    assert UsageImport.objects.count() == 0
+    assert AuditEvent.objects.count() == events
+    grant.refresh_from_db()
+    assert grant.last_used_at is None
+
+
+def test_a_plain_file_over_the_limit_is_refused(settings, mapped):
+    data = SECRETS.read_bytes()
+    settings.TOLLGATE_USAGE_MAX_BYTES = len(data) - 1
+    with pytest.raises(
+        ValidationError, match=f"secrets.json: larger than the limit of {len(data) - 1:,}"
+    ):
+        run(data, "secrets.json")
+    settings.TOLLGATE_USAGE_MAX_BYTES = len(data)
+    assert run(data, "secrets.json").events == 10
+    assert run(gzip.compress(data), "secrets.json.gz").events == 10
+
+
+def test_watch_folder_sets_a_gzip_bomb_aside_with_the_limit(settings, mapped, person, tmp_path):
+    grant = grant_directly(person, mapped["read"])
+    settings.TOLLGATE_USAGE_MAX_BYTES = 1024 * 1024
+    inbox = tmp_path / "aws-prod"
+    inbox.mkdir()
+    (inbox / "bomb.json.gz").write_bytes(_bomb(settings.TOLLGATE_USAGE_MAX_BYTES))
+    outcomes = tasks.watch_folder_once(tmp_path)
+    assert outcomes == [
+        "aws-prod/bomb.json.gz: refused: bomb.json.gz: larger than the limit of 1,048,576 bytes "
+        "(TOLLGATE_USAGE_MAX_BYTES, counted decompressed)"
+    ]
+    assert (inbox / "failed" / "bomb.json.gz").exists()
+    assert "1,048,576 bytes" in (inbox / "failed" / "bomb.json.gz.error").read_text()
+    assert UsageImport.objects.count() == 0
+    grant.refresh_from_db()
+    assert grant.last_used_at is None

@@ -10,6 +10,7 @@ import hashlib
 from collections import Counter
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -94,13 +95,16 @@ class _Matcher:
 def usage_import_events(
     *, actor, source_slug: str, data: bytes, file_name: str, now: datetime | None = None
 ) -> UsageImport:
-    """Import one CloudTrail-style file. A malformed file raises ValidationError naming the
-    line/offset and reason, and nothing is stored. Unknown principals and actions are counted
+    """Import one CloudTrail-style file. A malformed file, or one larger than
+    ``TOLLGATE_USAGE_MAX_BYTES`` once decompressed (a gzipped file is counted while it is
+    decompressed), raises ValidationError naming the file, the line/offset or the limit and
+    the reason, and nothing is stored. Unknown principals and actions are counted
     and reported (``UsageImport.report``), not fatal."""
     refuse_string(actor)
     now = now or timezone.now()
+    limit = getattr(settings, "TOLLGATE_USAGE_MAX_BYTES", cloudtrail.MAX_BYTES)
     try:
-        events = cloudtrail.parse(data)
+        events = cloudtrail.parse(data, max_bytes=limit)
     except cloudtrail.MalformedFile as exc:
         raise ValidationError(f"{file_name}: {exc}", field="file") from None
     with transaction.atomic():

@@ -167,8 +167,11 @@ def month_summary(
     as_of: dt.date,
     series: dict | None = None,
     totals: dict | None = None,
+    with_unallocated: bool = False,
 ) -> dict:
-    """Billed, effective, forecast, budget and the org's unallocated cost of one month."""
+    """Billed, effective, forecast and budget of one month; with ``with_unallocated`` (only
+    for viewers who see the org's costs: :func:`may_view_org_costs`) also the org's
+    unallocated cost of the month, under the key ``unallocated``, which is absent otherwise."""
     first, last = month.replace(day=1), month_end(month)
     if first > as_of:
         raise ValidationError("that month has no cost data yet", field="month")
@@ -179,7 +182,7 @@ def month_summary(
         series = daily_series(team_id=team.pk, start=first - dt.timedelta(days=35), end=until)
     forecast = forecast_month(series, first, until) if until < last else agg["billed"] or ZERO
     budget = budget_for(team_id=team.pk, month=first)
-    return {
+    summary = {
         "team": team,
         "month": first,
         "currency": currency,
@@ -188,16 +191,24 @@ def month_summary(
         "forecast": money(forecast),
         "budget": money(budget.amount) if budget else None,
         "budget_obj": budget,
-        "unallocated": money(agg["unallocated"]),
         "complete": until >= last,
         "as_of": until,
     }
+    if with_unallocated:
+        summary["unallocated"] = money(agg["unallocated"])
+    return summary
 
 
 def team_month_summary(*, viewer, slug: str, month: dt.date) -> dict:
-    """The API's summary; scoped like the dashboard."""
+    """The API's summary; scoped like the dashboard (the org's unallocated cost only for the
+    org-wide roles)."""
     team = team_for_costs(viewer=viewer, slug=slug)
-    return month_summary(team=team, month=month, as_of=data_as_of())
+    return month_summary(
+        team=team,
+        month=month,
+        as_of=data_as_of(),
+        with_unallocated=may_view_org_costs(viewer),
+    )
 
 
 def month_days(month: dt.date) -> int:

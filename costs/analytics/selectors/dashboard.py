@@ -22,6 +22,7 @@ from ..models import (
     CostResourceDaily,
     Suggestion,
 )
+from ..policies import may_view_org_costs
 from .breakdowns import (
     _cumulative,
     _daily_breakdowns,
@@ -93,7 +94,12 @@ def team_dashboard(
             cache.set(key, cached, ttl)
     series = cached["series"]
     summary = month_summary(
-        team=team, month=month, as_of=as_of, series=series, totals=cached["totals"]
+        team=team,
+        month=month,
+        as_of=as_of,
+        series=series,
+        totals=cached["totals"],
+        with_unallocated=may_view_org_costs(viewer),
     )
     last_month = previous_month(month)
     per_month: dict[dt.date, Decimal] = defaultdict(lambda: ZERO)
