@@ -420,6 +420,8 @@ TOLLGATE_UNUSED_RESTORE_DAYS = env.int("TOLLGATE_UNUSED_RESTORE_DAYS", default=3
 TOLLGATE_USAGE_STALE_HOURS = env.int("TOLLGATE_USAGE_STALE_HOURS", default=48)
 # CloudTrail-style files dropped into <TOLLGATE_USAGE_WATCH_DIR>/<source-slug>/ are imported.
 TOLLGATE_USAGE_WATCH_DIR = env.path("TOLLGATE_USAGE_WATCH_DIR", default=VAR_DIR / "usage-inbox")
+# The most one usage-event file may hold once decompressed; counted while a .gz is inflated.
+TOLLGATE_USAGE_MAX_BYTES = env.int("TOLLGATE_USAGE_MAX_BYTES", default=512 * 1024**2)
 CELERY_BEAT_SCHEDULE["usage-collect"] = {"task": "usage.tasks.collect_usage", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["usage-watch-folder"] = {
     "task": "usage.tasks.watch_folder_scan",
@@ -435,6 +437,8 @@ CELERY_BEAT_SCHEDULE["usage-unused-daily"] = {
 COSTS_WATCH_DIR = env.path("COSTS_WATCH_DIR", default=VAR_DIR / "focus-inbox")
 COSTS_WATCH_SETTLE_SECONDS = env.int("COSTS_WATCH_SETTLE_SECONDS", default=5)
 COSTS_UPLOAD_MAX_BYTES = env.int("COSTS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# The most a compressed FOCUS file (gzip, Parquet) may expand to; counted while decompressing.
+COSTS_DECOMPRESSED_MAX_BYTES = env.int("COSTS_DECOMPRESSED_MAX_BYTES", default=32 * 1024**3)
 
 # --- Cost analytics (C3-C7; docs/COST_ANALYTICS.md) -----------------------------------
 # Anomalies: a day is anomalous when (actual - expected) / robust scale >= SENSITIVITY and
