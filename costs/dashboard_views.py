@@ -55,27 +55,27 @@ def _pct(value) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _dashboard_csv(data: dict, table: str) -> HttpResponse:
-    slug = data["team"].slug
-    name = f"{slug}-costs-{table}-{data['start']}-{data['end']}.csv"
+def _dashboard_csv(data: selectors.TeamDashboard, table: str) -> HttpResponse:
+    slug = data.team.slug
+    name = f"{slug}-costs-{table}-{data.start}-{data.end}.csv"
     if table in TABLES:
         key, header = TABLES[table]
-        rows = ([r["key"], r["amount"], r["prev"], r["delta"], _pct(r["share"])] for r in data[key])
+        rows = ([r["key"], r["amount"], r["prev"], r["delta"], _pct(r["share"])] for r in data.table(key))
         return _csv(name, header, rows)
     if table == "daily":
-        prev = dict(enumerate(v for _, v in data["compare_daily"]))
-        rows = ([d, v, prev.get(i)] for i, (d, v) in enumerate(data["daily"]))
+        prev = dict(enumerate(v for _, v in data.compare_daily))
+        rows = ([d, v, prev.get(i)] for i, (d, v) in enumerate(data.daily))
         return _csv(name, ["day", "billed_cost", "comparison_billed_cost"], rows)
     if table == "monthly":
         return _csv(
             name,
             ["month", "billed_cost", "budget"],
-            ([m["month"].strftime("%Y-%m"), m["billed"], m["budget"]] for m in data["monthly"]),
+            ([m["month"].strftime("%Y-%m"), m["billed"], m["budget"]] for m in data.monthly),
         )
     if table == "seats":
         rows = (
             [s["service"], s["entitlement_slug"], s["seat_cost"], s["seats"], s["monthly"]]
-            for s in data["seats"]
+            for s in data.seats
         )
         return _csv(
             name,
@@ -138,30 +138,30 @@ def team_dashboard(request, slug: str):
     table = request.GET.get("export")
     if table:
         return _dashboard_csv(data, table)
-    currency = data["summary"]["currency"]
+    currency = data.summary["currency"]
     drill = reverse("costs-dash:team-drill", args=[slug])
-    rng = {"start": data["start"].isoformat(), "end": data["end"].isoformat()}
+    rng = {"start": data.start.isoformat(), "end": data.end.isoformat()}
     compare_label = {"previous": "Previous period", "year": "Same period last year"}.get(
-        data["compare"], ""
+        data.compare, ""
     )
     figures = {
         "chart-daily": charts.daily_trend(
-            data["daily"], data["compare_daily"], currency=currency, compare_label=compare_label
+            data.daily, data.compare_daily, currency=currency, compare_label=compare_label
         ),
-        "chart-monthly": charts.monthly_trend(data["monthly"], currency=currency),
-        "chart-burn": charts.budget_burn(data["cumulative"], currency=currency),
+        "chart-monthly": charts.monthly_trend(data.monthly, currency=currency),
+        "chart-burn": charts.budget_burn(data.cumulative, currency=currency),
         "chart-service": charts.breakdown_bar(
-            data["by_service"], title="By service", drill_base=drill, dim="service", extra=rng
+            data.by_service, title="By service", drill_base=drill, dim="service", extra=rng
         ),
-        "chart-category": charts.share_donut(data["by_category"], title="By charge category"),
+        "chart-category": charts.share_donut(data.by_category, title="By charge category"),
         "chart-region": charts.breakdown_bar(
-            data["by_region"], title="By region", drill_base=drill, dim="region", extra=rng
+            data.by_region, title="By region", drill_base=drill, dim="region", extra=rng
         ),
     }
     query = request.GET.copy()
     query.pop("export", None)
     tables = {
-        name: _display_rows(data[key], drill=drill, dim=dim, rng=rng)
+        name: _display_rows(data.table(key), drill=drill, dim=dim, rng=rng)
         for name, key, dim in (
             ("service", "by_service", "service"),
             ("category", "by_category", "category"),
@@ -174,13 +174,13 @@ def team_dashboard(request, slug: str):
         request,
         "costs/dashboard/team.html",
         {
-            **data,
+            **data.as_context(),
             "tables": tables,
             "figures": figures,
             "currency": currency,
             "query": query.urlencode(),
             "drill_url": drill,
-            "can_act": may_act_on_team_costs(request.user, data["team"]),
+            "can_act": may_act_on_team_costs(request.user, data.team),
             "org_view": may_view_org_costs(request.user),
         },
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -39,11 +40,11 @@ _RUN_ID = re.compile(rb"^run_id:([0-9a-f]+)\s*$", re.MULTILINE)
 
 
 class SharedClientRedisCacheClient(RedisCacheClient):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, object] = {}
         self.run_id: str | None = None  # of the server the newest connection reached
-        self._pool_options["redis_connect_func"] = self._on_connect
+        self._pool_options["redis_connect_func"] = self._on_connect  # type: ignore[attr-defined]  # Django sets it
 
     def _on_connect(self, connection) -> None:
         """redis-py's handshake, then ``INFO server`` for the server's run id."""
@@ -69,7 +70,7 @@ class SharedClientRedisCacheClient(RedisCacheClient):
 
 
 class RedisCache(DjangoRedisCache):
-    def __init__(self, server, params):
+    def __init__(self, server: Any, params: Any) -> None:
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
         self._near: NearCache | None = None

@@ -12,7 +12,7 @@ import time
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -69,7 +69,7 @@ def _check_worker() -> tuple[bool, str]:
 
 @never_cache
 @require_GET
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker()}
     if settings.READYZ_REQUIRE_WORKER:
         checks["worker"] = _check_worker()

@@ -97,15 +97,15 @@ def test_every_breakdown_sums_to_its_total(
     start = min(month, today - dt.timedelta(days=20))
     for slug in TEAMS:
         dash = selectors.team_dashboard(viewer=finance, slug=slug, start=start, end=today)
-        total, prev_total = dash["range_total"], dash["prev_total"]
+        total, prev_total = dash.range_total, dash.prev_total
         for table in ("by_service", "by_category", "by_region", "resources_all"):
-            assert _sums(dash[table]) == total, (slug, table)
-            assert _sums(dash[table], "prev") == prev_total, (slug, table)
-            assert _sums(dash[table], "delta") == total - prev_total, (slug, table)
-        assert sum(v for _, v in dash["daily"]) == total
-        assert sum(v for _, v in dash["compare_daily"]) == prev_total
-        assert dash["summary"]["billed_cost"] == dash["monthly"][-1]["billed"]
-        for row in dash["by_service"]:
+            assert _sums(dash.table(table)) == total, (slug, table)
+            assert _sums(dash.table(table), "prev") == prev_total, (slug, table)
+            assert _sums(dash.table(table), "delta") == total - prev_total, (slug, table)
+        assert sum(v for _, v in dash.daily) == total
+        assert sum(v for _, v in dash.compare_daily) == prev_total
+        assert dash.summary["billed_cost"] == dash.monthly[-1]["billed"]
+        for row in dash.by_service:
             drill = selectors.team_drilldown(
                 viewer=finance, slug=slug, dim="service", value=row["key"], start=start, end=today
             )
@@ -122,7 +122,7 @@ def test_every_breakdown_sums_to_its_total(
         ("resource", "amount"),
         ("daily", "billed_cost"),
     ):
-        assert _csv_sum(client.get(f"{base}&export={table}"), column) == dash["range_total"]
+        assert _csv_sum(client.get(f"{base}&export={table}"), column) == dash.range_total
 
     overview = selectors.org_overview(viewer=finance, month=month)
     assert _sums(overview["ranked"]) + overview["unallocated"] == overview["total"]

@@ -31,7 +31,7 @@ from .common import (
     team_month_summary,
     thresholds_of,
 )
-from .dashboard import team_dashboard, team_drilldown
+from .dashboard import TeamDashboard, team_dashboard, team_drilldown
 from .lists import (
     anomalies_for_viewer,
     anomaly_get_for_viewer,
@@ -68,6 +68,7 @@ __all__ = [
     "showback",
     "suggestion_get_for_viewer",
     "suggestions_for_viewer",
+    "TeamDashboard",
     "team_dashboard",
     "team_drilldown",
     "team_for_costs",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Sum
 
+from accounts.models import Team
 from portal.core.errors import ValidationError
 from portal.core.money import ZERO, money, round_field, round_parts
 
@@ -45,6 +47,60 @@ from .common import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TeamDashboard:
+    """Everything the team cost page shows, as one typed value (rows inside stay dicts).
+
+    Money is rounded to the cent; every breakdown's parts add up to ``range_total``
+    (``portal.core.money.round_parts``). ``summary`` carries the org's unallocated cost
+    only for viewers who may see org-wide costs.
+    """
+
+    team: Team
+    as_of: dt.date
+    month: dt.date
+    start: dt.date
+    end: dt.date
+    compare: str  # previous | year | none
+    prev: tuple[dt.date, dt.date] | None  # the comparison range
+    summary: dict[str, Any]
+    last_month: dt.date
+    last_month_total: Decimal
+    burn_pct: Decimal | None
+    forecast_pct: Decimal | None
+    range_total: Decimal
+    prev_total: Decimal | None
+    daily: list[tuple[dt.date, Decimal]]
+    compare_daily: list[tuple[dt.date, Decimal]]
+    monthly: list[dict[str, Any]]  # month, billed, budget
+    by_service: list[dict[str, Any]]  # key, amount, prev, delta, share
+    by_category: list[dict[str, Any]]
+    by_region: list[dict[str, Any]]
+    by_resource: list[dict[str, Any]]  # the top rows
+    resources_all: list[dict[str, Any]]  # every resource and the shared-cost row (CSV)
+    shared_total: Decimal
+    shared_prev: Decimal | None
+    movers: list[dict[str, Any]]
+    commitment: Any
+    seats: list[dict[str, Any]]
+    seats_total: Decimal
+    anomalies: list[Anomaly]
+    open_suggestions: int
+    open_savings: Decimal
+    cumulative: dict[str, Any]
+
+    def table(self, name: str) -> list[dict[str, Any]]:
+        """A breakdown by its field name (``by_service``, ``resources_all``, ``movers`` …)."""
+        rows = getattr(self, name)
+        if not isinstance(rows, list):
+            raise KeyError(name)
+        return rows
+
+    def as_context(self) -> dict[str, Any]:
+        """The fields as a template context (shallow: rows are not copied)."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
 def team_dashboard(
     *,
     viewer,
@@ -53,7 +109,7 @@ def team_dashboard(
     end: dt.date | None = None,
     compare: str = "previous",
     today: dt.date | None = None,
-) -> dict:
+) -> TeamDashboard:
     team = team_for_costs(viewer=viewer, slug=slug)
     as_of = data_as_of(today)
     month = as_of.replace(day=1)
@@ -144,41 +200,41 @@ def team_dashboard(
         team_id=team.pk, status=Suggestion.Status.OPEN
     ).aggregate(n=Count("id"), saving=Sum("estimated_monthly_saving"))
     budget = summary["budget"]
-    return {
-        "team": team,
-        "as_of": as_of,
-        "month": month,
-        "start": start,
-        "end": end,
-        "compare": compare,
-        "prev": prev,
-        "summary": summary,
-        "last_month": last_month,
-        "last_month_total": money(last_month_total),
-        "burn_pct": (summary["billed_cost"] / budget * 100) if budget else None,
-        "forecast_pct": (summary["forecast"] / budget * 100) if budget else None,
-        "range_total": money(range_total),
-        "prev_total": money(prev_total) if prev_total is not None else None,
-        "daily": daily,
-        "compare_daily": compare_daily,
-        "monthly": monthly,
-        "by_service": by_service,
-        "by_category": by_category,
-        "by_region": by_region,
-        "by_resource": by_resource[:TOP_N],
+    return TeamDashboard(
+        team=team,
+        as_of=as_of,
+        month=month,
+        start=start,
+        end=end,
+        compare=compare,
+        prev=prev,
+        summary=summary,
+        last_month=last_month,
+        last_month_total=money(last_month_total),
+        burn_pct=(summary["billed_cost"] / budget * 100) if budget else None,
+        forecast_pct=(summary["forecast"] / budget * 100) if budget else None,
+        range_total=money(range_total),
+        prev_total=money(prev_total) if prev_total is not None else None,
+        daily=daily,
+        compare_daily=compare_daily,
+        monthly=monthly,
+        by_service=by_service,
+        by_category=by_category,
+        by_region=by_region,
+        by_resource=by_resource[:TOP_N],
         # every resource and the shared bucket: the parts of the range's total (CSV export)
-        "resources_all": [*by_resource, shared_row],
-        "shared_total": shared_row["amount"],
-        "shared_prev": shared_row["prev"],
-        "movers": movers,
-        "commitment": commitment,
-        "seats": seats,
-        "seats_total": money(sum((s["monthly"] for s in seats), ZERO)),
-        "anomalies": anomalies,
-        "open_suggestions": suggestion_stats["n"] or 0,
-        "open_savings": money(suggestion_stats["saving"]),
-        "cumulative": _cumulative(series, month, as_of, summary),
-    }
+        resources_all=[*by_resource, shared_row],
+        shared_total=shared_row["amount"],
+        shared_prev=shared_row["prev"],
+        movers=movers,
+        commitment=commitment,
+        seats=seats,
+        seats_total=money(sum((s["monthly"] for s in seats), ZERO)),
+        anomalies=anomalies,
+        open_suggestions=suggestion_stats["n"] or 0,
+        open_savings=money(suggestion_stats["saving"]),
+        cumulative=_cumulative(series, month, as_of, summary),
+    )
 
 
 def team_drilldown(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
             raise CommandError(f"no such user: {email}")
-        expires_at: datetime | None | object = DEFAULT_EXPIRY
+        expires_at = DEFAULT_EXPIRY
         if options["never_expires"]:
             if options["expires_days"] is not None:
                 raise CommandError("give --expires-days or --never-expires, not both")
