@@ -136,7 +136,8 @@ def my_requests(*, viewer: User) -> QuerySet[AccessRequest]:
 
 def approval_inbox(*, viewer: User) -> QuerySet[AccessRequest]:
     """Exactly the pending requests whose current stage waits on the viewer (or on someone
-    the viewer stands in for today), and that the viewer has not already approved."""
+    the viewer stands in for today), of active principals, and that the viewer has not
+    approved at any stage (one person approves one stage of a request)."""
     delegators = list(
         active_delegations().filter(delegate=viewer).values_list("delegator_id", flat=True)
     )
@@ -145,11 +146,15 @@ def approval_inbox(*, viewer: User) -> QuerySet[AccessRequest]:
         stage=OuterRef("current_stage"),
         approver_id__in=[viewer.pk, *delegators],
     )
-    already = Approval.objects.filter(
-        request=OuterRef("pk"), stage=OuterRef("current_stage"), approver=viewer
+    already = Approval.objects.filter(request=OuterRef("pk")).filter(
+        Q(approver=viewer) | Q(on_behalf_of=viewer, decision=Approval.Decision.APPROVE)
     )
     return (
-        AccessRequest.objects.filter(status=AccessRequest.Status.PENDING)
+        AccessRequest.objects.filter(
+            status=AccessRequest.Status.PENDING,
+            principal__is_active=True,
+            principal__status=User.Status.ACTIVE,
+        )
         .filter(Exists(waiting))
         .exclude(Exists(already))
         .exclude(requester=viewer)

@@ -65,6 +65,8 @@ from .requests import (
     access_request_submit,
     access_request_submit_many,
     pending_requests_sweep,
+    requests_cancel_for_leaver,
+    requests_lock_for_leavers,
 )
 
 __all__ = [
@@ -109,6 +111,8 @@ __all__ = [
     "reconcile_all",
     "reconcile_plan",
     "reconcile_service",
+    "requests_cancel_for_leaver",
+    "requests_lock_for_leavers",
     "service_create",
     "service_update",
     "sync_job_retry",
