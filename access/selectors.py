@@ -11,8 +11,16 @@ from django.utils import timezone
 from accounts.models import Membership, User
 from accounts.selectors import user_reports
 
-from .models import AccessRequest, Approval, ApprovalAssignment, Entitlement, Grant, Service
-from .policies import sees_all_access
+from .models import (
+    AccessRequest,
+    Approval,
+    ApprovalAssignment,
+    CatalogChangeProposal,
+    Entitlement,
+    Grant,
+    Service,
+)
+from .policies import may_change_controls, sees_all_access
 from .workflow import active_delegations
 
 
@@ -80,6 +88,31 @@ def service_holders(*, service: Service) -> QuerySet[Grant]:
         )
         .select_related("principal", "principal__team", "entitlement")
         .order_by("entitlement__name", "principal__email")
+    )
+
+
+def catalog_change_proposals(
+    *, viewer: User, status: str = CatalogChangeProposal.Status.PENDING
+) -> QuerySet[CatalogChangeProposal]:
+    """Proposed changes of entitlements' controls, for those who decide them (admins,
+    security); nobody else sees the list."""
+    if not may_change_controls(viewer):
+        return CatalogChangeProposal.objects.none()
+    return (
+        CatalogChangeProposal.objects.filter(status=status)
+        .select_related("entitlement__service", "proposed_by", "decided_by")
+        .order_by("created_at")
+    )
+
+
+def entitlement_change_proposals(*, entitlement: Entitlement) -> list[CatalogChangeProposal]:
+    """The pending proposals of one entitlement (shown on its edit page)."""
+    return list(
+        CatalogChangeProposal.objects.filter(
+            entitlement=entitlement, status=CatalogChangeProposal.Status.PENDING
+        )
+        .select_related("proposed_by")
+        .order_by("created_at")
     )
 
 

@@ -93,4 +93,3 @@ def test_break_glass_checks_under_the_locks(requester, billing, monkeypatch):
         take(requester, ent)
     for check in ("sod", "prerequisites"):
         assert ("accounts.User", requester.pk) in seen[check], check
-

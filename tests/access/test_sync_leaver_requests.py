@@ -83,9 +83,7 @@ def test_user_mark_leaver_cancels_the_open_requests(requester, manager, admin, o
     }
     account_services.user_mark_leaver(user=requester, actor=admin, reason="left")
     _assert_cancelled(open_requests, left_by="admin@example.com")
-    assert [r.pk for r in selectors.approval_inbox(viewer=manager)] == [
-        open_requests["control"].pk
-    ]
+    assert [r.pk for r in selectors.approval_inbox(viewer=manager)] == [open_requests["control"].pk]
     assert list(selectors.approval_inbox(viewer=open_requests["boss"])) == []
 
 

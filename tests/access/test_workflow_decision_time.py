@@ -88,9 +88,7 @@ def test_approval_rechecks_the_principal_and_the_entitlement(requester, manager,
     assert not Grant.objects.filter(entitlement=pair[0]).exists()
 
 
-def test_a_toxic_pair_completed_meanwhile_refuses_the_approval(
-    requester, manager, security, pair
-):
+def test_a_toxic_pair_completed_meanwhile_refuses_the_approval(requester, manager, security, pair):
     pay, approve_pay = pair
     first, second = submit(requester, pay), submit(requester, approve_pay)
     services.access_request_approve(actor=manager, request_id=second.pk, reason="ok")
@@ -197,9 +195,7 @@ def test_bulk_approval_from_the_inbox_reports_the_refusal_and_changes_nothing(
     assert everything(req) == before
 
 
-def test_the_inbox_leaves_out_requests_of_people_who_are_no_longer_active(
-    requester, manager, pair
-):
+def test_the_inbox_leaves_out_requests_of_people_who_are_no_longer_active(requester, manager, pair):
     req = submit(requester, pair[0])
     assert list(selectors.approval_inbox(viewer=manager)) == [req]
     _deactivate(requester)
