@@ -8,5 +8,5 @@ class AccessConfig(AppConfig):
         from . import outcomes  # noqa: F401  (registers the HTTP status of each refusal code)
         from .services.lifecycle import leaver_hooks_register
 
-        leaver_hooks_register()  # a leaver's grants are revoked in the leaver's transaction
+        leaver_hooks_register()  # a leaver's requests and grants go in the leaver's transaction
         from . import check, check_api  # noqa: F401  (check/token cache invalidation signals)

@@ -31,10 +31,18 @@ class RefusalCode(StrEnum):
     ALREADY_APPROVED = "already-approved"
     NOT_REVOKED = "not-revoked"
     PRINCIPAL_INACTIVE = "principal-inactive"
+    # Re-checked when a request is approved: things changed since it was submitted.
+    NO_LONGER_REQUESTABLE = "no-longer-requestable"
+    SEPARATION_OF_DUTIES_AT_DECISION = "separation-of-duties-at-decision"
+    PROPOSAL_PENDING = "proposal-pending"  # a change of that control already waits
+    PROPOSAL_STALE = "proposal-stale"  # the control changed since it was proposed
     # 403: the actor may not do this
     NOT_PERMITTED = "not-permitted"
     NOT_AN_APPROVER = "not-an-approver"
     OWN_REQUEST = "own-request"
+    APPROVED_ANOTHER_STAGE = "approved-another-stage"  # one person approves one stage
+    NEEDS_CONTROL_REVIEW = "needs-control-review"  # an owner weakening their own controls
+    OWN_PROPOSAL = "own-proposal"  # nobody applies their own proposal
     # 400: the request as posed is refused
     NOT_ELIGIBLE = "not-eligible"  # not requestable, principal inactive, duration out of range
     MISSING_PREREQUISITE = "missing-prerequisite"
@@ -52,9 +60,16 @@ REFUSAL_STATUS: dict[RefusalCode, int] = {
     RefusalCode.ALREADY_APPROVED: 409,
     RefusalCode.NOT_REVOKED: 409,
     RefusalCode.PRINCIPAL_INACTIVE: 409,
+    RefusalCode.NO_LONGER_REQUESTABLE: 409,
+    RefusalCode.SEPARATION_OF_DUTIES_AT_DECISION: 409,
+    RefusalCode.PROPOSAL_PENDING: 409,
+    RefusalCode.PROPOSAL_STALE: 409,
     RefusalCode.NOT_PERMITTED: 403,
     RefusalCode.NOT_AN_APPROVER: 403,
     RefusalCode.OWN_REQUEST: 403,
+    RefusalCode.APPROVED_ANOTHER_STAGE: 403,
+    RefusalCode.NEEDS_CONTROL_REVIEW: 403,
+    RefusalCode.OWN_PROPOSAL: 403,
     RefusalCode.NOT_ELIGIBLE: 400,
     RefusalCode.MISSING_PREREQUISITE: 400,
     RefusalCode.SEPARATION_OF_DUTIES: 400,

@@ -43,6 +43,12 @@ def may_edit_service(user, service: Service) -> bool:
     return is_platform_admin(user) or owns_service(user, service)
 
 
+def may_change_controls(user) -> bool:
+    """Lowering an entitlement's risk, changing its approval policy or turning break-glass on:
+    a platform admin or a security member; an owner may only propose it."""
+    return is_platform_admin(user) or is_security(user)
+
+
 def may_see_holders(user, service: Service) -> bool:
     return sees_all_access(user) or owns_service(user, service)
 

@@ -6,6 +6,15 @@ SERVICE_CREATED = register("service.created", "A catalog service was created")
 SERVICE_UPDATED = register("service.updated", "A catalog service was changed")
 ENTITLEMENT_CREATED = register("entitlement.created", "An entitlement was created")
 ENTITLEMENT_UPDATED = register("entitlement.updated", "An entitlement was changed")
+CATALOG_CHANGE_PROPOSED = register(
+    "catalog.change_proposed", "An owner proposed a change to an entitlement's controls"
+)
+CATALOG_CHANGE_APPLIED = register(
+    "catalog.change_applied", "A proposed change to an entitlement's controls was applied"
+)
+CATALOG_CHANGE_REJECTED = register(
+    "catalog.change_rejected", "A proposed change to an entitlement's controls was rejected"
+)
 POLICY_CREATED = register("policy.created", "An approval policy was created")
 POLICY_UPDATED = register("policy.updated", "An approval policy was changed")
 TOXIC_PAIR_CREATED = register("sod.pair_created", "A separation-of-duties pair was declared")

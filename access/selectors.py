@@ -11,8 +11,16 @@ from django.utils import timezone
 from accounts.models import Membership, User
 from accounts.selectors import user_reports
 
-from .models import AccessRequest, Approval, ApprovalAssignment, Entitlement, Grant, Service
-from .policies import sees_all_access
+from .models import (
+    AccessRequest,
+    Approval,
+    ApprovalAssignment,
+    CatalogChangeProposal,
+    Entitlement,
+    Grant,
+    Service,
+)
+from .policies import may_change_controls, sees_all_access
 from .workflow import active_delegations
 
 
@@ -83,6 +91,31 @@ def service_holders(*, service: Service) -> QuerySet[Grant]:
     )
 
 
+def catalog_change_proposals(
+    *, viewer: User, status: str = CatalogChangeProposal.Status.PENDING
+) -> QuerySet[CatalogChangeProposal]:
+    """Proposed changes of entitlements' controls, for those who decide them (admins,
+    security); nobody else sees the list."""
+    if not may_change_controls(viewer):
+        return CatalogChangeProposal.objects.none()
+    return (
+        CatalogChangeProposal.objects.filter(status=status)
+        .select_related("entitlement__service", "proposed_by", "decided_by")
+        .order_by("created_at")
+    )
+
+
+def entitlement_change_proposals(*, entitlement: Entitlement) -> list[CatalogChangeProposal]:
+    """The pending proposals of one entitlement (shown on its edit page)."""
+    return list(
+        CatalogChangeProposal.objects.filter(
+            entitlement=entitlement, status=CatalogChangeProposal.Status.PENDING
+        )
+        .select_related("proposed_by")
+        .order_by("created_at")
+    )
+
+
 # --- Requests -------------------------------------------------------------------------
 def access_requests_for_viewer(*, viewer: User) -> QuerySet[AccessRequest]:
     """Requests the viewer may see: their own, made for them, waiting on them (or people they
@@ -136,7 +169,8 @@ def my_requests(*, viewer: User) -> QuerySet[AccessRequest]:
 
 def approval_inbox(*, viewer: User) -> QuerySet[AccessRequest]:
     """Exactly the pending requests whose current stage waits on the viewer (or on someone
-    the viewer stands in for today), and that the viewer has not already approved."""
+    the viewer stands in for today), of active principals, and that the viewer has not
+    approved at any stage (one person approves one stage of a request)."""
     delegators = list(
         active_delegations().filter(delegate=viewer).values_list("delegator_id", flat=True)
     )
@@ -145,11 +179,15 @@ def approval_inbox(*, viewer: User) -> QuerySet[AccessRequest]:
         stage=OuterRef("current_stage"),
         approver_id__in=[viewer.pk, *delegators],
     )
-    already = Approval.objects.filter(
-        request=OuterRef("pk"), stage=OuterRef("current_stage"), approver=viewer
+    already = Approval.objects.filter(request=OuterRef("pk")).filter(
+        Q(approver=viewer) | Q(on_behalf_of=viewer, decision=Approval.Decision.APPROVE)
     )
     return (
-        AccessRequest.objects.filter(status=AccessRequest.Status.PENDING)
+        AccessRequest.objects.filter(
+            status=AccessRequest.Status.PENDING,
+            principal__is_active=True,
+            principal__status=User.Status.ACTIVE,
+        )
         .filter(Exists(waiting))
         .exclude(Exists(already))
         .exclude(requester=viewer)

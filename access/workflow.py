@@ -157,6 +157,19 @@ def excluded_approvers(request: AccessRequest) -> set[int]:
     return {request.requester_id, request.principal_id}
 
 
+def other_stage_approvers(request: AccessRequest, *, stage_index: int) -> set[int]:
+    """People who approved another stage of the request, themselves or through a delegate
+    (whose approval filled their place): one person approves one stage only."""
+    if request.pk is None:
+        return set()
+    rows = (
+        Approval.objects.filter(request=request, decision=Approval.Decision.APPROVE)
+        .exclude(stage=stage_index)
+        .values_list("approver_id", "on_behalf_of_id")
+    )
+    return {uid for pair in rows for uid in pair if uid is not None}
+
+
 def active_delegations(*, on: date | None = None):
     on = on or timezone.localdate()
     return Delegation.objects.filter(starts_on__lte=on, ends_on__gte=on, delegate__is_active=True)
@@ -178,7 +191,7 @@ def eligible_approvers(
                 request=request, stage=index, escalated=True, approver__is_active=True
             ).values_list("approver_id", flat=True)
         )
-    excluded = excluded_approvers(request)
+    excluded = excluded_approvers(request) | other_stage_approvers(request, stage_index=index)
     result: dict[int, int | None] = {uid: None for uid in direct if uid not in excluded}
     for delegator_id, delegate_id in (
         active_delegations()

@@ -7,6 +7,7 @@ Service ``connector_config`` (non-secret; the DSN comes from the environment)::
       "roles": {"analytics-read": "analytics_read"},  # entitlement slug -> role (optional)
       "login_prefix": "tg_",                 # prefix of generated logins (default "tg_")
       "login_from": "email_local",           # email_local | email | login
+      "login_domains": ["corp.example"],     # home domains whose people keep plain logins
       "create_login": true,                  # create a missing login role (default true)
       "create_login_as": "nologin",          # nologin (default) | login
       "connect_timeout": 5,                  # seconds
@@ -14,6 +15,10 @@ Service ``connector_config`` (non-secret; the DSN comes from the environment)::
     }
 
 An entitlement's role is ``EntitlementRef.config["role"]`` or else ``roles[slug]``.
+
+Distinct people get distinct logins (``login_for``): ``tg_ann_lee`` for ann.lee@ a home domain,
+``tg_ann_lee__<hash of the whole address>`` for anyone else; and a login's role comment marks
+whose it is, so a login that belongs to another person is refused, never shared.
 
 * ``grant`` = ``GRANT role TO login``, creating the login role first if needed (``NOLOGIN``
   until an operator sets a password policy). Already a member: no-op, ``changed=False``.
@@ -67,6 +72,9 @@ from connectors.base import (
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAX_IDENTIFIER = 63
 LOGIN_MODES = ("email_local", "email", "login")
+# A login's role comment names the person it belongs to (``COMMENT ON ROLE``), so one login is
+# never given to two people: a second person is refused, not merged.
+OWNER_MARK = "tollgate principal sha256:"
 LOGIN_ATTRIBUTES = {"nologin": sql.SQL("NOLOGIN"), "login": sql.SQL("LOGIN")}
 # SQLSTATE classes worth retrying: connection exception, insufficient resources, operator
 # intervention (admin shutdown, cannot connect now), system error, transaction rollback
@@ -145,6 +153,14 @@ class PostgresRoleConnector(Connector):
             raise ConfigError(
                 f"postgres connector: login_from must be one of {', '.join(LOGIN_MODES)}"
             )
+        domains = cfg.get("login_domains", [])
+        if not isinstance(domains, list) or not all(
+            isinstance(d, str) and re.match(r"^[a-z0-9.-]+$", d) for d in domains
+        ):
+            raise ConfigError(
+                "postgres connector: login_domains must be a list of lower-case e-mail domains"
+            )
+        self.login_domains: frozenset[str] = frozenset(domains)
         self.create_login: bool = bool(cfg.get("create_login", True))
         self.create_login_as: str = str(cfg.get("create_login_as", "nologin")).lower()
         if self.create_login_as not in LOGIN_ATTRIBUTES:
@@ -191,24 +207,56 @@ class PostgresRoleConnector(Connector):
         return validate_name(role, what="role")
 
     def login_for(self, principal: PrincipalRef) -> str:
+        """The downstream login of ``principal``; distinct people get distinct logins.
+
+        An explicit ``principal.login`` outside ``login_from=login`` is a login found
+        downstream (an unmanaged holder to revoke) and is used as it is. Otherwise the login
+        is the prefix plus a readable part, in one of two shapes that cannot meet:
+
+        * plain, ``tg_ann_lee`` (never contains ``__``): only when the source says who it is
+          on its own: ``email_local`` for an address in ``login_domains`` whose local part is
+          letters, digits and dots (dots become ``_``); ``login`` made of letters, digits and
+          single underscores. These are the logins earlier versions gave those people.
+        * hashed, ``tg_ann_lee__1a2b3c4d5e``: anything else (other domains, other characters,
+          ``email``, too long) gets ``__`` and a hash of the whole source value.
+        """
+        if principal.login and self.login_from != "login":
+            return validate_name(principal.login, what="login")
+        email = principal.email.strip().lower()
+        local, _, domain = email.partition("@")
         if self.login_from == "login":
-            base = principal.login
-            if not base:
+            source = (principal.login or "").strip().lower()
+            if not source:
                 raise ConfigError(f"principal {principal.email} has no login (login_from=login)")
+            readable = source
+            plain_ok = re.fullmatch(r"[a-z0-9_]+", source) is not None
         elif self.login_from == "email":
-            base = principal.email
+            source, readable, plain_ok = email, email, False
         else:
-            base = principal.email.split("@", 1)[0]
-        base = re.sub(r"[^a-z0-9]", "_", base.strip().lower())
-        if not base.strip("_"):
+            source, readable = email, local.replace(".", "_")
+            plain_ok = domain in self.login_domains and re.fullmatch(r"[a-z0-9.]+", local)
+        readable = re.sub(r"[^a-z0-9]", "_", readable)
+        if not readable.strip("_"):
             raise ConfigError(f"cannot derive a login for principal {principal.email!r}")
-        login = f"{self.login_prefix}{base}"
-        if not re.match(r"^[a-z_]", login):
-            login = f"u_{login}"
-        if len(login) > MAX_IDENTIFIER:
-            digest = hashlib.sha256(login.encode()).hexdigest()[:8]
-            login = f"{login[: MAX_IDENTIFIER - 9]}_{digest}"
-        return validate_name(login, what="login")
+        login = f"{self.login_prefix}{readable}"
+        if (
+            plain_ok
+            and "__" not in readable
+            and re.match(r"^[a-z_]", login)
+            and len(login) <= MAX_IDENTIFIER
+        ):
+            return validate_name(login, what="login")
+        digest = hashlib.sha256(source.encode()).hexdigest()[:10]
+        head = self.login_prefix if re.match(r"^[a-z_]", login) else "u_"
+        room = MAX_IDENTIFIER - len(head) - len(digest) - 2
+        return validate_name(f"{head}{readable[:room].rstrip('_')}__{digest}", what="login")
+
+    @staticmethod
+    def owner_mark(principal: PrincipalRef) -> str:
+        """What a login's role comment says about the person it belongs to (a hash: no
+        e-mail address is written downstream)."""
+        who = (principal.email or principal.login).strip().lower()
+        return f"{OWNER_MARK}{hashlib.sha256(who.encode()).hexdigest()[:16]}"
 
     # Plumbing --------------------------------------------------------------------------
     @contextmanager
@@ -265,6 +313,37 @@ class PostgresRoleConnector(Connector):
                 "BYPASSRLS) and cannot be an entitlement"
             )
 
+    def _claim_login(self, cur: psycopg.Cursor, login: str, principal: PrincipalRef) -> None:
+        """Refuse a login that belongs to someone else; mark an unmarked one as this person's
+        (a login made before marks existed is claimed by the first person granted through it;
+        without the privilege to comment, an unmarked login is used as it is)."""
+        cur.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+            (login,),
+        )
+        row = cur.fetchone()
+        comment = (row[0] if row else None) or ""
+        mine = self.owner_mark(principal)
+        if comment == mine:
+            return
+        if comment.startswith(OWNER_MARK):
+            raise PermanentError(
+                f"PostgreSQL login {login} belongs to another person, not {principal.email}: "
+                "refused (two people are never merged into one login); give one of them an "
+                "explicit login or rename the role"
+            )
+        if comment:
+            return  # someone else's comment: leave it
+        try:
+            with cur.connection.transaction():
+                cur.execute(
+                    sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                        sql.Identifier(login), sql.Literal(mine)
+                    )
+                )
+        except psycopg.errors.InsufficientPrivilege:
+            return
+
     @staticmethod
     def _is_member(cur: psycopg.Cursor, role: str, login: str) -> bool:
         cur.execute(_MEMBERSHIP_SQL, (role, login))
@@ -291,7 +370,8 @@ class PostgresRoleConnector(Connector):
                     )
                 )
                 created = True
-            elif self._is_member(cur, role, login):
+            self._claim_login(cur, login, principal)
+            if not created and self._is_member(cur, role, login):
                 return Result(changed=False, detail=f"{login} is already a member of {role}")
             cur.execute(
                 sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login))

@@ -15,6 +15,7 @@ working.
 from .catalog import (
     RISK_ORDER,
     ApprovalPolicy,
+    CatalogChangeProposal,
     Delegation,
     Entitlement,
     PolicyStage,
@@ -40,6 +41,7 @@ __all__ = [
     "Approval",
     "ApprovalAssignment",
     "ApprovalPolicy",
+    "CatalogChangeProposal",
     "Delegation",
     "DriftItem",
     "Entitlement",

@@ -195,6 +195,53 @@ class ToxicPair(models.Model):
         return f"{self.first} ⟂ {self.second}"
 
 
+class CatalogChangeProposal(models.Model):
+    """A change an owner may not make alone — lowering an entitlement's risk, changing its
+    approval policy, turning break-glass on — waiting for a platform admin or a security
+    member (not the proposer) to apply or reject it."""
+
+    class Field(models.TextChoices):
+        RISK = "risk", "Risk"
+        POLICY = "policy", "Approval policy"
+        ALLOWS_BREAK_GLASS = "allows_break_glass", "Break-glass"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPLIED = "applied", "Applied"
+        REJECTED = "rejected", "Rejected"
+
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.CASCADE, related_name="change_proposals"
+    )
+    field = models.CharField(max_length=32, choices=Field.choices)
+    old_value = models.JSONField(null=True, blank=True)  # a policy by id, risk and flag as is
+    new_value = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entitlement", "field"],
+                condition=Q(status="pending"),
+                name="catalogchange_one_pending_per_field",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entitlement}: {self.field} {self.old_value!r} → {self.new_value!r}"
+
+
 class Delegation(models.Model):
     """While away, ``delegator``'s approvals may be given by ``delegate``."""
 

@@ -19,12 +19,17 @@ from ._common import notifications_are_muted, notifications_muted
 from .catalog import (
     ENTITLEMENT_FIELDS,
     SERVICE_FIELDS,
+    catalog_change_apply,
+    catalog_change_propose,
+    catalog_change_reject,
     entitlement_create,
     entitlement_update,
+    entitlement_update_or_propose,
     policy_create,
     service_create,
     service_update,
     toxic_pair_create,
+    weakened_controls,
 )
 from .delegations import delegation_create, delegation_end
 from .grants import (
@@ -65,6 +70,8 @@ from .requests import (
     access_request_submit,
     access_request_submit_many,
     pending_requests_sweep,
+    requests_cancel_for_leaver,
+    requests_lock_for_leavers,
 )
 
 __all__ = [
@@ -79,10 +86,14 @@ __all__ = [
     "access_request_remind",
     "access_request_submit",
     "access_request_submit_many",
+    "catalog_change_apply",
+    "catalog_change_propose",
+    "catalog_change_reject",
     "delegation_create",
     "delegation_end",
     "entitlement_create",
     "entitlement_update",
+    "entitlement_update_or_propose",
     "follow_up_answer",
     "follow_ups_sweep",
     "grant_birthright",
@@ -109,8 +120,11 @@ __all__ = [
     "reconcile_all",
     "reconcile_plan",
     "reconcile_service",
+    "requests_cancel_for_leaver",
+    "requests_lock_for_leavers",
     "service_create",
     "service_update",
+    "weakened_controls",
     "sync_job_retry",
     "sync_job_run",
     "sync_jobs_sweep",

@@ -5,18 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.policies import is_platform_admin
 from audit.services import audit_record
 from portal.core.actors import Actor, actor_may
-from portal.core.errors import Conflict, NotPermitted, ValidationError
+from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
 
 from .. import registry as actions
-from ..models import ApprovalPolicy, Entitlement, PolicyStage, Risk, Service, ToxicPair
-from ..policies import is_security, may_create_service, may_edit_service
+from ..models import (
+    RISK_ORDER,
+    ApprovalPolicy,
+    CatalogChangeProposal,
+    Entitlement,
+    PolicyStage,
+    Risk,
+    Service,
+    ToxicPair,
+)
+from ..outcomes import RefusalCode, refusal
+from ..policies import is_security, may_change_controls, may_create_service, may_edit_service
 from ._common import save_audited_changes, snapshot
 
 SERVICE_FIELDS = (
@@ -201,6 +213,15 @@ def entitlement_update(*, actor: User, entitlement: Entitlement, **changes) -> E
         _validate_entitlement(
             {**before, **{k: (v.pk if hasattr(v, "pk") else v) for k, v in changes.items()}}
         )
+        weakened = weakened_controls(ent, changes)
+        if weakened and not actor_may(actor, may_change_controls):
+            names = ", ".join(CatalogChangeProposal.Field(f).label.lower() for f in weakened)
+            raise refusal(
+                RefusalCode.NEEDS_CONTROL_REVIEW,
+                f"{names} of {ent}: an owner may not weaken their own controls; propose the "
+                "change for a platform admin or a security member to apply",
+                field=next(iter(weakened)),
+            )
         for name, value in changes.items():
             setattr(ent, name, value)
         save_audited_changes(
@@ -211,6 +232,215 @@ def entitlement_update(*, actor: User, entitlement: Entitlement, **changes) -> E
             action=actions.ENTITLEMENT_UPDATED,
         )
     return ent
+
+
+# --- Controls an owner may only propose ----------------------------------------------------
+def _control_value(field: str, value: Any) -> Any:
+    """A control as a proposal stores it: a policy by id, risk and the flag as they are."""
+    if field == CatalogChangeProposal.Field.POLICY:
+        return value.pk if hasattr(value, "pk") else value
+    if field == CatalogChangeProposal.Field.ALLOWS_BREAK_GLASS:
+        return bool(value)
+    return value
+
+
+def _current_control(ent: Entitlement, field: str) -> Any:
+    if field == CatalogChangeProposal.Field.POLICY:
+        return ent.policy_id
+    return getattr(ent, field)
+
+
+def weakened_controls(ent: Entitlement, changes: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The changes that weaken ``ent``'s controls (field -> (old, new)): a lower risk, another
+    approval policy, break-glass turned on. Raising risk and other edits are not."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for field in CatalogChangeProposal.Field.values:
+        if field not in changes:
+            continue
+        old, new = _current_control(ent, field), _control_value(field, changes[field])
+        if field == CatalogChangeProposal.Field.RISK:
+            weaker = new in RISK_ORDER and RISK_ORDER[new] < RISK_ORDER[old]
+        elif field == CatalogChangeProposal.Field.POLICY:
+            weaker = new != old
+        else:
+            weaker = new and not old
+        if weaker:
+            out[field] = (old, new)
+    return out
+
+
+def _lock_entitlement(entitlement_id: int) -> Entitlement:
+    ent = (
+        Entitlement.objects.select_for_update(of=("self",))
+        .select_related("service")
+        .filter(pk=entitlement_id)
+        .first()
+    )
+    if ent is None:
+        raise NotFound("no such entitlement")
+    return ent
+
+
+def entitlement_update_or_propose(
+    *, actor: User, entitlement: Entitlement, reason: str = "", **changes
+) -> list[CatalogChangeProposal]:
+    """The edit form's save: what the actor may change is saved; what would weaken the
+    controls, when the actor is an owner (not a platform admin or security), becomes a
+    proposal. Returns the proposals (none when everything was saved)."""
+    with transaction.atomic():
+        ent = _lock_entitlement(entitlement.pk)
+        if not actor_may(actor, lambda u: may_edit_service(u, ent.service)):
+            raise NotPermitted("only the owner team and platform admins edit entitlements")
+        weakened = {} if actor_may(actor, may_change_controls) else weakened_controls(ent, changes)
+        direct = {k: v for k, v in changes.items() if k not in weakened}
+        entitlement_update(actor=actor, entitlement=ent, **direct)
+        return [
+            catalog_change_propose(
+                actor=actor, entitlement=ent, field=field, new_value=changes[field], reason=reason
+            )
+            for field in weakened
+        ]
+
+
+def catalog_change_propose(
+    *, actor: User, entitlement: Entitlement, field: str, new_value: Any, reason: str = ""
+) -> CatalogChangeProposal:
+    """An owner proposes a change that weakens an entitlement's controls; it waits for a
+    platform admin or a security member. Proposing the same pending change again returns it."""
+    if field not in CatalogChangeProposal.Field.values:
+        raise ValidationError(
+            f"field must be one of {', '.join(CatalogChangeProposal.Field.values)}", field="field"
+        )
+    value = _control_value(field, new_value)
+    if field == CatalogChangeProposal.Field.RISK and value not in Risk.values:
+        raise ValidationError(f"risk must be one of {', '.join(Risk.values)}", field="risk")
+    if (
+        field == CatalogChangeProposal.Field.POLICY
+        and value is not None
+        and not ApprovalPolicy.objects.filter(pk=value).exists()
+    ):
+        raise ValidationError(f"no approval policy #{value}", field="policy")
+    with transaction.atomic():
+        ent = _lock_entitlement(entitlement.pk)
+        if not actor_may(actor, lambda u: may_edit_service(u, ent.service)):
+            raise NotPermitted("only the owner team and platform admins propose catalog changes")
+        if not weakened_controls(ent, {field: value}):
+            raise ValidationError(
+                f"changing {field} of {ent} to {value!r} does not weaken its controls: save it "
+                "directly",
+                field=field,
+            )
+        pending = CatalogChangeProposal.objects.filter(
+            entitlement=ent, field=field, status=CatalogChangeProposal.Status.PENDING
+        ).first()
+        if pending is not None:
+            if pending.new_value == value:
+                return pending
+            raise refusal(
+                RefusalCode.PROPOSAL_PENDING,
+                f"a change of {field} of {ent} is already waiting (proposal #{pending.pk}): "
+                "it is applied or rejected first",
+                field=field,
+            )
+        old = _current_control(ent, field)
+        proposal = CatalogChangeProposal.objects.create(
+            entitlement=ent,
+            field=field,
+            old_value=old,
+            new_value=value,
+            reason=(reason or "").strip(),
+            proposed_by=actor,
+        )
+        audit_record(
+            actor=actor,
+            action=actions.CATALOG_CHANGE_PROPOSED,
+            target=proposal,
+            before={field: old},
+            after={"entitlement": str(ent), field: value},
+            reason=proposal.reason,
+        )
+    return proposal
+
+
+def _decide_proposal(*, actor: Actor, proposal_id: int, verb: str) -> tuple[Any, Entitlement]:
+    """Lock the proposal's entitlement, then the proposal; refuse what may not be decided."""
+    if not actor_may(actor, may_change_controls):
+        raise refusal(
+            RefusalCode.NOT_PERMITTED,
+            f"only platform admins and security members {verb} proposed catalog changes",
+        )
+    entitlement_id = (
+        CatalogChangeProposal.objects.filter(pk=proposal_id)
+        .values_list("entitlement_id", flat=True)
+        .first()
+    )
+    if entitlement_id is None:
+        raise NotFound("no such proposal")
+    ent = _lock_entitlement(entitlement_id)
+    proposal = CatalogChangeProposal.objects.select_for_update().get(pk=proposal_id)
+    if proposal.status != CatalogChangeProposal.Status.PENDING:
+        raise refusal(
+            RefusalCode.ALREADY_DECIDED, f"proposal #{proposal.pk} is already {proposal.status}"
+        )
+    return proposal, ent
+
+
+def catalog_change_apply(*, actor: Actor, proposal_id: int, note: str = "") -> Any:
+    """A platform admin or security member, not the proposer, applies a proposed change;
+    refused when the control changed since it was proposed."""
+    with transaction.atomic():
+        proposal, ent = _decide_proposal(actor=actor, proposal_id=proposal_id, verb="apply")
+        if proposal.proposed_by_id == actor.pk:  # type: ignore[union-attr]
+            raise refusal(
+                RefusalCode.OWN_PROPOSAL,
+                "nobody applies their own proposal: another platform admin or security member does",
+            )
+        field = proposal.field
+        if _current_control(ent, field) != proposal.old_value:
+            raise refusal(
+                RefusalCode.PROPOSAL_STALE,
+                f"{field} of {ent} changed since proposal #{proposal.pk} was made: reject it and "
+                "propose again",
+            )
+        before = snapshot(ent, ENTITLEMENT_FIELDS)
+        setattr(ent, "policy_id" if field == "policy" else field, proposal.new_value)
+        save_audited_changes(
+            ent,
+            fields=ENTITLEMENT_FIELDS,
+            before=before,
+            actor=actor,
+            action=actions.ENTITLEMENT_UPDATED,
+        )
+        _close_proposal(proposal, actor=actor, note=note, status="applied")
+    return proposal
+
+
+def catalog_change_reject(*, actor: Actor, proposal_id: int, note: str) -> Any:
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError("say why the change is rejected", field="note")
+    with transaction.atomic():
+        proposal, _ = _decide_proposal(actor=actor, proposal_id=proposal_id, verb="reject")
+        _close_proposal(proposal, actor=actor, note=note, status="rejected")
+    return proposal
+
+
+def _close_proposal(proposal: Any, *, actor: Actor, note: str, status: str) -> None:
+    proposal.status = status
+    proposal.decided_by = actor
+    proposal.decided_at = timezone.now()
+    proposal.decision_note = (note or "").strip()
+    proposal.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit_record(
+        actor=actor,
+        action=actions.CATALOG_CHANGE_APPLIED
+        if status == "applied"
+        else actions.CATALOG_CHANGE_REJECTED,
+        target=proposal,
+        before={"status": "pending"},
+        after={"status": status, proposal.field: proposal.new_value},
+        reason=proposal.decision_note,
+    )
 
 
 def policy_create(

@@ -37,6 +37,27 @@ def _refuse_toxic(principal: Any, entitlement: Entitlement, *, you: bool = False
         )
 
 
+def _refuse_missing_prerequisites(principal: Any, entitlement: Entitlement) -> None:
+    """A prerequisite counts when held, pending or active."""
+    required = list(entitlement.prerequisites.all())
+    if not required:
+        return
+    have = set(
+        Grant.objects.filter(
+            principal=principal,
+            entitlement__in=required,
+            status__in=(Grant.Status.PENDING, Grant.Status.ACTIVE),
+        ).values_list("entitlement_id", flat=True)
+    )
+    missing = [str(e) for e in required if e.pk not in have]
+    if missing:
+        raise refusal(
+            RefusalCode.MISSING_PREREQUISITE,
+            "missing prerequisite access: " + ", ".join(missing),
+            field="entitlement",
+        )
+
+
 def grant_birthright(
     *, actor: Actor, principal: User, entitlement: Entitlement, bundle_ref: str, reason: str
 ) -> Grant:
@@ -68,22 +89,7 @@ def grant_birthright(
                 RefusalCode.ALREADY_HELD,
                 f"{principal.email} already holds {entitlement} (grant #{held[0].pk})",
             )
-        required = list(entitlement.prerequisites.all())
-        if required:
-            have = set(
-                Grant.objects.filter(
-                    principal=principal,
-                    entitlement__in=required,
-                    status__in=(Grant.Status.PENDING, Grant.Status.ACTIVE),
-                ).values_list("entitlement_id", flat=True)
-            )
-            missing = [str(e) for e in required if e.pk not in have]
-            if missing:
-                raise refusal(
-                    RefusalCode.MISSING_PREREQUISITE,
-                    "missing prerequisite access: " + ", ".join(missing),
-                    field="entitlement",
-                )
+        _refuse_missing_prerequisites(principal, entitlement)
         _refuse_toxic(principal, entitlement)
         now = timezone.now()
         ends_at = now + timedelta(days=entitlement.max_duration_days)
@@ -216,17 +222,29 @@ def grant_break_glass(*, actor: Actor, entitlement_id: int, reason: str, hours: 
     entitlement = Entitlement.objects.select_related("service").filter(pk=entitlement_id).first()
     if entitlement is None:
         raise NotFound("no such entitlement")
-    if not entitlement.allows_break_glass:
-        raise NotPermitted(f"{entitlement} does not allow break-glass access", field="entitlement")
-    _refuse_toxic(person, entitlement, you=True)
     now = timezone.now()
     with transaction.atomic():
+        # Everything that decides is read under the person's and the grant's locks, so a
+        # concurrent request, grant or catalog change cannot slip between check and write.
         lock_person(person.pk)
         held = lock_held_grants(principal_id=person.pk, entitlement_id=entitlement.pk)
+        entitlement = Entitlement.objects.select_related("service").get(pk=entitlement.pk)
+        if not entitlement.allows_break_glass:
+            raise NotPermitted(
+                f"{entitlement} does not allow break-glass access", field="entitlement"
+            )
+        if not entitlement.requestable:
+            raise refusal(
+                RefusalCode.NOT_ELIGIBLE,
+                f"{entitlement} is not requestable: no break-glass access either",
+                field="entitlement",
+            )
         if held:
             raise refusal(
                 RefusalCode.ALREADY_HELD, f"you already hold {entitlement} (grant #{held[0].pk})"
             )
+        _refuse_missing_prerequisites(person, entitlement)
+        _refuse_toxic(person, entitlement, you=True)
         grant = Grant.objects.create(
             principal=person,
             entitlement=entitlement,

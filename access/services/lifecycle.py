@@ -97,10 +97,15 @@ def grants_expiry_sweep(*, now: datetime | None = None, limit: int = 5000) -> di
 
 # --- Leavers --------------------------------------------------------------------------
 def leaver_hooks_register() -> None:
-    """A leaver's grants (and their jobs) are locked when the leaver's transaction starts and
-    revoked in it; the hooks run in ``LOCK_ORDER`` of the rows they lock."""
+    """A leaver's open requests, then their grants (and the grants' jobs), are locked when the
+    leaver's transaction starts and cancelled (revoked) in it; the hooks run in ``LOCK_ORDER``
+    of the rows they lock."""
     from accounts.services import LEAVER_HOOKS, LEAVER_PREPARE_HOOKS
 
+    from .requests import requests_cancel_for_leaver, requests_lock_for_leavers
+
+    hook_register(LEAVER_PREPARE_HOOKS, requests_lock_for_leavers, order="access.AccessRequest")
+    hook_register(LEAVER_HOOKS, requests_cancel_for_leaver, order="access.AccessRequest")
     hook_register(LEAVER_PREPARE_HOOKS, grants_lock_for_leavers, order="access.Grant")
     hook_register(LEAVER_HOOKS, grants_revoke_for_leaver, order="access.Grant")
 

@@ -39,6 +39,22 @@ def lock_request(request_id: int) -> AccessRequest:
     return request
 
 
+def lock_open_requests_of(users: Iterable[Any]) -> list[AccessRequest]:
+    """The pending requests ``users`` made or are the principal of (by id): a leaver's."""
+    from django.db.models import Q
+
+    ids = [getattr(u, "pk", u) for u in users]
+    requests = list(
+        AccessRequest.objects.select_for_update(of=("self",))
+        .select_related("principal", "requester")
+        .filter(Q(requester_id__in=ids) | Q(principal_id__in=ids))
+        .filter(status=AccessRequest.Status.PENDING)
+        .order_by("pk")
+    )
+    lock_note("access.AccessRequest", *[r.pk for r in requests])
+    return requests
+
+
 def lock_grant(grant_id: int) -> Grant:
     grant = (
         Grant.objects.select_for_update(of=("self",))

@@ -11,7 +11,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record
-from portal.core.actors import AUTO_APPROVAL, REQUEST_SWEEPER, Actor, is_system
+from portal.core.actors import (
+    AUTO_APPROVAL,
+    LEAVER,
+    REQUEST_SWEEPER,
+    Actor,
+    actor_label,
+    is_system,
+)
 from portal.core.errors import NotPermitted, ValidationError
 from portal.core.state import transition
 
@@ -23,7 +30,7 @@ from ..policies import may_request_for
 from ..state import REQUEST_TRANSITIONS
 from ._common import notify
 from .grants import grant_from_request
-from .locks import lock_held_grants, lock_person, lock_request
+from .locks import lock_held_grants, lock_open_requests_of, lock_person, lock_request
 
 
 def _person(actor: Actor) -> User:
@@ -201,6 +208,7 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
                 RefusalCode.OWN_REQUEST,
                 "nobody approves their own request or one they made for someone else",
             )
+        _refuse_second_stage(request, actor)
         eligible = workflow.eligible_approvers(request=request)
         if actor.pk not in eligible:
             raise refusal(
@@ -221,6 +229,7 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
                 RefusalCode.ALREADY_APPROVED,
                 "the person you stand in for has already approved this stage",
             )
+        _refuse_what_changed(request)
         # N of M counts people: a delegate's approval fills their delegator's place.
         count = len(slots | {on_behalf_of or actor.pk})
         required = request.stages[request.current_stage]["required"]
@@ -266,6 +275,45 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
             return request
         _finish_approved(request, actor=actor, reason=reason)
     return request
+
+
+def _refuse_second_stage(request: AccessRequest, actor: User) -> None:
+    """One person approves one stage of a request (themselves or through a delegate)."""
+    earlier = workflow.other_stage_approvers(request, stage_index=request.current_stage)
+    if actor.pk in earlier:
+        raise refusal(
+            RefusalCode.APPROVED_ANOTHER_STAGE,
+            f"you already approved another stage of request #{request.pk} (or someone did in "
+            f"your place): stage {request.current_stage + 1} waits for someone else",
+        )
+
+
+def _refuse_what_changed(request: AccessRequest) -> None:
+    """Re-check, under the request's lock, what may have changed since submission: the
+    principal still active, the entitlement still requestable, and separation of duties
+    against what the principal holds and has pending now. A request routed to security for
+    separation of duties leaves that judgement to its security stage."""
+    principal, entitlement = request.principal, request.entitlement
+    if not principal.is_active or principal.status != User.Status.ACTIVE:
+        raise refusal(
+            RefusalCode.PRINCIPAL_INACTIVE,
+            f"{principal.email} is no longer active: request #{request.pk} cannot be approved",
+        )
+    if not entitlement.requestable:
+        raise refusal(
+            RefusalCode.NO_LONGER_REQUESTABLE,
+            f"{entitlement} is no longer requestable: request #{request.pk} cannot be approved",
+        )
+    if request.routed_to_security:
+        return
+    conflicts = workflow.toxic_conflicts(principal=principal, entitlement=entitlement)
+    if conflicts:
+        text = "; ".join(f"{other} ({pair.reason})" for pair, other in conflicts)
+        raise refusal(
+            RefusalCode.SEPARATION_OF_DUTIES_AT_DECISION,
+            f"separation of duties: {principal.email} now holds or has requested {text}; "
+            f"{entitlement} cannot be approved with it",
+        )
 
 
 def _finish_approved(request: AccessRequest, *, actor: Actor, reason: str) -> None:
@@ -353,6 +401,36 @@ def access_request_cancel(*, actor: Actor, request_id: int, reason: str = "") ->
             extra_fields={"decided_at": timezone.now()},
         )
     return request
+
+
+def requests_lock_for_leavers(*, users) -> int:
+    """Leaver prepare hook: lock the leavers' open requests (made by them or for them) before
+    the leaver's transaction writes its first audit event (``LOCK_ORDER``: requests, then
+    grants)."""
+    return len(lock_open_requests_of(users))
+
+
+def requests_cancel_for_leaver(*, user, actor: Actor | None) -> int:
+    """Leaver hook: every open request the leaver made, or is the principal of, is cancelled
+    in the leaver's transaction, by the ``LEAVER`` system actor (one audit event each; who
+    made them leave is recorded with it)."""
+    cancelled = 0
+    left_by = actor_label(actor if actor is not None else LEAVER)
+    with transaction.atomic():
+        for request in lock_open_requests_of([user]):
+            role = "principal" if request.principal_id == user.pk else "requester"
+            transition(
+                request,
+                table=REQUEST_TRANSITIONS,
+                action="cancel",
+                actor=LEAVER,
+                audit_action=actions.REQUEST_CANCELLED,
+                reason=f"leaver: the {role}, {user.email}, left",
+                after_extra={"left_by": left_by},
+                extra_fields={"decided_at": timezone.now()},
+            )
+            cancelled += 1
+    return cancelled
 
 
 def access_request_expire(*, request_id: int, now=None) -> AccessRequest | None:

@@ -13,6 +13,8 @@ and form errors (ValidationError, on its ``field`` when it names one).
 from ._common import is_htmx_partial, paginate
 from .catalog import (
     catalog,
+    catalog_change_decide,
+    catalog_changes,
     entitlement_create,
     entitlement_edit,
     service_create,
@@ -38,6 +40,8 @@ __all__ = [
     "STATUS_FILTERS",
     "approvals",
     "approvals_bulk",
+    "catalog_change_decide",
+    "catalog_changes",
     "catalog",
     "delegation_end",
     "delegation_list",

@@ -6,10 +6,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import team_members
-from portal.core.errors import Conflict, ValidationError
+from portal.core.errors import Conflict, DomainError, ValidationError
 from portal.core.views import add_form_error, domain_errors
 
 from .. import policies, selectors, services
@@ -168,17 +168,63 @@ def entitlement_edit(request, slug: str, pk: int):
     form = EntitlementForm(request.POST or None, initial=initial, editing=True)
     if request.method == "POST" and form.is_valid():
         try:
-            services.entitlement_update(actor=request.user, entitlement=ent, **form.values())
-        except ValidationError as exc:
+            proposals = services.entitlement_update_or_propose(
+                actor=request.user, entitlement=ent, **form.values()
+            )
+        except (ValidationError, Conflict) as exc:
             add_form_error(form, exc)
         else:
             messages.success(request, f"Entitlement {ent.name} saved.")
+            for proposal in proposals:
+                messages.info(
+                    request,
+                    f"The change of {proposal.get_field_display().lower()} waits for a platform "
+                    "admin or a security member (an owner may not weaken their own controls).",
+                )
             return redirect("access:service-detail", slug=service.slug)
     return render(
         request,
         "access/entitlement_form.html",
-        {"form": form, "service": service, "entitlement": ent},
+        {
+            "form": form,
+            "service": service,
+            "entitlement": ent,
+            "proposals": selectors.entitlement_change_proposals(entitlement=ent),
+        },
     )
+
+
+@require_GET
+@login_required
+def catalog_changes(request):
+    """Proposed changes of entitlements' controls, for platform admins and security."""
+    if not policies.may_change_controls(request.user):
+        raise Http404("no such page")
+    return render(
+        request,
+        "access/catalog_change_list.html",
+        {"proposals": selectors.catalog_change_proposals(viewer=request.user)},
+    )
+
+
+@require_POST
+@login_required
+@domain_errors
+def catalog_change_decide(request, pk: int, decision: str):
+    if not policies.may_change_controls(request.user):
+        raise Http404("no such page")
+    note = request.POST.get("note", "")
+    try:
+        if decision == "apply":
+            services.catalog_change_apply(actor=request.user, proposal_id=pk, note=note)
+        else:
+            services.catalog_change_reject(actor=request.user, proposal_id=pk, note=note)
+    except DomainError as exc:
+        messages.error(request, f"Proposal #{pk}: {exc.message}.")
+    else:
+        verb = "applied" if decision == "apply" else "rejected"
+        messages.success(request, f"Proposal #{pk} {verb}.")
+    return redirect("access:catalog-changes")
 
 
 # --- A2 Request form ------------------------------------------------------------------

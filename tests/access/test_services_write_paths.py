@@ -107,7 +107,11 @@ def test_leaver_hooks_are_registered_in_lock_order():
     locks.hook_register(hooks, grants_hook, order="access.Grant")
     assert hooks == [grants_hook, tokens_hook]
     assert account_services.LEAVER_HOOKS.count(services.grants_revoke_for_leaver) == 1
-    assert account_services.LEAVER_HOOKS[0] is services.grants_revoke_for_leaver
+    # Requests lock before grants (LOCK_ORDER): a leaver's requests go first, then grants.
+    assert account_services.LEAVER_HOOKS[:2] == [
+        services.requests_cancel_for_leaver,
+        services.grants_revoke_for_leaver,
+    ]
 
 
 # --- One revoke path ----------------------------------------------------------------------

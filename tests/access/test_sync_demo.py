@@ -7,8 +7,11 @@ import random
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from access.models import Service, SyncJob
+from connectors.base import PrincipalRef
+from connectors.postgres import PostgresRoleConnector
 from demo.steps.provisioning import seed_provisioning
 from tests.access.factories import grant_directly, make_entitlement
 from tests.conftest import make_user
@@ -56,9 +59,18 @@ def test_with_the_dsn_billing_db_really_grants_in_postgresql(
             "read-replica": f"{target.prefix}read_replica",
             "read-write": f"{target.prefix}read_write",
         }
-        assert target.members(f"{target.prefix}read_replica") == ["tg_ann_demo"]
+        # The demo names no home domain (login_domains), so the login carries a hash of the
+        # whole address: distinct from any other ann.demo's.
+        login = PostgresRoleConnector(service.connector_config).login_for(
+            PrincipalRef("ann.demo@example.com")
+        )
+        assert login.startswith("tg_ann_demo__")
+        assert target.members(f"{target.prefix}read_replica") == [login]
         assert SyncJob.objects.get().status == "done"
     finally:
         drop_pg_target(target)
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:  # not under the run's prefix
-            conn.execute("DROP ROLE IF EXISTS tg_ann_demo")
+            for role in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname::text, 'tg_ann_demo')"
+            ).fetchall():
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role[0])))

@@ -98,7 +98,21 @@ def logins():
 
 
 def connector(dsn_env: str, **config) -> PostgresRoleConnector:
-    return PostgresRoleConnector({"dsn_env": dsn_env, "login_prefix": f"{RUN}_u_", **config})
+    """People at example.com keep plain logins (``login_domains``)."""
+    return PostgresRoleConnector(
+        {
+            "dsn_env": dsn_env,
+            "login_prefix": f"{RUN}_u_",
+            "login_domains": ["example.com"],
+            **config,
+        }
+    )
+
+
+def digest(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()[:10]
 
 
 def ent(role: str | None = READ, slug: str = "analytics-read") -> EntitlementRef:
@@ -128,15 +142,74 @@ ANN = PrincipalRef("Ann.Lee@example.com")
 def test_login_mapping_defaults_and_long_names(dsn_env):
     conn = connector(dsn_env)
     assert conn.login_for(ANN) == f"{RUN}_u_ann_lee"
-    assert conn.login_for(PrincipalRef("Jo-Ann+ops@Example.com")) == f"{RUN}_u_jo_ann_ops"
+    # Characters a login cannot keep make the login carry a hash of the whole address.
+    assert conn.login_for(PrincipalRef("Jo-Ann+ops@Example.com")) == (
+        f"{RUN}_u_jo_ann_ops__{digest('jo-ann+ops@example.com')}"
+    )
     long = conn.login_for(PrincipalRef("x" * 80 + "@example.com"))
     assert len(long) == 63
     assert long.startswith(f"{RUN}_u_xxx")
+    assert long.endswith(f"x__{digest('x' * 80 + '@example.com')}")
     assert long == conn.login_for(PrincipalRef("x" * 80 + "@example.com"))  # deterministic
     by_login = connector(dsn_env, login_from="login", login_prefix="")
     assert by_login.login_for(PrincipalRef("a@example.com", login="Analyst_7")) == "analyst_7"
     whole = connector(dsn_env, login_from="email")
-    assert whole.login_for(ANN) == f"{RUN}_u_ann_lee_example_com"
+    assert whole.login_for(ANN) == f"{RUN}_u_ann_lee_example_com__{digest('ann.lee@example.com')}"
+    # An explicit login (an unmanaged holder found downstream) is used as it is.
+    assert conn.login_for(PrincipalRef("x@unmanaged.invalid", login="Old_Role")) == "Old_Role"
+    with pytest.raises(ConfigError, match="login_domains"):
+        connector(dsn_env, login_domains="example.com")
+
+
+# --- Distinct people, distinct logins -------------------------------------------------------
+CORP = PrincipalRef("alice@corp.test")
+VENDOR = PrincipalRef("alice@vendor.test")
+
+
+def test_same_local_part_in_two_domains_gives_two_logins(dsn_env, logins):
+    conn = connector(dsn_env, login_domains=["corp.test"])
+    assert conn.login_for(CORP) == f"{RUN}_u_alice"  # the home domain keeps its plain login
+    assert conn.login_for(VENDOR) == f"{RUN}_u_alice__{digest('alice@vendor.test')}"
+    no_home = connector(dsn_env, login_domains=[])
+    assert len({no_home.login_for(CORP), no_home.login_for(VENDOR), conn.login_for(CORP)}) == 3
+    assert len({conn.login_for(p) for p in (CORP, VENDOR, PrincipalRef("a.lice@corp.test"))}) == 3
+    conn.grant(CORP, ent(), idempotency_key="a")
+    conn.grant(VENDOR, ent(), idempotency_key="b")
+    assert members(READ) == sorted([conn.login_for(CORP), conn.login_for(VENDOR)])
+    conn.revoke(VENDOR, ent(), idempotency_key="c")
+    assert members(READ) == [conn.login_for(CORP)]
+
+
+def test_a_login_is_never_merged_between_two_people(dsn_env, logins):
+    """Two people who map to one login (explicit logins here): the second is refused and the
+    first keeps their membership alone."""
+    conn = connector(dsn_env, login_from="login")
+    first = PrincipalRef("alice@corp.test", login="alice")
+    second = PrincipalRef("alice@vendor.test", login="alice")
+    conn.grant(first, ent(), idempotency_key="a")
+    assert conn.grant(first, ent(), idempotency_key="a2").changed is False
+    with pytest.raises(PermanentError, match="belongs to another person, not alice@vendor.test"):
+        conn.grant(second, ent(WRITE, "analytics-write"), idempotency_key="b")
+    assert members(READ) == [f"{RUN}_u_alice"]
+    assert members(WRITE) == []
+
+
+def test_a_login_made_before_owner_marks_is_claimed_by_the_first_person(dsn_env, logins):
+    login = f"{RUN}_u_alice"
+    with _admin() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(login)))
+    conn = connector(dsn_env, login_domains=["corp.test"])
+    assert conn.grant(CORP, ent(), idempotency_key="a").changed is True
+    with _admin() as admin:
+        comment = admin.execute(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s",
+            (login,),
+        ).fetchone()[0]
+    assert comment == conn.owner_mark(CORP)
+    assert "alice" not in comment  # no address is written downstream
+    explicit = connector(dsn_env, login_from="login")
+    with pytest.raises(PermanentError, match="belongs to another person"):
+        explicit.grant(PrincipalRef("bob@corp.test", login="alice"), ent(), idempotency_key="b")
 
 
 def test_grant_twice_makes_one_membership_and_a_nologin_role(dsn_env, logins):
