@@ -6,11 +6,17 @@ from typing import Any
 
 from portal.core.nav import NavEntry, register
 
+from .models import CatalogChangeProposal
+from .policies import may_change_controls
 from .selectors import approval_inbox_count
 
 
 def approvals_waiting(user: Any) -> int:
     return approval_inbox_count(viewer=user)
+
+
+def control_changes_waiting(user: Any) -> int:
+    return CatalogChangeProposal.objects.filter(status=CatalogChangeProposal.Status.PENDING).count()
 
 
 register(
@@ -27,4 +33,12 @@ register(
     ),
     NavEntry(group="Access", label="My grants", url_name="access:grant-list", order=60),
     NavEntry(group="Access", label="Provisioning", url_name="access_sync:hub", order=70),
+    NavEntry(
+        group="Governance",
+        label="Control changes",
+        url_name="access:catalog-changes",
+        visible=may_change_controls,
+        count=control_changes_waiting,
+        order=15,
+    ),
 )

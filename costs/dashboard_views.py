@@ -60,7 +60,10 @@ def _dashboard_csv(data: selectors.TeamDashboard, table: str) -> HttpResponse:
     name = f"{slug}-costs-{table}-{data.start}-{data.end}.csv"
     if table in TABLES:
         key, header = TABLES[table]
-        rows = ([r["key"], r["amount"], r["prev"], r["delta"], _pct(r["share"])] for r in data.table(key))
+        rows = (
+            [r["key"], r["amount"], r["prev"], r["delta"], _pct(r["share"])]
+            for r in data.table(key)
+        )
         return _csv(name, header, rows)
     if table == "daily":
         prev = dict(enumerate(v for _, v in data.compare_daily))

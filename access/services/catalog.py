@@ -176,6 +176,13 @@ def entitlement_create(
         raise NotPermitted("only the owner team and platform admins add entitlements")
     merged = {"default_duration_days": 30, "max_duration_days": 90, **values}
     _validate_entitlement(merged)
+    if merged.get("allows_break_glass") and not actor_may(actor, may_change_controls):
+        raise refusal(
+            RefusalCode.NEEDS_CONTROL_REVIEW,
+            "break-glass: an owner may not open a way around approvals on their own; create "
+            "the entitlement without it and propose turning it on",
+            field="allows_break_glass",
+        )
     with transaction.atomic():
         if Entitlement.objects.filter(service=service, slug=slug).exists():
             raise Conflict(f"{service.slug} already has an entitlement {slug!r}", field="slug")

@@ -55,6 +55,34 @@ def test_an_owner_may_not_weaken_controls_directly(service_owner, ent, loose):
         assert state(ent) == before
 
 
+def test_an_owner_may_not_create_an_entitlement_with_break_glass_on(service_owner, admin, ent):
+    service = ent.service
+    before = (Entitlement.objects.count(), AuditEvent.objects.count())
+    with pytest.raises(NotPermitted, match="create the entitlement without it") as refused:
+        services.entitlement_create(
+            actor=service_owner, service=service, slug="bg", name="BG", allows_break_glass=True
+        )
+    assert refused.value.reason_code == RefusalCode.NEEDS_CONTROL_REVIEW
+    assert (Entitlement.objects.count(), AuditEvent.objects.count()) == before
+
+    services.entitlement_create(actor=service_owner, service=service, slug="bg", name="BG")
+    made = services.entitlement_create(
+        actor=admin, service=service, slug="bg2", name="BG2", allows_break_glass=True
+    )
+    assert made.allows_break_glass is True
+
+
+def test_control_changes_are_in_the_governance_menu_of_admins_and_security_only(
+    client, admin, security, service_owner, ent, loose
+):
+    services.entitlement_update_or_propose(actor=service_owner, entitlement=ent, risk="low")
+    for person, shown in ((admin, True), (security, True), (service_owner, False)):
+        client.force_login(person)
+        page = client.get("/").content.decode()
+        assert ('href="/catalog-changes/"' in page) is shown, person
+        client.logout()
+
+
 def test_an_owner_raises_risk_and_edits_other_fields_directly(service_owner, ent):
     services.entitlement_update(
         actor=service_owner, entitlement=ent, risk="critical", description="prod admin"
