@@ -17,14 +17,14 @@ register(
     NavEntry(group="Access", label="Catalog", url_name="access:catalog", order=20),
     NavEntry(group="Access", label="Request access", url_name="access:request-new", order=30),
     NavEntry(group="Access", label="My requests", url_name="access:request-list", order=40),
+    NavEntry(group="Access", label="My grants", url_name="access:grant-list", order=50),
     NavEntry(
         group="Access",
         label="Approvals",
         url_name="access:approvals",
         count=approvals_waiting,
-        order=50,
+        order=60,
         element_id="nav-approvals",
     ),
-    NavEntry(group="Access", label="My grants", url_name="access:grant-list", order=60),
-    NavEntry(group="Access", label="Provisioning", url_name="access_sync:hub", order=70),
+    NavEntry(group="Governance", label="Provisioning", url_name="access_sync:hub", order=60),
 )
