@@ -48,14 +48,18 @@ def expiring(user: Any) -> list[HomeItem]:
     rows = []
     for grant in expiring_soon(viewer=user, days=EXPIRING_DAYS)[:LIMIT]:
         days = max(0, (grant.ends_at - now) // timedelta(days=1)) if grant.ends_at else 0
-        extend = reverse("access:request-new") + "?" + urlencode({"entitlement": grant.entitlement_id})
+        extend = (
+            reverse("access:request-new") + "?" + urlencode({"entitlement": grant.entitlement_id})
+        )
         rows.append(
             HomeItem(
                 kind="Expiring",
                 title=_what(grant.entitlement),
                 url=reverse("access:grant-detail", args=[grant.pk]),
                 detail=f"your access ends on {timezone.localtime(grant.ends_at):%Y-%m-%d}",
-                badge="ends today" if days == 0 else f"ends in {days} day{'s' if days != 1 else ''}",
+                badge="ends today"
+                if days == 0
+                else f"ends in {days} day{'s' if days != 1 else ''}",
                 action_label="Extend",
                 action_url=extend,
             )

@@ -61,7 +61,9 @@ def team_costs(user: Any) -> list[HomeItem]:
     billed = summary["billed_cost"]
     if same_days:
         change = (billed - same_days) / same_days * 100
-        trend = f"{'up' if change >= 0 else 'down'} {abs(change):.0f}% on the same days of last month"
+        trend = (
+            f"{'up' if change >= 0 else 'down'} {abs(change):.0f}% on the same days of last month"
+        )
     else:
         trend = "no cost on the same days of last month"
     budget = summary["budget"]
@@ -74,7 +76,9 @@ def team_costs(user: Any) -> list[HomeItem]:
         )
     else:
         badge = "no budget set"
-        detail = f"{_amount(billed, cur)} so far; forecast {_amount(summary['forecast'], cur)}; {trend}"
+        detail = (
+            f"{_amount(billed, cur)} so far; forecast {_amount(summary['forecast'], cur)}; {trend}"
+        )
     table: list[tuple[str, ...]] = [("Month", f"Cost ({cur})")]
     m = first
     while m <= month:

@@ -91,7 +91,9 @@ def autodiscover() -> None:
 
 def todo_for(user: Any) -> list[HomeSection]:
     """Every section, in order, with the items the providers give ``user``."""
-    sections = {key: HomeSection(key=key, title=title, empty=empty) for key, title, empty in SECTIONS}
+    sections = {
+        key: HomeSection(key=key, title=title, empty=empty) for key, title, empty in SECTIONS
+    }
     for provider in registered():
         section = sections[provider.section]
         try:

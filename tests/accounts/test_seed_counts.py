@@ -16,7 +16,6 @@ from accounts.models import Membership, Team, User
 from audit.verify import verify_chain
 from costs.analytics.models import Anomaly, Suggestion
 from costs.models import CostLine, ImportRun
-from demo.management.commands import seed_demo
 from reviews.models import ReviewItem
 from standards.models import Violation
 from usage.models import UnusedRemoval
