@@ -8,14 +8,15 @@ from django.urls import reverse
 
 from portal.core.nav import NavEntry, register
 
-from .analytics.policies import may_view_org_costs, may_view_team_costs
+from .analytics.policies import may_view_org_costs
 from .policies import may_view_cost_admin
 
 
 def my_team_costs_url(user: Any) -> str | None:
-    """The viewer's own team's dashboard; no entry for someone without a team."""
+    """The viewer's own team's dashboard (a member always sees their team's costs, see
+    ``may_view_team_costs``); no entry for someone without a team."""
     team = getattr(user, "team", None)
-    if team is None or not may_view_team_costs(user, team):
+    if team is None:
         return None
     return reverse("costs-dash:team", args=[team.slug])
 

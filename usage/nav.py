@@ -7,15 +7,19 @@ from typing import Any
 from portal.core.nav import NavEntry, register
 
 from .models import UnusedRemoval
-from .selectors import removals_for_viewer
 
 #: the notices that wait on the holder: keep the access (opt out) or let it go
 WAITING = (UnusedRemoval.Status.DETECTED, UnusedRemoval.Status.SCHEDULED)
 
 
 def my_unused_notices(user: Any):
-    """Open unused-access notices about the viewer's own grants."""
-    return removals_for_viewer(viewer=user).filter(principal=user, status__in=WAITING)
+    """Open unused-access notices about the viewer's own grants (a holder always sees their
+    own, see ``removals_for_viewer``; this reads them in one query, on every page)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return UnusedRemoval.objects.none()
+    return UnusedRemoval.objects.filter(principal=user, status__in=WAITING).select_related(
+        "service", "grant__entitlement"
+    )
 
 
 def notices_waiting(user: Any) -> int:
