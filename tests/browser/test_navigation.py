@@ -11,7 +11,7 @@ from access import services as access_services
 
 from ..access.factories import make_entitlement, make_policy, make_service
 from ..conftest import PASSWORD
-from .test_request_flow import browser_page, sign_in  # noqa: F401  (fixture)
+from .test_request_flow import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
