@@ -87,6 +87,7 @@ def test_the_menus_fit_the_screen_open_by_keyboard_and_close_with_escape(
         # Following a link by keyboard.
         page.locator("#nav-group-access > summary").focus()
         page.keyboard.press("Enter")
+        assert open_menus(page, ["nav-group-access"]) == ["nav-group-access"]
         page.locator("#nav-approvals").focus()
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/approvals/")
