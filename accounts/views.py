@@ -2,6 +2,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from portal.core.home import todo_for
+
 from . import selectors
 
 
@@ -18,6 +20,8 @@ def home(request):
             "direct_reports": selectors.user_reports(user=user, transitive=False).order_by("name"),
             "report_count": selectors.user_reports(user=user).count(),
             "roles": selectors.user_roles(user=user),
+            # what waits on the viewer, from the installed apps' home.py providers
+            "sections": todo_for(user),
         },
     )
 

@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from . import nav
+from . import home, nav
 
 
 class CoreConfig(AppConfig):
@@ -10,3 +10,4 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         nav.autodiscover()  # each installed app's nav.py registers its entries
+        home.autodiscover()  # and its home.py the to-do items of the home page

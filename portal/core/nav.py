@@ -36,6 +36,9 @@ class NavEntry:
     count: Callable[[Any], int | None] | None = None
     order: int = 100
     element_id: str = ""
+    #: the link for this viewer when it is not ``reverse(url_name)`` (e.g. the viewer's own
+    #: team page); ``None`` from it hides the entry. ``url_name`` still keys the entry.
+    url: Callable[[Any], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
@@ -54,6 +57,15 @@ class NavLink:
 class NavGroup:
     label: str
     links: list[NavLink] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """What waits on the viewer in this group (shown on the closed menu)."""
+        return sum(link.count or 0 for link in self.links)
+
+    @property
+    def slug(self) -> str:
+        return self.label.lower()
 
 
 _entries: dict[str, NavEntry] = {}
@@ -84,11 +96,13 @@ def nav_for(user: Any) -> list[NavGroup]:
         try:
             if not entry.visible(user):
                 continue
-            url = reverse(entry.url_name)
+            url = entry.url(user) if entry.url is not None else reverse(entry.url_name)
         except DatabaseError:
             logger.warning("nav entry %s unavailable", entry.url_name, exc_info=True)
             continue
         except NoReverseMatch:  # the app is installed but its URLs are not mounted
+            continue
+        if url is None:
             continue
         count = None
         if entry.count is not None:

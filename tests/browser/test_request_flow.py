@@ -112,6 +112,8 @@ def test_engineer_requests_manager_approves_grant_appears(
 
     # The manager approves it from the inbox (an HTMX row swap).
     sign_in(page, base, manager.email)
+    assert page.locator("#nav-group-access > summary").inner_text() == "Access 1"
+    page.locator("#nav-group-access > summary").click()  # the header menu
     assert page.locator("#nav-approvals").inner_text() == "Approvals 1"
     page.goto(f"{base}/approvals/")
     row = page.locator("tr[id^=inbox-row-]")

@@ -223,7 +223,7 @@ def test_outlier_page_query_count_does_not_grow_with_rows(
     give({p: ["read", "logs"] for p in extra}, payments_team["ents"])
     give({extra[0]: ["deploy"], extra[1]: ["write"]}, payments_team["ents"])
     client.force_login(service_owner)
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(23):  # 20, and the header menus' counts
         page = client.get("/patterns/outliers/")
     assert page.status_code == 200
     assert page.content.decode().count("/revoke/") == 3  # admin, deploy, write
