@@ -23,9 +23,10 @@ def _text(**kwargs) -> serializers.RegexField:
     return serializers.RegexField(TEXT_PATTERN, **kwargs)
 
 
-
 class StrictInputSerializer(serializers.Serializer):
     """Refuses (400, naming them) any field it does not declare."""
+
+    refuses_unknown_fields = True  # the schema says additionalProperties: false
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):

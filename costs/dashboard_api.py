@@ -106,6 +106,12 @@ class SuggestionListApi(ListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
+        for name, choices in (
+            ("status", Suggestion.Status.values),
+            ("kind", Suggestion.Kind.values),
+        ):
+            if name in params and params[name] not in choices:  # "?kind=" too: not "any kind"
+                raise DRFValidationError({name: [f"expected one of: {', '.join(choices)}"]})
         try:
             return selectors.suggestions_for_viewer(
                 viewer=self.request.user,

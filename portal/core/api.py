@@ -115,7 +115,8 @@ class Problem(serializers.Serializer):
     reason = serializers.CharField(
         required=False, help_text="a stable refusal code, when the refusal has one"
     )
-    errors = serializers.JSONField(
+    # A declared field, not the Serializer.errors property (the metaclass takes it aside).
+    errors = serializers.JSONField(  # type: ignore[assignment]
         required=False, help_text="the messages per input field, for invalid input"
     )
 
@@ -143,7 +144,9 @@ class ProblemAutoSchema(AutoSchema):
     """Adds to every operation the problem+json answers it can give, so that the committed
     schema lists every status: 401 and 403 always; 400 when it takes a body or query
     parameters; 404 when its path has a parameter; 429 when the view is throttled.
-    An operation's own ``extend_schema(responses=...)`` entries (409, descriptions) win."""
+    An operation's own ``extend_schema(responses=...)`` entries (409, descriptions) win.
+    An input serializer with ``refuses_unknown_fields`` is an object without additional
+    properties."""
 
     def _problem_statuses(self) -> set[int]:
         statuses = {401, 403}
@@ -170,6 +173,12 @@ class ProblemAutoSchema(AutoSchema):
             )
             responses[str(code)] = response
         return dict(sorted(responses.items()))
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if getattr(serializer, "refuses_unknown_fields", False):
+            schema["additionalProperties"] = False  # the server answers 400 naming them
+        return schema
 
     def _get_response_headers_for_code(self, status_code, direction="response"):
         headers = super()._get_response_headers_for_code(status_code, direction)

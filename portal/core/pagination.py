@@ -41,7 +41,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
             self.limit_query_param,
             minimum=1,
             maximum=MAX_LIMIT,
-            default=self.default_limit or api_settings.PAGE_SIZE,
+            default=int(self.default_limit or api_settings.PAGE_SIZE or MAX_LIMIT),
         )
 
     def get_offset(self, request) -> int:

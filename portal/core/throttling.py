@@ -51,7 +51,7 @@ class TokenRateThrottle(BaseThrottle):
         ident = self.ident(request)
         if not rate or ident is None:
             return True
-        allowed, period = self.parse_rate(rate)
+        allowed, period = self.parse_rate(str(rate))
         now = time.time()
         window = int(now // period)
         key = f"throttle:{self.scope}:{ident}:{window}"

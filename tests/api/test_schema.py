@@ -113,7 +113,7 @@ def test_every_operation_documents_its_problem_answers():
 def test_list_operations_document_the_limit_cap():
     schema = yaml.safe_load(COMMITTED.read_text())
     lists = 0
-    for path, method, operation in _operations(schema):
+    for path, _method, operation in _operations(schema):
         params = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
         if "limit" not in params:
             continue

@@ -19,6 +19,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
+from hypothesis.errors import Unsatisfiable
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -54,9 +55,17 @@ def _settings(examples: int, **extra) -> hypothesis_settings:
 
 
 @pytest.fixture
-def wsgi_app():
+def wsgi_app(settings):
     """Django's WSGI handler, sharing the test's database transaction: the handler would
-    otherwise close the connection at the start and end of each request."""
+    otherwise close the connection at the start and end of each request. A server error
+    propagates with its traceback (a 500 fails the run either way). The throttle's rate is
+    out of reach: a run makes more calls a minute than a person would (tests/api/
+    test_contract.py tests the 429s), and a 429 would cut the stateful phase's chains."""
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = True
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": "1000000/minute"},
+    }
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
@@ -99,9 +108,14 @@ def _engineer_headers(user) -> dict:
     return {"Authorization": f"Bearer {plaintext}"}
 
 
-def _schema(app):
+def _schema(app, *, credentials: bool):
     schema = schemathesis.openapi.from_path(COMMITTED)
     schema.app = app
+    if credentials:
+        # The caller's own token is sent; a made-up session cookie beside it would make the
+        # "invalid credentials are refused" check read the token's success as a breach.
+        # Without credentials, made-up tokens and cookies are generated and must be refused.
+        schema.config.generation.update(with_security_parameters=False)
     return schema
 
 
@@ -109,8 +123,12 @@ def _operations(schema):
     return [result.ok() for result in schema.get_all_operations()]
 
 
+def _excluded(operation) -> list:
+    return [positive_data_acceptance] if operation.label in RULES_REFUSE_VALID_BODIES else []
+
+
 def _fuzz(operation, mode, app, headers: dict) -> None:
-    excluded = [positive_data_acceptance] if operation.label in RULES_REFUSE_VALID_BODIES else []
+    excluded = _excluded(operation)
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @_settings(EXAMPLES)
@@ -127,6 +145,9 @@ def _run_stateless(schema, app, headers: dict) -> list[str]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
                 _fuzz(operation, mode, app, headers)
+            except Unsatisfiable:
+                # Nothing of this operation can be made invalid (no parameters, no body).
+                assert mode == GenerationMode.NEGATIVE, operation.label
             except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failures
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     return failures
@@ -139,6 +160,17 @@ def _run_stateful(schema, app, headers: dict) -> dict[str, int]:
         def get_call_kwargs(self, case):
             calls[case.operation.label] = calls.get(case.operation.label, 0) + 1
             return {"app": app, "headers": headers}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            # As in the stateless phase: the checks know the token is ours, not generated.
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                headers=headers,
+                excluded_checks=_excluded(case.operation),
+                transport_kwargs=kwargs or None,
+                recorder=getattr(self, "recorder", None),
+            )
 
     # No shrinking: the database keeps what earlier scenarios did, so a replay would not
     # draw the same links; a failure is reported as found.
@@ -157,7 +189,7 @@ def _run_stateful(schema, app, headers: dict) -> dict[str, int]:
 @pytest.mark.parametrize("who", ["engineer", "nobody"])
 def test_the_api_answers_as_its_schema_says(who, wsgi_app, dataset, requester):
     headers = _engineer_headers(requester) if who == "engineer" else {}
-    schema = _schema(wsgi_app)
+    schema = _schema(wsgi_app, credentials=bool(headers))
     failures = _run_stateless(schema, wsgi_app, headers)
     assert not failures, "\n\n".join(failures)
     calls = _run_stateful(schema, wsgi_app, headers)
@@ -171,7 +203,7 @@ def test_the_check_api_answers_a_service_as_its_schema_says(wsgi_app, dataset, c
     _token, plaintext = service_token_create(
         actor=CLI, service=catalog["search_db"], name="schemathesis"
     )
-    schema = _schema(wsgi_app).include(path_regex="^/api/v1/check")
+    schema = _schema(wsgi_app, credentials=True).include(path_regex="^/api/v1/check")
     assert {op.label for op in _operations(schema)} == {
         "POST /api/v1/check",
         "POST /api/v1/check/batch",
