@@ -6,14 +6,16 @@ the caller may not see answer 404. Errors are problem+json (portal.core.api).
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from portal.core.api import problem_responses
 from portal.core.errors import NotPermitted, ValidationError
 
 from . import selectors, services
@@ -31,33 +33,20 @@ from .serializers import (
     GrantOut,
     GrantRevokeIn,
     MeOut,
-    ProblemOut,
     ServiceDetailOut,
     ServiceFilterIn,
     ServiceOut,
 )
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-_PROBLEM_TEXT = {
-    400: "Invalid input; `field` names the field at fault",
-    401: "Not authenticated (no session, or a missing, revoked or expired token)",
-    403: "Authenticated but not allowed",
-    404: "Not found, or not visible to the caller",
-    405: "Method not allowed",
-    409: "Conflict with the current state (e.g. no longer pending, already open)",
-}
-
-
-def problems(*codes: int) -> dict:
-    """OpenAPI responses for problem+json errors (401 applies to every endpoint)."""
-    return {
-        (code, PROBLEM_MEDIA_TYPE): OpenApiResponse(ProblemOut, description=_PROBLEM_TEXT[code])
-        for code in sorted({401, *codes})
-    }
-
 
 def parse(serializer_class, data) -> dict:
-    """Validate input; on failure raise a 400 that names the (first) field at fault."""
+    """Validate input; on failure raise a 400 that names the (first) field at fault.
+
+    A query string is read as a plain mapping (the last value of a repeated name), so an
+    empty value (``?status=``) is validated as given, not dropped as an empty form field.
+    """
+    if isinstance(data, QueryDict):
+        data = data.dict()
     serializer = serializer_class(data=data)
     if serializer.is_valid():
         return serializer.validated_data
@@ -79,7 +68,7 @@ def _fake(view) -> bool:
 
 
 class MeView(APIView):
-    @extend_schema(operation_id="me", tags=["me"], responses={200: MeOut, **problems()})
+    @extend_schema(operation_id="me", tags=["me"], responses={200: MeOut})
     def get(self, request):
         return Response(MeOut(request.user).data)
 
@@ -94,7 +83,7 @@ class ServiceListView(generics.ListAPIView):
         operation_id="services_list",
         tags=["catalog"],
         parameters=[ServiceFilterIn],
-        responses={200: ServiceOut(many=True), **problems(400)},
+        responses={200: ServiceOut(many=True)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -116,7 +105,7 @@ class ServiceDetailView(APIView):
     @extend_schema(
         operation_id="services_retrieve",
         tags=["catalog"],
-        responses={200: ServiceDetailOut, **problems(404)},
+        responses={200: ServiceDetailOut},
     )
     def get(self, request, slug: str):
         service = selectors.service_get(viewer=request.user, slug=slug)
@@ -136,7 +125,7 @@ class EntitlementListView(generics.ListAPIView):
         operation_id="entitlements_list",
         tags=["catalog"],
         parameters=[EntitlementFilterIn],
-        responses={200: EntitlementOut(many=True), **problems(400)},
+        responses={200: EntitlementOut(many=True)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -179,7 +168,7 @@ class AccessRequestListView(generics.ListAPIView):
         operation_id="requests_list",
         tags=["requests"],
         parameters=[AccessRequestFilterIn],
-        responses={200: AccessRequestOut(many=True), **problems(400)},
+        responses={200: AccessRequestOut(many=True)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -197,7 +186,7 @@ class AccessRequestListView(generics.ListAPIView):
         operation_id="requests_create",
         tags=["requests"],
         request=AccessRequestIn,
-        responses={201: AccessRequestOut, **problems(400, 403, 409)},
+        responses={201: AccessRequestOut, **problem_responses(409)},
     )
     def post(self, request):
         data = parse(AccessRequestIn, request.data)
@@ -219,7 +208,7 @@ class AccessRequestDetailView(APIView):
     @extend_schema(
         operation_id="requests_retrieve",
         tags=["requests"],
-        responses={200: AccessRequestOut, **problems(404)},
+        responses={200: AccessRequestOut},
     )
     def get(self, request, pk: int):
         return Response(
@@ -243,7 +232,7 @@ class _DecisionView(APIView):
         return Response(AccessRequestOut(self.act(request, pk, data)).data)
 
 
-_DECISION_RESPONSES = {200: AccessRequestOut, **problems(400, 403, 404, 409)}
+_DECISION_RESPONSES = {200: AccessRequestOut, **problem_responses(409)}
 
 
 class AccessRequestApproveView(_DecisionView):
@@ -308,7 +297,7 @@ class ApprovalInboxView(generics.ListAPIView):
     @extend_schema(
         operation_id="approvals_list",
         tags=["requests"],
-        responses={200: AccessRequestOut(many=True), **problems()},
+        responses={200: AccessRequestOut(many=True)},
         description="The pending requests waiting on the caller (or on people the caller "
         "stands in for).",
     )
@@ -331,7 +320,7 @@ class GrantListView(generics.ListAPIView):
         operation_id="grants_list",
         tags=["grants"],
         parameters=[GrantFilterIn],
-        responses={200: GrantOut(many=True), **problems(400)},
+        responses={200: GrantOut(many=True)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -362,7 +351,7 @@ class GrantRevokeView(APIView):
         operation_id="grants_revoke",
         tags=["grants"],
         request=GrantRevokeIn,
-        responses={200: GrantOut, **problems(400, 403, 404, 409)},
+        responses={200: GrantOut, **problem_responses(409)},
         description="The holder gives the access up; the owner team or an admin takes it away.",
     )
     def post(self, request, pk: int):

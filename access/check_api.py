@@ -14,8 +14,9 @@ import re
 from django.core.cache import cache
 from django.http import HttpResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -46,19 +47,58 @@ class ServiceTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+# A principal is named in one canonical form, the form the answer cache is keyed and
+# invalidated by: a user id as ASCII digits without leading zeros (at most 18, so it fits
+# the database's bigint), or an e-mail address (printable ASCII, one "@"), lower-cased.
+# "007" or "²" (a Unicode digit) would otherwise be cached under a key no revocation bumps,
+# or fail the id lookup.
+MAX_PRINCIPAL_LENGTH = 254
+MAX_SLUG_LENGTH = 80
+PRINCIPAL_PATTERN = r"^(?:[1-9][0-9]{0,17}|[!-?A-~]+@[!-?A-~]+)$"
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN.removesuffix("$") + r"\Z")
+PRINCIPAL_FORMS = (
+    "a user id (ASCII digits without leading zeros, at most 18) "
+    "or an e-mail address (printable ASCII)"
+)
+
+
+def canonical_principal(value: str) -> str | None:
+    """``value`` in its canonical form (an id as is, an e-mail lower-cased), or None when
+    it is neither a user id nor an e-mail address."""
+    if not _PRINCIPAL.match(value):
+        return None
+    return value if value[0].isdigit() else value.lower()
+
+
+@extend_schema_field(
+    {"type": "string", "maxLength": MAX_PRINCIPAL_LENGTH, "pattern": PRINCIPAL_PATTERN}
+)
+class PrincipalField(serializers.CharField):
+    """A principal as :func:`canonical_principal` accepts it (the pattern, for the schema)."""
+
+
 class CheckInput(serializers.Serializer):
-    principal = serializers.CharField(max_length=254, help_text="the person's e-mail or id")
-    service = serializers.SlugField(max_length=80)
-    entitlement = serializers.SlugField(max_length=80)
+    principal = PrincipalField(
+        max_length=MAX_PRINCIPAL_LENGTH,
+        help_text="the person: " + PRINCIPAL_FORMS + "; e-mails are compared lower-cased",
+    )
+    service = serializers.SlugField(max_length=MAX_SLUG_LENGTH)
+    entitlement = serializers.SlugField(max_length=MAX_SLUG_LENGTH)
 
     def validate_principal(self, value: str) -> str:
         if any(ch.isspace() or not ch.isprintable() for ch in value):
             raise serializers.ValidationError("an e-mail or an id has no spaces")
-        return value
+        canonical = canonical_principal(value)
+        if canonical is None:
+            raise serializers.ValidationError(f"expected {PRINCIPAL_FORMS}")
+        return canonical
 
 
 class BatchInput(serializers.Serializer):
-    checks = CheckInput(many=True, allow_empty=False)
+    # A ListField (not many=True) so that the schema states minItems and maxItems.
+    checks = serializers.ListField(
+        child=CheckInput(), allow_empty=False, min_length=1, max_length=MAX_BATCH
+    )
 
     def validate_checks(self, value: list) -> list:
         if len(value) > MAX_BATCH:
@@ -108,6 +148,10 @@ def _authorize(request, checks: list[dict]) -> None:
 class _CheckBase(APIView):
     authentication_classes = [ServiceTokenAuthentication]
     permission_classes = [ServiceTokenRequired]
+    # Not throttled: service tokens only, and the hot path below has its own latency target
+    # (a throttle would add a cache write to every call); MAX_BATCH bounds a call's work.
+    throttle_classes: list = []
+    parser_classes = [JSONParser]  # JSON bodies only, as the hot path reads them
 
 
 # --- the hot path ---------------------------------------------------------------------
@@ -120,6 +164,7 @@ class _CheckBase(APIView):
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+\Z")
 _FAST_AUTH = ServiceTokenAuthentication()
 _EXPIRES = serializers.DateTimeField()
+_FAST_MAX_BODY = 4096  # a single check is a few hundred bytes; larger bodies go to DRF
 
 
 def _fast_item(data) -> tuple[str, str, str] | None:
@@ -132,14 +177,17 @@ def _fast_item(data) -> tuple[str, str, str] | None:
     )
     if not (type(principal) is str and type(service) is str and type(entitlement) is str):
         return None
-    if not 0 < len(principal) <= 254 or not principal.isprintable() or " " in principal:
+    if not 0 < len(principal) <= MAX_PRINCIPAL_LENGTH or not principal.isprintable():
         return None
-    if principal != principal.strip():
+    if " " in principal or principal != principal.strip():
+        return None
+    canonical = canonical_principal(principal)
+    if canonical is None:
         return None
     for slug in (service, entitlement):
-        if len(slug) > 80 or not _SLUG.match(slug):
+        if len(slug) > MAX_SLUG_LENGTH or not _SLUG.match(slug):
             return None
-    return principal, service, entitlement
+    return canonical, service, entitlement
 
 
 def fast_check(request) -> HttpResponse | None:
@@ -151,6 +199,8 @@ def fast_check(request) -> HttpResponse | None:
     if not secret.isascii() or not secret.isprintable() or " " in secret:
         return None
     try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > _FAST_MAX_BODY:
+            return None
         item = _fast_item(json.loads(request.body))
     except ValueError:
         return None

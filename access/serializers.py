@@ -13,9 +13,20 @@ from .models import AccessRequest, Entitlement, Grant, Risk
 
 # --- Inputs ---------------------------------------------------------------------------
 
+# Free text a person must give (a justification, a denial's reason): at least one visible
+# character and no NUL, stated in the schema as a pattern so that a client (or a property-based
+# test) knows "   " is not a reason.
+TEXT_PATTERN = r"^[^\x00]*\S[^\x00]*$"
+
+
+def _text(**kwargs) -> serializers.RegexField:
+    return serializers.RegexField(TEXT_PATTERN, **kwargs)
+
 
 class StrictInputSerializer(serializers.Serializer):
     """Refuses (400, naming them) any field it does not declare."""
+
+    refuses_unknown_fields = True  # the schema says additionalProperties: false
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -32,7 +43,7 @@ class AccessRequestIn(StrictInputSerializer):
         queryset=Entitlement.objects.select_related("service"),
         help_text="id of the entitlement requested",
     )
-    justification = serializers.CharField(max_length=4000, help_text="why the access is needed")
+    justification = _text(max_length=4000, help_text="why the access is needed")
     duration_days = serializers.IntegerField(
         min_value=1,
         required=False,
@@ -54,7 +65,7 @@ class ApproveIn(StrictInputSerializer):
 
 
 class DenyIn(StrictInputSerializer):
-    reason = serializers.CharField(max_length=2000, help_text="why the request is denied")
+    reason = _text(max_length=2000, help_text="why the request is denied")
 
 
 class CancelIn(StrictInputSerializer):
@@ -62,7 +73,7 @@ class CancelIn(StrictInputSerializer):
 
 
 class GrantRevokeIn(StrictInputSerializer):
-    reason = serializers.CharField(
+    reason = _text(
         max_length=300, required=False, default="revoked through the API", help_text="why"
     )
 
@@ -204,15 +215,3 @@ class GrantOut(serializers.Serializer):
     ends_at = serializers.DateTimeField(allow_null=True)
     reason = serializers.CharField()
     revoked_at = serializers.DateTimeField(allow_null=True)
-
-
-class ProblemOut(serializers.Serializer):
-    """RFC 9457 problem details (``application/problem+json``)."""
-
-    type = serializers.URLField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    detail = serializers.CharField(required=False)
-    field = serializers.CharField(
-        required=False, help_text="the input field at fault, when there is one"
-    )

@@ -9,8 +9,12 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.generics import ListAPIView
 
+from portal.core.api import problem_responses
+
 from . import selectors
 from .models import CostLine, ImportRun
+
+MONTH_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"  # YYYY-MM, as the schema documents it
 
 
 class ImportRunOutput(serializers.ModelSerializer):
@@ -106,9 +110,16 @@ class CostLineListApi(ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("month", str, required=True, description="YYYY-MM (charge period)"),
+            OpenApiParameter(
+                "month",
+                str,
+                required=True,
+                pattern=MONTH_PATTERN,
+                description="YYYY-MM (charge period)",
+            ),
             OpenApiParameter("team", str, required=False, description="team slug"),
-        ]
+        ],
+        responses={200: CostLineOutput(many=True), **problem_responses(404)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

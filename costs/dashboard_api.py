@@ -10,10 +10,12 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.core.api import problem_responses
 from portal.core.errors import DomainError
 
 from .analytics import selectors
 from .analytics.models import Suggestion
+from .api import MONTH_PATTERN
 
 
 def _money(**extra):
@@ -68,7 +70,11 @@ class TeamCostSummaryApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "month", str, required=False, description="YYYY-MM (default: this month)"
+                "month",
+                str,
+                required=False,
+                pattern=MONTH_PATTERN,
+                description="YYYY-MM (default: this month)",
             )
         ],
         responses=CostSummaryOutput,
@@ -94,13 +100,20 @@ class SuggestionListApi(ListAPIView):
             OpenApiParameter("team", str, required=False, description="team slug"),
             OpenApiParameter("status", str, required=False, enum=list(Suggestion.Status.values)),
             OpenApiParameter("kind", str, required=False, enum=list(Suggestion.Kind.values)),
-        ]
+        ],
+        responses={200: SuggestionOutput(many=True), **problem_responses(404)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         params = self.request.query_params
+        for name, choices in (
+            ("status", Suggestion.Status.values),
+            ("kind", Suggestion.Kind.values),
+        ):
+            if name in params and params[name] not in choices:  # "?kind=" too: not "any kind"
+                raise DRFValidationError({name: [f"expected one of: {', '.join(choices)}"]})
         try:
             return selectors.suggestions_for_viewer(
                 viewer=self.request.user,

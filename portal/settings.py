@@ -329,9 +329,16 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "tokens.permissions.TokenScopes",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Every operation documents the problem+json answers it can give (portal.core.api).
+    "DEFAULT_SCHEMA_CLASS": "portal.core.api.ProblemAutoSchema",
+    # ?limit= at most 500 (more is a 400 naming it), ?offset= at most 1,000,000.
+    "DEFAULT_PAGINATION_CLASS": "portal.core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Bounded work per caller: a fixed window per API token (per person for a session), one
+    # cache increment per call; over the rate is 429 problem+json with Retry-After. The check
+    # API (service tokens only, its own latency target) is not throttled.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.core.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": "600/minute"},
     "EXCEPTION_HANDLER": "portal.core.api.problem_exception_handler",
 }
 SPECTACULAR_SETTINGS = {

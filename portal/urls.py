@@ -2,9 +2,10 @@ from allauth.account.decorators import secure_admin_login
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from portal.core import health
+from portal.core.api import api_not_found
 
 handler403 = "portal.core.views.error_403"
 handler404 = "portal.core.views.error_404"
@@ -39,6 +40,9 @@ urlpatterns = [
         ("", "costs.dashboard_urls"),
         ("costs/", "costs.urls"),
     ),
+    # After every API route: the rest of /api/ (unknown paths, malformed path ids) answers
+    # 404 problem+json, not the HTML 404 page.
+    re_path(r"^api/", api_not_found, name="api-not-found"),
     path("", include("accounts.urls")),
     path("", include("access.urls")),
     path("provisioning/", include("access.sync.urls")),

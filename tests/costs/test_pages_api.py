@@ -148,7 +148,7 @@ def test_unallocated_explorer_links_to_a_prefilled_rule(client, loaded, admin):
 @pytest.mark.sqlite
 def test_lines_api_scopes_to_the_callers_team(client, loaded, requester, org):
     client.force_login(requester)
-    response = client.get("/api/v1/costs/lines/", {"month": "2024-09", "limit": 1000})
+    response = client.get("/api/v1/costs/lines/", {"month": "2024-09", "limit": 500})
     assert response.status_code == 200
     body = response.json()
     payments_lines = CostLine.objects.filter(
