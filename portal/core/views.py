@@ -1,9 +1,10 @@
 import functools
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
+from .api import PROBLEM_BASE
 from .errors import DomainError, NotFound, NotPermitted
 
 
@@ -38,4 +39,14 @@ def error_404(request, exception=None):
 
 
 def error_500(request):
+    """The server failed: a page, or problem+json under ``/api/`` (no exception text either way;
+    the request id in the logs ties the two together)."""
+    if request.path.startswith("/api/"):
+        body = {
+            "type": PROBLEM_BASE + "server-error",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "the server failed to answer; the error is logged with this request's id",
+        }
+        return JsonResponse(body, status=500, content_type="application/problem+json")
     return render(request, "errors/500.html", status=500)

@@ -4,6 +4,8 @@ call (``limit`` at most 500), and callers are throttled per token with 429 + Ret
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -161,3 +163,15 @@ def test_the_default_rate_is_set(settings):
     assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == [
         "portal.core.throttling.TokenRateThrottle"
     ]
+
+
+def test_a_server_error_under_the_api_is_problem_json_without_the_exception(rf):
+    from portal.core.views import error_500
+
+    response = error_500(rf.get("/api/v1/requests/"))
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/problem+json"
+    assert json.loads(response.content)["status"] == 500
+    page = error_500(rf.get("/requests/"))
+    assert page["Content-Type"].startswith("text/html")
