@@ -634,9 +634,9 @@ def directory_team_apply(
             )
         else:
             before: dict = {}
-            after: dict = {}
+            changed: dict = {}
             if name is not None and name != team.name:
-                before["name"], after["name"] = team.name, name
+                before["name"], changed["name"] = team.name, name
                 team.name = name
             if not isinstance(parent, _Unset) and team.parent_id != (
                 new_parent.pk if new_parent else None
@@ -646,17 +646,17 @@ def directory_team_apply(
                         f"team cycle: {new_parent.slug} is {team.slug} or below it", field="parent"
                     )
                 before["parent"] = team.parent.slug if team.parent_id else None
-                after["parent"] = new_parent.slug if new_parent else None
+                changed["parent"] = new_parent.slug if new_parent else None
                 team.parent = new_parent
-            if after:
-                team.save(update_fields=[k for k in ("name", "parent") if k in after])
+            if changed:
+                team.save(update_fields=[k for k in ("name", "parent") if k in changed])
                 counts["teams_updated"] += 1
                 audit_record(
                     actor=actor,
                     action=actions.TEAM_UPDATED,
                     target=team,
                     before=before,
-                    after=after,
+                    after=changed,
                     reason=reason,
                 )
         add_ids = sorted(set(members_add) - set(members_remove))
