@@ -56,7 +56,7 @@ _TOLLGATE_GROUP = {("parent", None): "parent_id", ("parent", "value"): "parent_i
 
 
 def _attr_map(core: dict, core_uri: str, extensions: dict[str, dict]) -> dict:
-    out = {}
+    out: dict[tuple[str, str | None, str | None], str] = {}
     for (attr, sub), target in core.items():
         out[(attr, sub, None)] = target
         out[(attr, sub, core_uri)] = target

@@ -133,7 +133,7 @@ def user_input(doc: Any, *, current: User | None, default_team: str) -> UserInpu
     department = _text(_get(ext, "department"), "department", limit=200)
     if department:
         team = team_slug_for(department)
-    elif current is not None and current.team_id is not None:
+    elif current is not None and current.team is not None:
         team = current.team.slug
     else:
         team = default_team

@@ -311,7 +311,7 @@ def held_change_confirm(*, actor, held_id: int) -> HeldChange:
             actor=scim_client_actor(client.slug),
             hold=False,
             deleted=held.operation.startswith("DELETE"),
-            reason=f"confirmed by {person.email}",
+            reason=f"confirmed by {getattr(person, 'email', '')}",
         )
     except ScimError as exc:
         raise ValidationError(exc.detail) from None

@@ -75,7 +75,6 @@ def test_delete_is_a_leaver_and_the_user_is_gone_from_scim_until_created_again(
 
 def test_a_joiner_gets_the_team_standard_bundle(scim, org, admin):
     from patterns import services as patterns
-
     from tests.patterns.support import catalog, held
 
     _, ents = catalog(org["search"])

@@ -137,7 +137,7 @@ def test_groups_list_and_member_filter(scim, org, people):
     response = scim("GET", "Groups?filter=" + quote('displayName eq "Payments"'))
     names = [g["displayName"] for g in response.doc["Resources"]]
     assert names == [org["payments"].name]
-    response = scim("GET", "Groups?filter=" + quote('members[value eq "%s"]' % bob.pk))
+    response = scim("GET", "Groups?filter=" + quote('members[value eq "' + str(bob.pk) + '"]'))
     assert [g["id"] for g in response.doc["Resources"]] == [str(org["search"].pk)]
     response = scim("GET", "Groups?count=2&startIndex=2&sortBy=displayName")
     assert response.doc["totalResults"] == 5 and response.doc["itemsPerPage"] == 2
