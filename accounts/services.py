@@ -206,35 +206,51 @@ def _people_closure(emails: set[str]) -> list[dict]:
     todo = {e.lower() for e in emails if e}
     while todo:
         seen |= todo
-        # E-mails are stored lower-case: the exact match uses the unique index; the rest
-        # (an address stored otherwise, by hand) is looked up case-insensitively.
-        level = list(User.objects.filter(email__in=todo).values(*_PERSON_SNAPSHOT_FIELDS))
-        missing = todo - {r["email"] for r in level}
-        if missing:
-            level += list(
-                User.objects.annotate(email_lower=Lower("email"))
-                .filter(email_lower__in=missing)
-                .exclude(email__in=todo)
-                .values(*_PERSON_SNAPSHOT_FIELDS)
-            )
+        level = list(
+            User.objects.annotate(email_lower=Lower("email"))
+            .filter(email_lower__in=todo)
+            .values(*_PERSON_SNAPSHOT_FIELDS)
+        )
         rows.extend(level)
         todo = {(r["manager__email"] or "").lower() for r in level} - seen - {""}
     return rows
 
 
-def _directory_snapshot(emails: set[str] | None = None):
+def _teams_closure(slugs: set[str], *, with_ancestors: bool) -> list[tuple]:
+    """(slug, name, parent slug) of the teams named, and of their ancestors when a row
+    declares a parent (cycles are looked for along that chain)."""
+    from .models import Team
+
+    rows: list[tuple] = []
+    seen: set[str] = set()
+    todo = set(slugs)
+    while todo:
+        seen |= todo
+        level = list(Team.objects.filter(slug__in=todo).values_list("slug", "name", "parent__slug"))
+        rows.extend(level)
+        todo = {parent for _, _, parent in level if parent} - seen if with_ancestors else set()
+    return rows
+
+
+def _directory_snapshot(
+    emails: set[str] | None = None,
+    team_slugs: set[str] | None = None,
+    team_chain: bool = True,
+):
     """People and teams as Tollgate holds them. ``emails`` (a partial push: no ``full``
-    leavers) limits the people to those named and their manager chains, which is all that
-    validation and planning read of a partial push; otherwise everyone."""
+    leavers) limits the people to those named and their manager chains, and ``team_slugs``
+    the teams to those named (with their ancestors when a row declares a parent), which is
+    all that validation and planning read of a partial push; otherwise everything."""
     from django.db.models import F
 
     from . import directory
     from .models import Membership, Team
 
-    teams = {
-        slug: directory.TeamState(slug, name, parent)
-        for slug, name, parent in Team.objects.values_list("slug", "name", "parent__slug")
-    }
+    if emails is None or team_slugs is None:
+        team_rows = list(Team.objects.values_list("slug", "name", "parent__slug"))
+    else:
+        team_rows = _teams_closure(team_slugs, with_ancestors=team_chain)
+    teams = {slug: directory.TeamState(slug, name, parent) for slug, name, parent in team_rows}
     if emails is None:
         person_rows: list[dict] = list(User.objects.values(*_PERSON_SNAPSHOT_FIELDS))
         homes = Membership.objects.filter(team_id=F("user__team_id"))
@@ -265,15 +281,18 @@ def _directory_snapshot(emails: set[str] | None = None):
 def _directory_plan(inp, *, full: bool, scoped: bool = False):
     from . import directory
 
-    emails = None
+    emails: set[str] | None = None
+    team_slugs: set[str] | None = None
+    parents = False
     if scoped and not full:
-        emails = set()
+        emails, team_slugs = set(), set()
         for raw in inp.rows:
-            for key in ("email", "manager_email"):
+            for key in ("email", "manager_email", "team", "parent_team"):
                 value = raw.values.get(key)
                 if isinstance(value, str) and value.strip():
-                    emails.add(value.strip().lower())
-    people, teams = _directory_snapshot(emails)
+                    (emails if key.endswith("email") else team_slugs).add(value.strip().lower())
+                    parents = parents or key == "parent_team"
+    people, teams = _directory_snapshot(emails, team_slugs, team_chain=parents)
     rows, errors = directory.validate(
         inp,
         existing_managers={email: p.manager_email for email, p in people.items()},
@@ -329,15 +348,10 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
         for c in plan.people_changed
         if "manager" in c.fields and c.fields["manager"][1]
     }
-    users = {u.email.lower(): u for u in User.objects.filter(email__in=wanted)}
-    missing = wanted - set(users)
-    if missing:  # stored with capitals (by hand): found case-insensitively
-        users.update(
-            (u.email.lower(), u)
-            for u in User.objects.annotate(email_lower=Lower("email")).filter(
-                email_lower__in=missing
-            )
-        )
+    users = {
+        u.email.lower(): u
+        for u in User.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=wanted)
+    }
 
     created = []
     for item in plan.people_created:

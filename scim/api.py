@@ -250,8 +250,8 @@ class UsersView(ScimView):
             raise not_found(f"no User {pk}")
         return user, self.render([user])[0]
 
-    def respond(self, user, status=200) -> HttpResponse:
-        fresh = _visible_users().filter(pk=user.pk).first() or selectors.users().get(pk=user.pk)
+    def respond(self, user_id: int, status=200) -> HttpResponse:
+        fresh = selectors.users().get(pk=user_id)
         doc = self.render([fresh])[0]
         return scim_response(
             self.projected(doc, constants.USER),
@@ -290,10 +290,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             self.body(), current=None, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        user, held = services.scim_user_create(
+        user_id, held = services.scim_user_create(
             client=self.client, data=data, operation=self.operation()
         )
-        return self.held(held) if held else self.respond(user, 201)
+        return self.held(held) if held else self.respond(user_id, 201)
 
     def put(self, request, pk: str | None = None):
         if pk is None:
@@ -303,10 +303,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             self.body(), current=user, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        user, held = services.scim_user_replace(
+        user_id, held = services.scim_user_replace(
             client=self.client, data=data, operation=self.operation(pk)
         )
-        return self.held(held) if held else self.respond(user)
+        return self.held(held) if held else self.respond(user_id)
 
     def patch(self, request, pk: str | None = None):
         if pk is None:
@@ -319,10 +319,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             patched, current=user, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        user, held = services.scim_user_replace(
+        user_id, held = services.scim_user_replace(
             client=self.client, data=data, operation=self.operation(pk)
         )
-        return self.held(held) if held else self.respond(user)
+        return self.held(held) if held else self.respond(user_id)
 
     def delete(self, request, pk: str | None = None):
         if pk is None:

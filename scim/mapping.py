@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -67,12 +68,16 @@ class UserInput:
 
 def team_slug_for(department: str) -> str:
     """The home team a department names: an existing team by name or slug, else a new slug."""
-    team = (
-        Team.objects.filter(name__iexact=department).order_by("pk").first()
-        or Team.objects.filter(slug=department.lower()).first()
+    found = list(
+        Team.objects.filter(Q(name__iexact=department) | Q(slug=department.lower()))
+        .order_by("pk")
+        .values_list("slug", "name")
     )
-    if team is not None:
-        return team.slug
+    for slug, name in found:  # a team of that name first, else the slug
+        if name.lower() == department.lower():
+            return slug
+    if found:
+        return found[0][0]
     slug = slugify(department)[:80].strip("-")
     if not slug:
         raise invalid_value(f"department {department!r} does not name a team")

@@ -197,26 +197,28 @@ def _write_person(
     reason: str = "",
 ):
     """Apply one person's row through the directory service; the SCIM row in the same
-    transaction. Returns (user or None, held change or None)."""
+    transaction. Returns (the person's id or None, held change or None)."""
     now = timezone.now()
+    saved: list[int] = []
 
     def after(plan) -> None:
-        user = User.objects.get(email=data.row["email"])
-        ScimUser.objects.update_or_create(
-            user=user,
-            defaults={
-                **data.extras,
-                "last_modified": now,
-                "client": client,
-                "deleted_at": now if deleted else None,
-            },
-            create_defaults={
-                **data.extras,
-                "created": now,
-                "last_modified": now,
-                "client": client,
-                "deleted_at": now if deleted else None,
-            },
+        user_id = User.objects.filter(email=data.row["email"]).values_list("pk", flat=True).get()
+        saved.append(user_id)
+        # One upsert: ``created`` is kept when the row exists.
+        ScimUser.objects.bulk_create(
+            [
+                ScimUser(
+                    user_id=user_id,
+                    **data.extras,
+                    created=now,
+                    last_modified=now,
+                    client=client,
+                    deleted_at=now if deleted else None,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["user"],
+            update_fields=[*data.extras, "last_modified", "client", "deleted_at"],
         )
 
     source = f"scim:{client.slug} {operation}" + (f" ({reason})" if reason else "")
@@ -232,7 +234,7 @@ def _write_person(
         raise _directory_error(exc) from None
     if result.held:
         return None, _hold(client=client, data=data, operation=operation)
-    return User.objects.get(email=data.row["email"]), None
+    return saved[0], None
 
 
 def _hold(*, client: ScimClient, data: UserInput, operation: str) -> HeldChange:
@@ -263,11 +265,11 @@ def _hold(*, client: ScimClient, data: UserInput, operation: str) -> HeldChange:
 def scim_user_create(*, client: ScimClient, data: UserInput, operation: str):
     """A joiner (or a SCIM-deleted leaver coming back). 409 when the person exists."""
     actor = _client_actor(client)
-    existing = User.objects.filter(email=data.row["email"]).select_related("scim").first()
-    if existing is not None:
-        scim = ScimUser.objects.filter(user=existing).first()
-        if scim is None or scim.deleted_at is None:
-            raise uniqueness(f"userName {data.row['email']} exists already")
+    existing = (
+        User.objects.filter(email=data.row["email"]).values_list("pk", "scim__deleted_at").first()
+    )
+    if existing is not None and existing[1] is None:
+        raise uniqueness(f"userName {data.row['email']} exists already")
     return _write_person(client=client, data=data, operation=operation, actor=actor, hold=True)
 
 
