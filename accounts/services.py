@@ -605,7 +605,8 @@ def directory_team_apply(
     """The directory service for one team (a SCIM group): created when new, renamed, moved
     under another team (``parent``: a Team, None for top level, ``UNSET`` to keep), and
     member memberships added or removed, with the directory's audit events (``team.created``,
-    ``team.updated``, ``team.membership_changed`` per membership) and its lock.
+    ``team.updated``, one ``team.membership_changed`` on the team listing who was added and
+    removed) and its lock.
 
     ``members_add`` / ``members_remove`` are user ids. A person is never removed from their
     home team, and a ``lead`` membership is kept (leads are set in Tollgate, as with the
@@ -674,6 +675,8 @@ def directory_team_apply(
                     reason=reason,
                 )
         add_ids = sorted(set(members_add) - set(members_remove))
+        added_emails: list[str] = []
+        removed_emails: list[str] = []
         if add_ids:
             have = set(
                 Membership.objects.filter(team=team, user_id__in=add_ids).values_list(
@@ -686,16 +689,8 @@ def directory_team_apply(
                 for person in people.order_by("pk")
             ]
             Membership.objects.bulk_create(new)
-            for membership in new:
-                counts["memberships_added"] += 1
-                audit_record(
-                    actor=actor,
-                    action=actions.MEMBERSHIP_CHANGED,
-                    target=membership,
-                    before=None,
-                    after={"team": team.slug, "user": membership.user.email, "role": "member"},
-                    reason=reason,
-                )
+            counts["memberships_added"] = len(new)
+            added_emails = [m.user.email for m in new]
         if members_remove:
             gone = list(
                 Membership.objects.select_for_update()
@@ -704,17 +699,21 @@ def directory_team_apply(
                 .select_related("user")
                 .order_by("user_id")
             )
-            for membership in gone:
-                counts["memberships_removed"] += 1
-                audit_record(
-                    actor=actor,
-                    action=actions.MEMBERSHIP_CHANGED,
-                    target=membership,
-                    before={"team": team.slug, "user": membership.user.email, "role": "member"},
-                    after=None,
-                    reason=reason,
-                )
+            counts["memberships_removed"] = len(gone)
+            removed_emails = [m.user.email for m in gone]
             Membership.objects.filter(pk__in=[m.pk for m in gone]).delete()
+        if added_emails or removed_emails:
+            # One event for the team's membership change (a group push may add thousands).
+            audit_record(
+                actor=actor,
+                action=actions.MEMBERSHIP_CHANGED,
+                target=team,
+                before={"team": team.slug, "removed": removed_emails} if removed_emails else None,
+                after={"team": team.slug, "role": "member", "added": added_emails}
+                if added_emails
+                else None,
+                reason=reason,
+            )
         if any(counts.values()):
             audit_record(
                 actor=actor,

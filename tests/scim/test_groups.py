@@ -44,7 +44,9 @@ def test_create_a_group_makes_a_team_with_members_and_a_parent(scim, org, reques
         ).values_list("actor_label", flat=True)
     )
     assert labels == {"system:scim.okta"}
-    assert AuditEvent.objects.filter(action="team.membership_changed").count() == 2
+    (changed,) = AuditEvent.objects.filter(action="team.membership_changed")
+    assert (changed.target_type, changed.target_id) == ("accounts.team", str(team.pk))
+    assert sorted(changed.after["added"]) == sorted([requester.email, admin.email])
     again = scim("POST", "Groups", group_body("data platform"))
     assert again.status_code == 409 and again.doc["scimType"] == "uniqueness"
 
@@ -91,8 +93,11 @@ def test_patch_members_add_remove_with_value_filters(scim, org):
     )
     assert entra.status_code == 200
     assert "c@corp.test" not in members(team)
-    gone = AuditEvent.objects.filter(action="team.membership_changed", after__isnull=True)
-    assert gone.count() == 3
+    gone = AuditEvent.objects.filter(action="team.membership_changed", before__isnull=False)
+    assert [sorted(e.before["removed"]) for e in gone.order_by("seq")] == [
+        ["a@corp.test", "b@corp.test"],
+        ["c@corp.test"],
+    ]
     unknown = scim(
         "PATCH", url, patch_body({"op": "add", "path": "members", "value": [{"value": "999999"}]})
     )
