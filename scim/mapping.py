@@ -136,7 +136,14 @@ def user_input(doc: Any, *, current: User | None, default_team: str) -> UserInpu
     ext = _get(doc, constants.ENTERPRISE)
     ext = ext if isinstance(ext, dict) else {}
     department = _text(_get(ext, "department"), "department", limit=200)
-    if department:
+    if (
+        department
+        and current is not None
+        and current.team is not None
+        and (department.lower() in (current.team.name.lower(), current.team.slug))
+    ):
+        team = current.team.slug  # unchanged (team names need not be unique)
+    elif department:
         team = team_slug_for(department)
     elif current is not None and current.team is not None:
         team = current.team.slug

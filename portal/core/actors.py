@@ -80,7 +80,9 @@ def scim_client_actor(slug: str) -> SystemActor:
 
 
 def is_scim_actor(actor: object) -> bool:
-    """True for ``SCIM`` and every SCIM client's actor (``scim.<slug>``), nothing else."""
+    """True for ``SCIM`` and every SCIM client's actor (``scim.<slug>``), nothing else; a
+    string raises ``TypeError``."""
+    refuse_string(actor)
     return isinstance(actor, SystemActor) and (
         actor == SCIM or actor.name.startswith(SCIM.name + ".")
     )

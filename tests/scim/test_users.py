@@ -274,3 +274,19 @@ def test_the_same_change_through_scim_and_import_writes_the_same_events(scim, or
         True,
         shape("two@example.com", "system:directory-import")[1],
     ]
+
+
+def test_a_team_name_shared_by_two_teams_does_not_move_anyone(scim, org, requester):
+    from tests.conftest import make_team
+
+    twin = make_team("payments-eu")
+    twin.name = requester.team.name
+    twin.save()
+    url = f"Users/{requester.pk}"
+    response = scim(
+        "PATCH", url, patch_body({"op": "replace", "path": "displayName", "value": "Renamed"})
+    )
+    assert response.status_code == 200
+    requester.refresh_from_db()
+    assert requester.team == org["payments"]
+    assert not TeamMove.objects.filter(user=requester).exists()
