@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -73,6 +74,8 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=~models.Q(manager=models.F("id")), name="user_not_own_manager"
             ),
         ]
+        # The directory looks people up by e-mail case-insensitively (import and SCIM).
+        indexes = [models.Index(Lower("email"), name="user_email_lower")]
 
     def __str__(self) -> str:
         return self.name or self.email

@@ -182,32 +182,86 @@ def membership_set_role(*, actor, team, user: User, role: str, reason: str = "")
 DIRECTORY_IMPORT_LOCK = 7_461_201_001
 
 
-def _directory_snapshot():
+_PERSON_SNAPSHOT_FIELDS = (
+    "id",
+    "email",
+    "name",
+    "worker_type",
+    "status",
+    "start_date",
+    "end_date",
+    "manager__email",
+    "team__slug",
+    "is_superuser",
+)
+
+
+def _people_closure(emails: set[str]) -> list[dict]:
+    """The snapshot rows of ``emails`` and of every manager above them (manager chains are
+    what validation walks for cycles); a few queries, one per level of the hierarchy."""
+    from django.db.models.functions import Lower
+
+    rows: list[dict] = []
+    seen: set[str] = set()
+    todo = {e.lower() for e in emails if e}
+    while todo:
+        seen |= todo
+        level = list(
+            User.objects.annotate(email_lower=Lower("email"))
+            .filter(email_lower__in=todo)
+            .values(*_PERSON_SNAPSHOT_FIELDS)
+        )
+        rows.extend(level)
+        todo = {(r["manager__email"] or "").lower() for r in level} - seen - {""}
+    return rows
+
+
+def _teams_closure(slugs: set[str], *, with_ancestors: bool) -> list[tuple]:
+    """(slug, name, parent slug) of the teams named, and of their ancestors when a row
+    declares a parent (cycles are looked for along that chain)."""
+    from .models import Team
+
+    rows: list[tuple] = []
+    seen: set[str] = set()
+    todo = set(slugs)
+    while todo:
+        seen |= todo
+        level = list(Team.objects.filter(slug__in=todo).values_list("slug", "name", "parent__slug"))
+        rows.extend(level)
+        todo = {parent for _, _, parent in level if parent} - seen if with_ancestors else set()
+    return rows
+
+
+def _directory_snapshot(
+    emails: set[str] | None = None,
+    team_slugs: set[str] | None = None,
+    team_chain: bool = True,
+):
+    """People and teams as Tollgate holds them. ``emails`` (a partial push: no ``full``
+    leavers) limits the people to those named and their manager chains, and ``team_slugs``
+    the teams to those named (with their ancestors when a row declares a parent), which is
+    all that validation and planning read of a partial push; otherwise everything."""
     from django.db.models import F
 
     from . import directory
     from .models import Membership, Team
 
-    teams = {
-        slug: directory.TeamState(slug, name, parent)
-        for slug, name, parent in Team.objects.values_list("slug", "name", "parent__slug")
-    }
-    home_roles = dict(
-        Membership.objects.filter(team_id=F("user__team_id")).values_list("user_id", "role")
-    )
+    if emails is None or team_slugs is None:
+        team_rows = list(Team.objects.values_list("slug", "name", "parent__slug"))
+    else:
+        team_rows = _teams_closure(team_slugs, with_ancestors=team_chain)
+    teams = {slug: directory.TeamState(slug, name, parent) for slug, name, parent in team_rows}
+    if emails is None:
+        person_rows: list[dict] = list(User.objects.values(*_PERSON_SNAPSHOT_FIELDS))
+        homes = Membership.objects.filter(team_id=F("user__team_id"))
+    else:
+        person_rows = _people_closure(emails)
+        homes = Membership.objects.filter(
+            team_id=F("user__team_id"), user_id__in=[r["id"] for r in person_rows]
+        )
+    home_roles = dict(homes.values_list("user_id", "role"))
     people = {}
-    for row in User.objects.values(
-        "id",
-        "email",
-        "name",
-        "worker_type",
-        "status",
-        "start_date",
-        "end_date",
-        "manager__email",
-        "team__slug",
-        "is_superuser",
-    ):
+    for row in person_rows:
         email = row["email"].lower()
         people[email] = directory.PersonState(
             email=email,
@@ -224,10 +278,21 @@ def _directory_snapshot():
     return people, teams
 
 
-def _directory_plan(inp, *, full: bool):
+def _directory_plan(inp, *, full: bool, scoped: bool = False):
     from . import directory
 
-    people, teams = _directory_snapshot()
+    emails: set[str] | None = None
+    team_slugs: set[str] | None = None
+    parents = False
+    if scoped and not full:
+        emails, team_slugs = set(), set()
+        for raw in inp.rows:
+            for key in ("email", "manager_email", "team", "parent_team"):
+                value = raw.values.get(key)
+                if isinstance(value, str) and value.strip():
+                    (emails if key.endswith("email") else team_slugs).add(value.strip().lower())
+                    parents = parents or key == "parent_team"
+    people, teams = _directory_snapshot(emails, team_slugs, team_chain=parents)
     rows, errors = directory.validate(
         inp,
         existing_managers={email: p.manager_email for email, p in people.items()},
@@ -246,7 +311,11 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
 
     from .models import Membership, Team, TeamMove
 
-    teams = {team.slug: team for team in Team.objects.all()}
+    slugs = {t.parent for t in plan.teams_created} | {t.slug for t in plan.teams_reparented}
+    slugs |= {t.new_parent for t in plan.teams_reparented}
+    slugs |= {c.row.team for c in plan.people_created}
+    slugs |= {s for c in plan.people_changed if c.move for s in c.move}
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=slugs - {None})}
     for item in plan.teams_created:
         team = Team.objects.create(
             slug=item.slug, name=item.name, parent=teams[item.parent] if item.parent else None
@@ -423,21 +492,67 @@ def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""
     people missing from the file leavers. ``dry_run`` computes the same diff and
     writes nothing. Returns a :class:`accounts.directory.DirectoryImportResult`.
     """
+    return _directory_run(rows=rows, full=full, dry_run=dry_run, actor=actor, source=source)
+
+
+def directory_people_apply(*, rows, actor, source: str, hold=None, after=None):
+    """The directory service for a push of a few people (SCIM): the same validation, plan,
+    joiners (standard bundle), movers, leavers (hooks: grants through the outbox, tokens,
+    sessions), transaction, lock and audit events as :func:`directory_import` of a partial
+    file with the same rows, but a snapshot of only the people named and their managers.
+
+    ``hold(plan)`` is asked inside the locked transaction, after planning; when it answers
+    True nothing is applied (the caller keeps the change for a person to confirm) and the
+    result says ``held``. ``after(plan)`` is called in the same transaction once the plan is
+    applied (also when it changed nothing), for the caller's own rows. The caller checks who
+    the actor is; this service does not.
+    """
+    return _directory_run(
+        rows=rows,
+        full=False,
+        dry_run=False,
+        actor=actor,
+        source=source,
+        scoped=True,
+        hold=hold,
+        after=after,
+    )
+
+
+def _directory_lock() -> None:
     from django.db import connection
 
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DIRECTORY_IMPORT_LOCK])
+
+
+def _directory_run(
+    *,
+    rows,
+    full: bool,
+    dry_run: bool,
+    actor,
+    source: str,
+    scoped: bool = False,
+    hold=None,
+    after=None,
+):
     from . import directory
 
     refuse_string(actor)
     inp = directory.as_input(rows)
     if dry_run:
-        plan = _directory_plan(inp, full=full)
+        plan = _directory_plan(inp, full=full, scoped=scoped)
         return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=True)
     reason = f"directory import{f' of {source}' if source else ''}{' (full)' if full else ''}"
     with transaction.atomic(durable=True):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DIRECTORY_IMPORT_LOCK])
-        plan = _directory_plan(inp, full=full)
+        _directory_lock()
+        plan = _directory_plan(inp, full=full, scoped=scoped)
+        if plan.changed and hold is not None and hold(plan):
+            return directory.DirectoryImportResult(
+                plan=plan, rows=len(inp.rows), dry_run=False, held=True
+            )
         if plan.changed:
             leaver_emails = [c.email for c in plan.people_changed if c.leave]
             if leaver_emails:
@@ -451,4 +566,163 @@ def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""
                 after={**plan.counts(), "rows": len(inp.rows), "full": full, "source": source},
                 reason=reason,
             )
+        if after is not None:
+            after(plan)
     return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=False)
+
+
+class _Unset:
+    """Marks "not given" (keep as is), as opposed to None ("no parent")."""
+
+
+UNSET = _Unset()
+
+
+def _team_cycle(team, parent) -> bool:
+    from .models import Team
+
+    seen = set()
+    current = parent
+    while current is not None and current.pk not in seen:
+        if current.pk == team.pk:
+            return True
+        seen.add(current.pk)
+        current = Team.objects.filter(pk=current.parent_id).first() if current.parent_id else None
+    return False
+
+
+def directory_team_apply(
+    *,
+    actor,
+    slug: str,
+    name: str | None = None,
+    parent: object = UNSET,
+    members_add=(),
+    members_remove=(),
+    source: str,
+    after=None,
+):
+    """The directory service for one team (a SCIM group): created when new, renamed, moved
+    under another team (``parent``: a Team, None for top level, ``UNSET`` to keep), and
+    member memberships added or removed, with the directory's audit events (``team.created``,
+    ``team.updated``, one ``team.membership_changed`` on the team listing who was added and
+    removed) and its lock.
+
+    ``members_add`` / ``members_remove`` are user ids. A person is never removed from their
+    home team, and a ``lead`` membership is kept (leads are set in Tollgate, as with the
+    import); leavers are not added. ``after(team)`` is called in the same transaction, for
+    the caller's own rows. Returns ``(team, counts)``. The caller checks the actor.
+    """
+    from . import directory
+    from .models import Membership, Team
+
+    refuse_string(actor)
+    if not directory.reading._SLUG_RE.match(slug) or len(slug) > directory.reading._MAX_SLUG:
+        raise ValidationError(f"{slug!r} is not a team slug", field="slug")
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValidationError("a team name is 1 to 200 characters", field="name")
+    reason = f"directory import of {source}" if source else "directory import"
+    counts = dict.fromkeys(
+        ("teams_created", "teams_updated", "memberships_added", "memberships_removed"), 0
+    )
+    with transaction.atomic(durable=True):
+        _directory_lock()
+        team = Team.objects.select_for_update().filter(slug=slug).first()
+        new_parent = parent if not isinstance(parent, _Unset) else None
+        if team is None:
+            team = Team.objects.create(
+                slug=slug, name=name or directory.team_name_from_slug(slug), parent=new_parent
+            )
+            counts["teams_created"] += 1
+            audit_record(
+                actor=actor,
+                action=actions.TEAM_CREATED,
+                target=team,
+                after={
+                    "slug": team.slug,
+                    "name": team.name,
+                    "parent": new_parent.slug if new_parent else None,
+                },
+                reason=reason,
+            )
+        else:
+            before: dict = {}
+            changed: dict = {}
+            if name is not None and name != team.name:
+                before["name"], changed["name"] = team.name, name
+                team.name = name
+            if not isinstance(parent, _Unset) and team.parent_id != (
+                new_parent.pk if new_parent else None
+            ):
+                if new_parent is not None and _team_cycle(team, new_parent):
+                    raise ValidationError(
+                        f"team cycle: {new_parent.slug} is {team.slug} or below it", field="parent"
+                    )
+                before["parent"] = team.parent.slug if team.parent_id else None
+                changed["parent"] = new_parent.slug if new_parent else None
+                team.parent = new_parent
+            if changed:
+                team.save(update_fields=[k for k in ("name", "parent") if k in changed])
+                counts["teams_updated"] += 1
+                audit_record(
+                    actor=actor,
+                    action=actions.TEAM_UPDATED,
+                    target=team,
+                    before=before,
+                    after=changed,
+                    reason=reason,
+                )
+        add_ids = sorted(set(members_add) - set(members_remove))
+        added_emails: list[str] = []
+        removed_emails: list[str] = []
+        if add_ids:
+            have = set(
+                Membership.objects.filter(team=team, user_id__in=add_ids).values_list(
+                    "user_id", flat=True
+                )
+            )
+            people = User.objects.filter(pk__in=set(add_ids) - have, is_active=True)
+            new = [
+                Membership(team=team, user=person, role=Membership.Role.MEMBER)
+                for person in people.order_by("pk")
+            ]
+            Membership.objects.bulk_create(new)
+            counts["memberships_added"] = len(new)
+            added_emails = [m.user.email for m in new]
+        if members_remove:
+            gone = list(
+                Membership.objects.select_for_update()
+                .filter(team=team, user_id__in=set(members_remove), role=Membership.Role.MEMBER)
+                .exclude(user__team_id=team.pk)
+                .select_related("user")
+                .order_by("user_id")
+            )
+            counts["memberships_removed"] = len(gone)
+            removed_emails = [m.user.email for m in gone]
+            Membership.objects.filter(pk__in=[m.pk for m in gone]).delete()
+        if added_emails or removed_emails:
+            # One event for the team's membership change (a group push may add thousands).
+            audit_record(
+                actor=actor,
+                action=actions.MEMBERSHIP_CHANGED,
+                target=team,
+                before={"team": team.slug, "removed": removed_emails} if removed_emails else None,
+                after={"team": team.slug, "role": "member", "added": added_emails}
+                if added_emails
+                else None,
+                reason=reason,
+            )
+        if any(counts.values()):
+            audit_record(
+                actor=actor,
+                action=actions.DIRECTORY_IMPORTED,
+                target_type="accounts.directory",
+                target_id="",
+                after={**counts, "team": team.slug, "source": source},
+                reason=reason,
+            )
+        if after is not None:
+            after(team)
+    return team, counts

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "usage",
     "standards",
     "recommend",
+    "scim",
 ]
 if DEMO_ALLOWED:  # dev-only: the demo data and its seed_demo command; never in production
     INSTALLED_APPS.append("demo")
@@ -226,6 +227,16 @@ SOCIALACCOUNT_ONLY = False
 # provider (by id) is listed here as trusted for e-mail.
 TOLLGATE_SSO_TRUSTED_PROVIDERS = env.list("TOLLGATE_SSO_TRUSTED_PROVIDERS", default=[])
 SOCIALACCOUNT_PROVIDERS: dict = {}
+
+# SCIM 2.0 (scim app, /scim/v2/): identity providers push people and teams. A push that would
+# make more than this share of active people leavers within an hour is held for an admin's
+# confirmation (but up to TOLLGATE_SCIM_LEAVER_FLOOR leavers an hour are never held).
+TOLLGATE_SCIM_MAX_LEAVER_SHARE = env.float("TOLLGATE_SCIM_MAX_LEAVER_SHARE", default=0.10)
+TOLLGATE_SCIM_LEAVER_FLOOR = env.int("TOLLGATE_SCIM_LEAVER_FLOOR", default=2)
+# Requests per minute per SCIM client (429 beyond); an initial push of thousands needs more.
+TOLLGATE_SCIM_RATE_PER_MINUTE = env.int("TOLLGATE_SCIM_RATE_PER_MINUTE", default=1200)
+# The home team of a person pushed without a department.
+TOLLGATE_SCIM_DEFAULT_TEAM = env.str("TOLLGATE_SCIM_DEFAULT_TEAM", default="unassigned")
 if env.str("OIDC_CLIENT_ID", default=""):
     SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
         "APPS": [

@@ -51,6 +51,7 @@ urlpatterns = [
     *mount("patterns", ("patterns/", "patterns.urls")),
     *mount("usage", ("unused-access/", "usage.urls")),
     *mount("recommend", ("recommendations/", "recommend.urls")),
+    *mount("scim", ("scim/v2/", "scim.api_urls"), ("scim/", "scim.urls")),
     path("audit/", include("audit.urls")),
 ]
 

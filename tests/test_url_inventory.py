@@ -374,6 +374,12 @@ PERSONA_CASES: list[PersonaCase] = [
     ("requester", lambda org: "/catalog/", 200),
     ("requester", lambda org: "/approvals/", 200),
     ("requester", lambda org: "/tokens/", 200),
+    # SCIM: the clients page is platform admins' only; /scim/v2/ takes SCIM client tokens only
+    ("requester", lambda org: "/scim/", 404),
+    ("security", lambda org: "/scim/", 404),
+    ("admin", lambda org: "/scim/", 200),
+    ("admin", lambda org: "/scim/v2/Users", 401),
+    ("requester", lambda org: "/scim/v2/ServiceProviderConfig", 401),
     # audit search: auditors, security and admins only
     ("requester", lambda org: "/audit/", 404),
     ("manager", lambda org: "/audit/", 404),

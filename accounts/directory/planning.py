@@ -244,6 +244,7 @@ class DirectoryImportResult:
     plan: DirectoryPlan
     rows: int
     dry_run: bool
+    held: bool = False  # planned but kept for a person to confirm; nothing was applied
 
     @property
     def counts(self) -> dict[str, int]:

@@ -73,6 +73,21 @@ TEST = SystemActor("test")  # the test suite
 AUTO_APPROVAL = SystemActor("auto-approval")  # approves what a policy rule allows
 
 
+def scim_client_actor(slug: str) -> SystemActor:
+    """The actor of one SCIM client (``scim.<slug>``): a member of the SCIM family, so the audit
+    trail names the identity provider that pushed the change."""
+    return SystemActor(f"{SCIM.name}.{slug}")
+
+
+def is_scim_actor(actor: object) -> bool:
+    """True for ``SCIM`` and every SCIM client's actor (``scim.<slug>``), nothing else; a
+    string raises ``TypeError``."""
+    refuse_string(actor)
+    return isinstance(actor, SystemActor) and (
+        actor == SCIM or actor.name.startswith(SCIM.name + ".")
+    )
+
+
 def refuse_string(value: object) -> None:
     """Raise ``TypeError`` when an actor is a string (the old way of saying "system")."""
     if isinstance(value, str):
@@ -94,12 +109,15 @@ def actor_may(
     systems: Collection[SystemActor] = (),
 ) -> bool:
     """Whether ``actor`` may act: a person by ``person_check``, a system actor if it is one of
-    ``systems`` (the ones the call site expects). None and strings are refused."""
+    ``systems`` (the ones the call site expects; naming ``SCIM`` admits every SCIM client's
+    actor). None and strings are refused."""
     refuse_string(actor)
     if actor is None:
         return False
     if isinstance(actor, SystemActor):
-        return actor in systems
+        # A call site that accepts SCIM accepts each SCIM client (its family); no other
+        # system actor stands in for another.
+        return actor in systems or (SCIM in systems and is_scim_actor(actor))
     return bool(person_check(actor))
 
 

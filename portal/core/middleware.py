@@ -46,6 +46,11 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/favicon.ico"})
 PUBLIC_PATH_PREFIXES = ("/accounts/", "/static/")
 
 
+# Paths whose views authenticate every request themselves with a bearer token and never with
+# the session (SCIM: a SCIM client's token only; anything else answers 401 in SCIM's format).
+SELF_AUTHENTICATED_PREFIXES = ("/scim/v2/",)
+
+
 def is_public_path(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PATH_PREFIXES)
 
@@ -66,8 +71,10 @@ class LoginRequiredByDefaultMiddleware:
         # this middleware would let them through whoever the session says, so it does not
         # load the session for them (the check API's hot path).
         path = request.path
-        if is_public_path(path) or (
-            path.startswith("/api/") and request.META.get("HTTP_AUTHORIZATION")
+        if (
+            is_public_path(path)
+            or path.startswith(SELF_AUTHENTICATED_PREFIXES)
+            or (path.startswith("/api/") and request.META.get("HTTP_AUTHORIZATION"))
         ):
             return self.get_response(request)
         if request.user.is_authenticated:
