@@ -26,7 +26,7 @@ from portal.core.errors import ValidationError as DomainValidationError
 
 from . import exporting
 from .chain import GENESIS_HASH, canonical_json, compute_hash
-from .models import AuditEvent, ChainHead
+from .models import AuditEvent, ChainHead, Verification
 from .registry import ACTIONS, AUDIT_EXPORTED
 
 logger = logging.getLogger("portal.audit")
@@ -162,6 +162,16 @@ def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(canonical_json(checkpoint) + "\n")
     return checkpoint
+
+
+def audit_verification_record(*, result) -> Verification:
+    """Keep the outcome of a chain verification (a :class:`audit.verify.VerifyResult`)."""
+    detail = (
+        str(result.broken) if result.broken is not None else "; ".join(result.checkpoint_problems)
+    )
+    return Verification.objects.create(
+        at=timezone.now(), ok=result.ok, checked=result.checked, detail=detail[:2000]
+    )
 
 
 def audit_export_create(

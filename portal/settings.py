@@ -515,3 +515,21 @@ LOGGING = {
         "portal.audit": {"level": "INFO"},
     },
 }
+
+# --- Observability (O5; docs/OPERATIONS.md) -------------------------------------------
+# /metrics answers a caller sending `Authorization: Bearer <METRICS_TOKEN>` (when set), or one
+# whose address is in METRICS_ALLOWED_NETWORKS (CIDRs; loopback only by default). Under
+# gunicorn set PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) so that every
+# worker's counts add up; deploy/gunicorn.conf.py empties it at start.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# The Celery queues whose depth /metrics reports (LLEN on the broker at each scrape).
+METRICS_QUEUES = env.list(
+    "METRICS_QUEUES", default=["default", "sync", "ingest", "notify", "reports"]
+)
+MIDDLEWARE.insert(0, "portal.core.metrics.MetricsMiddleware")  # outermost: times everything
+# The audit chain is verified by the beat (the result feeds /metrics and its alert).
+CELERY_BEAT_SCHEDULE["audit-verify"] = {
+    "task": "audit.tasks.audit_verify",
+    "schedule": env.float("AUDIT_VERIFY_INTERVAL", default=6 * 3600.0),
+}

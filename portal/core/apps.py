@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from . import nav
+from . import metrics, nav
 
 
 class CoreConfig(AppConfig):
@@ -10,3 +10,5 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         nav.autodiscover()  # each installed app's nav.py registers its entries
+        metrics.autodiscover()  # ... and its metrics.py its scrape-time collectors
+        metrics.connect_celery_signals()
