@@ -533,3 +533,7 @@ CELERY_BEAT_SCHEDULE["audit-verify"] = {
     "task": "audit.tasks.audit_verify",
     "schedule": env.float("AUDIT_VERIFY_INTERVAL", default=6 * 3600.0),
 }
+# A second home for the audit checkpoints: each is POSTed (JSON, HMAC-SHA256 of the body
+# under AUDIT_CHAIN_KEY in X-Tollgate-Signature) to this URL as well as the file; empty = off.
+AUDIT_CHECKPOINT_URL = env.str("AUDIT_CHECKPOINT_URL", default="")
+AUDIT_CHECKPOINT_TIMEOUT = env.float("AUDIT_CHECKPOINT_TIMEOUT", default=5.0)
