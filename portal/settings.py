@@ -537,3 +537,7 @@ CELERY_BEAT_SCHEDULE["audit-verify"] = {
 # under AUDIT_CHAIN_KEY in X-Tollgate-Signature) to this URL as well as the file; empty = off.
 AUDIT_CHECKPOINT_URL = env.str("AUDIT_CHECKPOINT_URL", default="")
 AUDIT_CHECKPOINT_TIMEOUT = env.float("AUDIT_CHECKPOINT_TIMEOUT", default=5.0)
+# OpenTelemetry traces (Django, Celery, psycopg, Redis) over OTLP/HTTP to this endpoint
+# (e.g. http://otel-collector:4318); empty = off, and nothing of OpenTelemetry is imported.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="tollgate")

@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from . import metrics, nav
+from . import metrics, nav, tracing
 
 
 class CoreConfig(AppConfig):
@@ -12,3 +12,4 @@ class CoreConfig(AppConfig):
         nav.autodiscover()  # each installed app's nav.py registers its entries
         metrics.autodiscover()  # ... and its metrics.py its scrape-time collectors
         metrics.connect_celery_signals()
+        tracing.setup()  # OpenTelemetry, only when OTEL_EXPORTER_OTLP_ENDPOINT is set
