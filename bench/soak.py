@@ -611,14 +611,21 @@ class Soak:
 
     def drain(self, seeded: dict, state: State, timeout: float = 240.0) -> dict:
         """Wait for every job to finish (the sweeper re-sends what a fault lost)."""
+        from django.db import OperationalError, connections
         from django.db.models import Count
 
         from access.models import Grant, SyncJob
 
         deadline = time.monotonic() + timeout
         t0 = time.monotonic()
+        connections.close_all()  # this process's connection did not survive the PostgreSQL restart
         while time.monotonic() < deadline:
-            open_jobs = SyncJob.objects.filter(status__in=("pending", "running")).count()
+            try:
+                open_jobs = SyncJob.objects.filter(status__in=("pending", "running")).count()
+            except OperationalError:
+                connections.close_all()
+                time.sleep(1)
+                continue
             if open_jobs == 0:
                 break
             self.sample_rss(state.now())
