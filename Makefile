@@ -10,7 +10,7 @@ TEST_ENV := DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) CELERY_TASK_ALWAY
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker beat test test-fast lint format services bench schema
+.PHONY: help install run worker beat test test-fast lint format services bench schema soak
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,11 +42,13 @@ beat: $(STAMP) ## run Celery beat (needs REDIS_URL)
 services: ## make sure PostgreSQL and Redis run (starts them if not)
 	@bash scripts/ensure-services.sh
 
-lint: $(STAMP) ## ruff lint + format check, layer contracts (import-linter), types (mypy)
+lint: $(STAMP) ## ruff lint + format check, layer contracts (import-linter), types (mypy), alert rules (promtool)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	promtool check rules deploy/prometheus/tollgate-rules.yml
+	promtool test rules deploy/prometheus/tollgate-rules.test.yml
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -62,6 +64,9 @@ test: $(STAMP) services lint ## install, start services, lint, check migrations,
 
 test-fast: $(STAMP) ## run the suite without lint and the smoke pass
 	$(TEST_ENV) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -m "not browser"
+
+soak: $(STAMP) services ## load + chaos soak (gunicorn, worker, Redis/PostgreSQL restarts; SOAK_MINUTES=10) -> bench/results/soak.json
+	$(BIN)/python bench/soak.py --minutes $(or $(SOAK_MINUTES),10)
 
 bench: $(STAMP) ## run every benchmark under bench/ (writes bench/results/)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

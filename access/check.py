@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from portal.core import metrics
 from portal.core.cache import LIFE_KEY, same_life
 from portal.core.nearcache import delete_many_notify, set_many_notify
 
@@ -68,6 +70,10 @@ VERSION_TTL = 7 * 24 * 3600
 
 # Counters for the benchmark and for operators (per process).
 STATS = {"hits": 0, "misses": 0, "errors": 0}
+# ... and for Prometheus (portal.core.metrics), bound once: the hot path only increments.
+_ANSWERED_BY = {layer: metrics.CHECK_ANSWER_SOURCE.labels(layer) for layer in metrics.CHECK_LAYERS}
+_DECIDED = {d: metrics.CHECK_DECISIONS.labels(d) for d in ("allowed", "denied", "error")}
+_TIMED = {k: metrics.CHECK_DURATION.labels(k) for k in ("single", "batch")}
 
 
 @dataclass(frozen=True)
@@ -181,25 +187,50 @@ def cache_keys(checks: list[tuple[str, str, str]]) -> list[str]:
 
 
 def check_many(
-    checks: list[tuple[str, str, str]], *, now=None, prefetched: dict | None = None
+    checks: list[tuple[str, str, str]],
+    *,
+    now=None,
+    prefetched: dict | None = None,
+    layer: str = "redis",
 ) -> list[Decision]:
     """Decide each (principal, service, entitlement); one MGET for the whole batch.
 
     ``prefetched``: the result of ``cache.get_many(cache_keys(checks) + ...)`` when the
-    caller already read the keys (the hot path reads them with the token's key).
+    caller already read the keys (the hot path reads them with the token's key); ``layer``
+    names where they came from (``near`` or ``redis``), for the metrics.
     """
+    start = time.perf_counter()
+    try:
+        decisions = _check_many(checks, now=now, prefetched=prefetched, layer=layer)
+    except Exception:
+        _DECIDED["error"].inc()
+        raise
+    _TIMED["single" if len(checks) == 1 else "batch"].observe(time.perf_counter() - start)
+    allowed = sum(1 for d in decisions if d.allowed)
+    if allowed:
+        _DECIDED["allowed"].inc(allowed)
+    if allowed < len(decisions):
+        _DECIDED["denied"].inc(len(decisions) - allowed)
+    return decisions
+
+
+def _check_many(
+    checks: list[tuple[str, str, str]], *, now, prefetched: dict | None, layer: str
+) -> list[Decision]:
     now = now or timezone.now()
     try:
         found = prefetched if prefetched is not None else cache.get_many(cache_keys(checks))
         if not same_life(found):
             # Redis came back with an older state (or none): every cached answer and near
             # copy was dropped; this batch is answered from the database.
+            _ANSWERED_BY["database"].inc(len(checks))
             return [
                 decide_from_db(principal=p, service=s, entitlement=e, now=now) for p, s, e in checks
             ]
         gv = _ensure_version(GLOBAL_VERSION_KEY, found.get(GLOBAL_VERSION_KEY))
     except Exception:  # noqa: BLE001 - Redis down or evicting: the database answers
         STATS["errors"] += 1
+        _ANSWERED_BY["database"].inc(len(checks))
         logger.warning("check cache unavailable; answering from the database", exc_info=True)
         return [
             decide_from_db(principal=p, service=s, entitlement=e, now=now) for p, s, e in checks
@@ -222,9 +253,11 @@ def check_many(
             decision = _decode(cached)
             if not (decision.allowed and decision.expires_at and decision.expires_at <= now):
                 STATS["hits"] += 1
+                _ANSWERED_BY[layer].inc()
                 results.append(decision)
                 continue
         STATS["misses"] += 1
+        _ANSWERED_BY["database"].inc()
         decision = decide_from_db(
             principal=principal, service=service, entitlement=entitlement, now=now
         )

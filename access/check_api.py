@@ -212,7 +212,9 @@ def fast_check(request) -> HttpResponse | None:
     keys = [token_key, *cache_keys([item])]
     near = near_cache()
     found, ticket = near.lookup(keys) if near is not None else (None, None)
+    layer = "near"
     if found is None:
+        layer = "redis"
         try:
             found = cache.get_many(keys)
         except Exception:  # noqa: BLE001 - Redis down: the DRF path answers from the database
@@ -229,7 +231,7 @@ def fast_check(request) -> HttpResponse | None:
         return None
     if token.service_id is None or not service_token_may_check(token, item[1]):
         return None
-    decision = check_many([item], prefetched=found)[0]
+    decision = check_many([item], prefetched=found, layer=layer)[0]
     body = decision.as_dict()
     if body["expires_at"] is not None:
         body["expires_at"] = _EXPIRES.to_representation(body["expires_at"])

@@ -65,3 +65,22 @@ class SiemCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seq}"
+
+
+class Verification(models.Model):
+    """The result of one verification of the chain (``verify_audit`` or the beat task).
+
+    Kept so ``/metrics`` can say when the chain was last verified and whether it was clean;
+    the rows are a log of verifications, not part of the chain.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    checked = models.BigIntegerField(default=0)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification {self.at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'FAILED'}"

@@ -24,9 +24,9 @@ from portal.core import context
 from portal.core.actors import actor_label, actor_user
 from portal.core.errors import ValidationError as DomainValidationError
 
-from . import exporting
+from . import checkpoints, exporting
 from .chain import GENESIS_HASH, canonical_json, compute_hash
-from .models import AuditEvent, ChainHead
+from .models import AuditEvent, ChainHead, Verification
 from .registry import ACTIONS, AUDIT_EXPORTED
 
 logger = logging.getLogger("portal.audit")
@@ -140,7 +140,7 @@ def audit_record(
 
 
 def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
-    """Write the chain head to the log and the checkpoint file.
+    """Write the chain head to the log, the checkpoint file and ``AUDIT_CHECKPOINT_URL``.
 
     A chain rewritten from the genesis row would verify on its own; the checkpoints
     kept outside the database are what catch it (``verify_audit`` compares them).
@@ -161,7 +161,18 @@ def audit_checkpoint(*, note: str = "interval") -> dict[str, Any]:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(canonical_json(checkpoint) + "\n")
+    checkpoints.deliver(checkpoint)  # AUDIT_CHECKPOINT_URL; a failure is logged, never raised
     return checkpoint
+
+
+def audit_verification_record(*, result) -> Verification:
+    """Keep the outcome of a chain verification (a :class:`audit.verify.VerifyResult`)."""
+    detail = (
+        str(result.broken) if result.broken is not None else "; ".join(result.checkpoint_problems)
+    )
+    return Verification.objects.create(
+        at=timezone.now(), ok=result.ok, checked=result.checked, detail=detail[:2000]
+    )
 
 
 def audit_export_create(

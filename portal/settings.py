@@ -533,3 +533,29 @@ LOGGING = {
         "portal.audit": {"level": "INFO"},
     },
 }
+
+# --- Observability (O5; docs/OPERATIONS.md) -------------------------------------------
+# /metrics answers a caller sending `Authorization: Bearer <METRICS_TOKEN>` (when set), or one
+# whose address is in METRICS_ALLOWED_NETWORKS (CIDRs; loopback only by default). Under
+# gunicorn set PROMETHEUS_MULTIPROC_DIR (read by prometheus-client itself) so that every
+# worker's counts add up; deploy/gunicorn.conf.py empties it at start.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# The Celery queues whose depth /metrics reports (LLEN on the broker at each scrape).
+METRICS_QUEUES = env.list(
+    "METRICS_QUEUES", default=["default", "sync", "ingest", "notify", "reports"]
+)
+MIDDLEWARE.insert(0, "portal.core.metrics.MetricsMiddleware")  # outermost: times everything
+# The audit chain is verified by the beat (the result feeds /metrics and its alert).
+CELERY_BEAT_SCHEDULE["audit-verify"] = {
+    "task": "audit.tasks.audit_verify",
+    "schedule": env.float("AUDIT_VERIFY_INTERVAL", default=6 * 3600.0),
+}
+# A second home for the audit checkpoints: each is POSTed (JSON, HMAC-SHA256 of the body
+# under AUDIT_CHAIN_KEY in X-Tollgate-Signature) to this URL as well as the file; empty = off.
+AUDIT_CHECKPOINT_URL = env.str("AUDIT_CHECKPOINT_URL", default="")
+AUDIT_CHECKPOINT_TIMEOUT = env.float("AUDIT_CHECKPOINT_TIMEOUT", default=5.0)
+# OpenTelemetry traces (Django, Celery, psycopg, Redis) over OTLP/HTTP to this endpoint
+# (e.g. http://otel-collector:4318); empty = off, and nothing of OpenTelemetry is imported.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="tollgate")

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
-from portal.core import health
+from portal.core import health, metrics
 from portal.core.api import api_not_found
 
 handler403 = "portal.core.views.error_403"
@@ -29,6 +29,7 @@ admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-a
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/", include("access.api_urls")),  # early: the check API is the hot path
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -130,6 +130,7 @@ def all_routes() -> list[Route]:
 PUBLIC = {
     "healthz": "liveness probe",
     "readyz": "readiness probe",
+    "metrics": "Prometheus scrape: a metrics token or an allowed network (tests/core/test_metrics.py)",
     "accounts/login/": "sign-in",
     "accounts/signup/": "answers 'sign-up closed'",
     "accounts/inactive/": "tells a leaver their account is inactive",

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.exporting import verify_export_file
-from audit.services import audit_checkpoint
+from audit.services import audit_checkpoint, audit_verification_record
 from audit.verify import verify_chain
 
 
@@ -31,6 +31,7 @@ class Command(BaseCommand):
             return self._verify_export(options["export"], options["manifest"])
         path = options["checkpoints"] or settings.AUDIT_CHECKPOINT_FILE
         result = verify_chain(checkpoint_file=path)
+        audit_verification_record(result=result)  # /metrics reports the last one
         if result.broken is not None:
             raise CommandError(str(result.broken), returncode=1)
         if result.checkpoint_problems:
