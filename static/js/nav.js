@@ -12,13 +12,6 @@
       if (menu !== except) { menu.open = false; }
     });
   }
-  document.addEventListener("DOMContentLoaded", function () {
-    menus().forEach(function (menu) {
-      menu.addEventListener("toggle", function () {
-        if (menu.open) { closeAll(menu); }
-      });
-    });
-  });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") { return; }
     var open = document.querySelector("details.nav-menu[open]");
@@ -26,7 +19,14 @@
     open.open = false;
     open.querySelector("summary").focus();
   });
+  // Enter and Space on a <summary> arrive as a click, before the menu toggles: closing the
+  // other menus here (not on the asynchronous "toggle" event) cannot race a later opening.
   document.addEventListener("click", function (event) {
+    var summary = event.target.closest("details.nav-menu > summary");
+    if (summary) {
+      if (!summary.parentElement.open) { closeAll(summary.parentElement); }
+      return;
+    }
     if (!event.target.closest("details.nav-menu")) { closeAll(null); }
   });
   document.addEventListener("focusin", function (event) {
