@@ -71,6 +71,7 @@ def server_env() -> dict:
         TOLLGATE_ENV="production",
         DEBUG="false",
         SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",  # noqa: S106
+        AUDIT_CHAIN_KEY="bench-only-audit-chain-key-0123456789",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",  # loopback without a TLS proxy
         LOG_LEVEL="WARNING",
