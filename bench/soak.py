@@ -614,7 +614,7 @@ class Soak:
         from django.db import OperationalError, connections
         from django.db.models import Count
 
-        from access.models import Grant, SyncJob
+        from access.models import AccessRequest, Grant, SyncJob
 
         deadline = time.monotonic() + timeout
         t0 = time.monotonic()
@@ -638,6 +638,16 @@ class Soak:
         granted = Grant.objects.filter(entitlement__service__slug="soak-req")
         missing_grant_jobs = granted.exclude(sync_jobs__operation="grant").count()
         not_active = granted.exclude(status=Grant.Status.ACTIVE).count()
+        # The mix cycles through person x entitlement pairs, so a later approval of a pair
+        # extends the grant the first one made: count pairs, not requests.
+        approved_pairs = set(
+            AccessRequest.objects.filter(pk__in=state.approved).values_list(
+                "principal_id", "entitlement_id"
+            )
+        )
+        active_pairs = set(
+            granted.filter(status=Grant.Status.ACTIVE).values_list("principal_id", "entitlement_id")
+        )
         revoked = Grant.objects.filter(pk__in=state.revoked_grants)
         not_revoked = revoked.exclude(status=Grant.Status.REVOKED).count()
         missing_revoke_jobs = revoked.exclude(sync_jobs__operation="revoke").count()
@@ -645,11 +655,12 @@ class Soak:
             "drain_s": round(time.monotonic() - t0, 1),
             "jobs_by_status": statuses,
             "approved_requests": len(state.approved),
+            "approved_pairs": len(approved_pairs),
+            "approvals_extending_a_held_grant": len(state.approved) - len(approved_pairs),
             "granted_through_requests": granted.count(),
             "grants_not_active": not_active,
             "grants_without_grant_job": missing_grant_jobs,
-            "approved_requests_without_active_grant": len(state.approved)
-            - (granted.count() - not_active),
+            "approved_pairs_without_active_grant": len(approved_pairs - active_pairs),
             "revocations": len(state.revoked_grants),
             "revoked_grants_not_revoked": not_revoked,
             "revoked_grants_without_revoke_job": missing_revoke_jobs,
