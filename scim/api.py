@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -166,15 +167,18 @@ class ScimView(View):
         total = qs.count()
         rows = list(qs.order_by(order, "pk")[start - 1 : start - 1 + count]) if count else []
         docs = [self.projected(doc, core) for doc in render(rows)]
-        return scim_response(
-            {
-                "schemas": [constants.LIST],
-                "totalResults": total,
-                "startIndex": start,
-                "itemsPerPage": len(docs),
-                "Resources": docs,
-            }
-        )
+        return scim_response(list_response(docs, total=total, start=start))
+
+
+def list_response(docs: list, *, total: int, start: int = 1) -> dict:
+    """A SCIM ListResponse (RFC 7644 section 3.4.2) around one page of resources."""
+    return {
+        "schemas": [constants.LIST],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(docs),
+        "Resources": docs,
+    }
 
 
 # --- Discovery --------------------------------------------------------------------------
@@ -187,44 +191,30 @@ class ServiceProviderConfigView(ScimView):
         return scim_response(discovery.service_provider_config())
 
 
-class ResourceTypesView(ScimView):
+class _RegistryView(ScimView):
+    """A discovery endpoint over a fixed registry: one entry by its key, or all of them."""
+
     http_method_names = ["get"]
+    registry: Mapping[Any, Any]
+    kind: str
 
-    def get(self, request, name: str | None = None):
-        if name is not None:
-            if name not in discovery.RESOURCE_TYPES:
-                raise not_found(f"no resource type {name}")
-            return scim_response(discovery.RESOURCE_TYPES[name])
-        items = list(discovery.RESOURCE_TYPES.values())
-        return scim_response(
-            {
-                "schemas": [constants.LIST],
-                "totalResults": len(items),
-                "startIndex": 1,
-                "itemsPerPage": len(items),
-                "Resources": items,
-            }
-        )
+    def get(self, request, key: str | None = None):
+        if key is not None:
+            if key not in self.registry:
+                raise not_found(f"no {self.kind} {key}")
+            return scim_response(self.registry[key])
+        items = list(self.registry.values())
+        return scim_response(list_response(items, total=len(items)))
 
 
-class SchemasView(ScimView):
-    http_method_names = ["get"]
+class ResourceTypesView(_RegistryView):
+    registry = discovery.RESOURCE_TYPES
+    kind = "resource type"
 
-    def get(self, request, uri: str | None = None):
-        if uri is not None:
-            if uri not in discovery.SCHEMAS:
-                raise not_found(f"no schema {uri}")
-            return scim_response(discovery.SCHEMAS[uri])
-        items = list(discovery.SCHEMAS.values())
-        return scim_response(
-            {
-                "schemas": [constants.LIST],
-                "totalResults": len(items),
-                "startIndex": 1,
-                "itemsPerPage": len(items),
-                "Resources": items,
-            }
-        )
+
+class SchemasView(_RegistryView):
+    registry = discovery.SCHEMAS
+    kind = "schema"
 
 
 # --- Users ------------------------------------------------------------------------------
