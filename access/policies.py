@@ -7,14 +7,10 @@ Each "may" function is paired with a selector in selectors.py that answers
 from __future__ import annotations
 
 from accounts.models import PlatformRole, User
-from accounts.policies import is_platform_admin
+from accounts.policies import holds_powerful_role, is_platform_admin, is_security
 from accounts.selectors import user_has_role, user_manager_chain
 
 from .models import AccessRequest, Grant, Service
-
-
-def is_security(user) -> bool:
-    return user_has_role(user=user, role=PlatformRole.SECURITY)
 
 
 def sees_all_access(user) -> bool:
@@ -46,7 +42,7 @@ def may_edit_service(user, service: Service) -> bool:
 def may_change_controls(user) -> bool:
     """Lowering an entitlement's risk, changing its approval policy or turning break-glass on:
     a platform admin or a security member; an owner may only propose it."""
-    return is_platform_admin(user) or is_security(user)
+    return holds_powerful_role(user)
 
 
 def may_see_holders(user, service: Service) -> bool:

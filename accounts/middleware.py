@@ -21,9 +21,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from .models import PlatformRole
-from .policies import is_platform_admin
-from .selectors import user_has_role
+from .policies import holds_powerful_role
 
 ADMIN_PREFIXES = ("/admin/", "/platform/")
 #: Reads that are administrative powers in themselves (bulk data leaving the portal).
@@ -45,11 +43,7 @@ def session_passed_mfa(request) -> bool:
 
 
 def holds_powers(user) -> bool:
-    return (
-        bool(user.is_staff)
-        or is_platform_admin(user)
-        or user_has_role(user=user, role=PlatformRole.SECURITY)
-    )
+    return bool(user.is_staff) or holds_powerful_role(user)
 
 
 def is_power_request(request) -> bool:

@@ -10,6 +10,19 @@ def is_platform_admin(user) -> bool:
     return user_has_role(user=user, role=PlatformRole.PLATFORM_ADMIN)
 
 
+def is_security(user) -> bool:
+    return user_has_role(user=user, role=PlatformRole.SECURITY)
+
+
+#: The roles whose holders change controls: their sessions need a second factor
+#: (accounts.middleware) and their tokens expire sooner (tokens.services).
+POWERFUL_ROLES = (PlatformRole.PLATFORM_ADMIN.value, PlatformRole.SECURITY.value)
+
+
+def holds_powerful_role(user) -> bool:
+    return is_platform_admin(user) or is_security(user)
+
+
 def sees_everything(user) -> bool:
     """Admins, security, auditors and finance may see every team."""
     return any(

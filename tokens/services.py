@@ -12,8 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import PlatformRole
-from accounts.selectors import user_has_role
+from accounts.policies import POWERFUL_ROLES, holds_powerful_role
 from audit.services import audit_record
 from portal.core.actors import LEAVER, is_system
 from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
@@ -22,7 +21,6 @@ from . import registry as actions
 from .models import DEFAULT_SCOPES, PREFIX_LENGTH, ApiToken, Scope
 from .policies import may_create_token_for, may_manage_service_tokens, may_revoke_token
 
-POWERFUL_ROLES = (PlatformRole.PLATFORM_ADMIN.value, PlatformRole.SECURITY.value)
 POWERFUL_TOKEN_MAX_DAYS = 30
 DEFAULT_TOKEN_DAYS = 90
 
@@ -114,10 +112,6 @@ def api_token_create(
         scopes=scopes,
         expires_at=expires_at,
     )
-
-
-def holds_powerful_role(user) -> bool:
-    return any(user_has_role(user=user, role=role) for role in POWERFUL_ROLES)
 
 
 def _clean_name(name: str) -> str:
