@@ -8,6 +8,7 @@ reconciliation) passes small frozen value objects and gets value objects back:
 * ``revoke(principal, entitlement, *, idempotency_key)`` -> :class:`Result`
 * ``list_holders(entitlement=None, *, cursor=None, page_size=500)`` -> :class:`Page`
 * ``last_used(principal, entitlement=None)`` -> ``datetime | None`` (optional)
+* ``health()`` -> :class:`Health` (never raises; the catalog shows it)
 
 ``grant`` and ``revoke`` are *desired-state* calls: granting what is already held or
 revoking what is not held succeeds with ``changed=False``. Calling them again with the
@@ -130,6 +131,19 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Health:
+    """Whether the downstream system answers with this connector's configuration.
+
+    ``ok`` is False when a call would fail now; ``detail`` says why in words safe to show
+    (never a secret), ``latency_ms`` how long the probe took.
+    """
+
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class ResourceType:
     name: str
     description: str = ""
@@ -227,6 +241,13 @@ class Connector:
     ) -> datetime | None:
         """When ``principal`` last used the entitlement (or the system), if known."""
         raise NotSupported(f"{self.name} connector does not report last use")
+
+    def health(self) -> Health:
+        """Probe the downstream system (a cheap authenticated read). Never raises.
+
+        Connectors override this; the default says the connector cannot tell.
+        """
+        return Health(ok=True, detail=f"{self.name} connector has no health probe")
 
     # Helpers ---------------------------------------------------------------------------
     def secret_from_env(self, key: str) -> str:
