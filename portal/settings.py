@@ -381,6 +381,8 @@ TOLLGATE_CONNECTORS = {
 if not PRODUCTION:  # in-memory, per process: tests and the demo only
     TOLLGATE_CONNECTORS["fake"] = "connectors.fake.FakeConnector"
 TOLLGATE_CONNECTOR_ENV_PREFIX = "TOLLGATE_"
+# LDAP groups (groupOfNames / posixGroup) over LDAPS or StartTLS; docs/CONNECTORS.md.
+TOLLGATE_CONNECTORS["ldap"] = "connectors.ldap.LdapGroupConnector"
 
 # --- Provisioning outbox, reconciliation, expiry (A5-A8; docs/PROVISIONING.md) --------
 TOLLGATE_SYNC_QUEUE = env.str("TOLLGATE_SYNC_QUEUE", default="sync")
