@@ -14,6 +14,7 @@ Service ``connector_config`` (non-secret; the password comes from the environmen
       "user_object_class": "person",
       "groups": {"analytics-read": "analytics-readers"},  # entitlement slug -> cn (or DN)
       "login_from": "email_local",                 # email_local | email | login
+      "search_page_size": 500,                     # paged results page size (group search)
       "timeout": 10
     }
 
@@ -70,6 +71,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LOGIN = 256
 
 
+class GroupMissing(PermanentError):
+    """The entitlement's group does not exist downstream."""
+
+
 def _plain_login(value: str) -> str:
     value = value.strip()
     if not value or len(value) > MAX_LOGIN or _CONTROL.search(value):
@@ -121,6 +126,9 @@ class LdapGroupConnector(Connector):
             raise ConfigError("ldap connector: groups must map entitlement slugs to group names")
         self.groups: dict[str, str] = {slug: self._group_dn(value) for slug, value in groups.items()}
         self._people_norm = norm_dn(self.people_base)
+        self.search_page_size = cfg.get("search_page_size", 500)
+        if not isinstance(self.search_page_size, int) or not 1 <= self.search_page_size <= 10_000:
+            raise ConfigError("ldap connector: search_page_size must be 1 to 10000")
 
     # Declaration -----------------------------------------------------------------------
     def describe(self) -> ConnectorDescription:
@@ -201,7 +209,7 @@ class LdapGroupConnector(Connector):
         )
         code = int((conn.result or {}).get("result") or 0)
         if code == 32 or (ok and not conn.response):
-            raise PermanentError(f"LDAP group {dn} does not exist")
+            raise GroupMissing(f"LDAP group {dn} does not exist")
         if not ok:
             raise transport.result_error(conn.result, action=action, where=self.endpoint.label)
         entry = next(e for e in conn.response if e.get("type") == "searchResEntry")
@@ -329,6 +337,7 @@ class LdapGroupConnector(Connector):
                 self.base,
                 flt,
                 attributes=["1.1"],
+                page_size=self.search_page_size,
                 action="list groups",
                 where=self.endpoint.label,
             )
@@ -367,7 +376,12 @@ class LdapGroupConnector(Connector):
             for dn, slug in groups:
                 if after is not None and dn < after[0]:
                     continue
-                attrs = self._read_group(conn, dn, action="list holders")
+                try:
+                    attrs = self._read_group(conn, dn, action="list holders")
+                except GroupMissing:
+                    if entitlement is not None:
+                        raise
+                    continue  # a mapped group not created yet holds nobody
                 members = self._members(attrs)
                 if after is not None and dn == after[0]:
                     members = [m for m in members if m > after[1]]

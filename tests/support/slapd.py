@@ -143,6 +143,9 @@ directory {dir}/data
 index objectClass eq
 index uid,mail,cn eq
 index member,memberUid eq
+# The service account sees at most 3 entries per plain search (so a test proves that the
+# paged results control is what reads a larger base), any number through paging.
+limits dn.exact="{service_dn}" size.soft=3 size.hard=3 size.prtotal=unlimited
 access to attrs=userPassword
     by self write
     by anonymous auth
