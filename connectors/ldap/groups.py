@@ -45,6 +45,7 @@ import base64
 import json
 import re
 import time
+
 import ldap3
 
 from connectors.base import (
@@ -124,7 +125,9 @@ class LdapGroupConnector(Connector):
             isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in groups.items()
         ):
             raise ConfigError("ldap connector: groups must map entitlement slugs to group names")
-        self.groups: dict[str, str] = {slug: self._group_dn(value) for slug, value in groups.items()}
+        self.groups: dict[str, str] = {
+            slug: self._group_dn(value) for slug, value in groups.items()
+        }
         self._people_norm = norm_dn(self.people_base)
         self.search_page_size = cfg.get("search_page_size", 500)
         if not isinstance(self.search_page_size, int) or not 1 <= self.search_page_size <= 10_000:
@@ -234,7 +237,9 @@ class LdapGroupConnector(Connector):
             base, scope, flt = login, ldap3.BASE, f"(objectClass={self.user_object_class})"
         else:
             base, scope = self.people_base, ldap3.SUBTREE
-            flt = f"(&(objectClass={self.user_object_class}){eq_filter(self.user_attribute, login)})"
+            flt = (
+                f"(&(objectClass={self.user_object_class}){eq_filter(self.user_attribute, login)})"
+            )
         ok = conn.search(
             base, flt, search_scope=scope, attributes=[self.user_attribute], size_limit=2
         )
@@ -363,6 +368,7 @@ class LdapGroupConnector(Connector):
         page_size = self.check_page_size(page_size)
         after = _decode_cursor(cursor)
         holders: list[Holder] = []
+        last = ("", "")
         with self._connection("list holders") as conn:
             if entitlement is not None:
                 groups = [(norm_dn(self.group_for(entitlement)), entitlement.slug)]
@@ -388,12 +394,9 @@ class LdapGroupConnector(Connector):
                 label = slug or (transport.first_rdn(dn) or ("", dn))[1]
                 for member in members:
                     if len(holders) == page_size:
-                        last = holders[-1]
-                        return Page(
-                            tuple(holders), _encode_cursor(last_group, last.principal)
-                        )
+                        return Page(tuple(holders), _encode_cursor(*last))
                     holders.append(Holder(principal=member, entitlement=label, level="member"))
-                    last_group = dn
+                    last = (dn, member)
         return Page(tuple(holders), None)
 
     def health(self) -> Health:
@@ -408,7 +411,9 @@ class LdapGroupConnector(Connector):
                         conn.result, action="health check", where=self.endpoint.label
                     )
         except Exception as exc:  # noqa: BLE001 - health never raises
-            message = getattr(exc, "message", None) or f"LDAP health check failed: {type(exc).__name__}"
+            message = (
+                getattr(exc, "message", None) or f"LDAP health check failed: {type(exc).__name__}"
+            )
             return Health(False, message, (time.monotonic() - started) * 1000)
         return Health(
             True,
@@ -431,4 +436,3 @@ def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
     if not isinstance(group, str) or not isinstance(login, str):
         raise PermanentError("invalid holders cursor")
     return group, login
-

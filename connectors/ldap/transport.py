@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -283,10 +283,8 @@ def connect(
         except ldap_exc.LDAPException as exc:
             raise exception_error(exc, action=action, where=where) from None
     finally:
-        try:
+        with suppress(Exception):  # closing a broken connection
             conn.unbind()
-        except Exception:  # noqa: BLE001, S110 - closing a broken connection
-            pass
 
 
 def paged_entries(

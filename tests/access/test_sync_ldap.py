@@ -76,7 +76,11 @@ def test_reconciliation_finds_an_unmanaged_member_and_enforce_repairs_the_drift(
     try:
         conn.modify(
             f"cn=readers,{slapd.groups}",
-            {"member": [("MODIFY_ADD", [f"uid=ann,{slapd.people}", f"uid=mallory,{slapd.people}"])]},
+            {
+                "member": [
+                    ("MODIFY_ADD", [f"uid=ann,{slapd.people}", f"uid=mallory,{slapd.people}"])
+                ]
+            },
         )
     finally:
         conn.unbind()
@@ -84,9 +88,10 @@ def test_reconciliation_finds_an_unmanaged_member_and_enforce_repairs_the_drift(
 
     report = reconcile_service(service_id=directory_service.pk, mode="report")
     assert (report.status, report.missing, report.unmanaged) == ("done", 1, 1)
-    assert sorted(
-        DriftItem.objects.filter(run=report).values_list("kind", "principal_login")
-    ) == [("missing", "bob"), ("unmanaged", "mallory")]
+    assert sorted(DriftItem.objects.filter(run=report).values_list("kind", "principal_login")) == [
+        ("missing", "bob"),
+        ("unmanaged", "mallory"),
+    ]
     assert member_uids(slapd) == ["ann", "mallory"]  # report changes nothing
 
     with django_capture_on_commit_callbacks(execute=True):

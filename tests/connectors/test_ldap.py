@@ -47,7 +47,9 @@ def test_an_injected_login_matches_no_one_and_changes_nothing(slapd, login):
     connector = ldap_connector(slapd)
 
     with pytest.raises(PermanentError) as error:
-        connector.grant(PrincipalRef(email="x@corp.test", login=login), READERS, idempotency_key="k")
+        connector.grant(
+            PrincipalRef(email="x@corp.test", login=login), READERS, idempotency_key="k"
+        )
 
     assert "no LDAP entry" in error.value.message
     assert members(slapd) == [f"uid=cat,{slapd.people}"]
