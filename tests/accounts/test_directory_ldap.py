@@ -119,22 +119,32 @@ def test_first_run_creates_joiners_with_teams_managers_and_worker_types(ldap_dir
 def test_incremental_run_reads_only_changed_entries_and_applies_a_mover(ldap_dir):
     person(ldap_dir, "lea")
     ann = person(ldap_dir, "ann", manager="lea")
+    person(ldap_dir, "bob")
     run()
     state = sources.ldap_state()
     assert state["high_water"] and state["last_full"]
 
-    time.sleep(1.1)  # modifyTimestamp has one-second steps; entries of the mark's second re-read
+    # modifyTimestamp has one-second steps and the mark is inclusive (an entry changed later in
+    # the mark's own second is not missed), so wait for the next second before each change
+    time.sleep(1.1)
     modify(ldap_dir, ann, departmentNumber="Search")
     outcome = run()
 
     assert outcome.full is False
-    assert [r.values["email"] for r in outcome.read.input.rows] == ["ann@corp.test"]
     assert outcome.result.counts["moved"] == 1
     user = User.objects.get(email="ann@corp.test")
     assert user.team.slug == "search"
     move = TeamMove.objects.get(user=user)
     assert (move.from_team.slug, move.to_team.slug) == ("payments", "search")
-    assert sources.ldap_state()["high_water"] >= state["high_water"]
+    assert sources.ldap_state()["high_water"] > state["high_water"]
+
+    time.sleep(1.1)
+    modify(ldap_dir, ann, cn="Ann Renamed")
+    renamed = run()
+
+    assert [r.values["email"] for r in renamed.read.input.rows] == ["ann@corp.test"]
+    assert renamed.result.counts["updated"] == 1
+    assert User.objects.get(email="ann@corp.test").name == "Ann Renamed"
 
 
 def test_disabled_account_is_a_leaver_in_an_incremental_run(ldap_dir):
