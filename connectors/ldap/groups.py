@@ -42,6 +42,7 @@ reported as the DN itself (normalised), so reconciliation can revoke it.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 import time
@@ -70,6 +71,9 @@ LOGIN_MODES = ("email_local", "email", "login")
 GROUP_CLASSES = {"groupofnames": "member", "posixgroup": "memberuid"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LOGIN = 256
+_PLAIN_VALUE = re.compile(r'^[^\s,+"\\<>;=#][^,+"\\<>;=]*(?<!\s)$')
+#: how long a group read is reused while a caller pages through it (snapshot per iteration)
+MEMO_SECONDS = 30.0
 
 
 class GroupMissing(PermanentError):
@@ -129,6 +133,8 @@ class LdapGroupConnector(Connector):
             slug: self._group_dn(value) for slug, value in groups.items()
         }
         self._people_norm = norm_dn(self.people_base)
+        # (group DN, sorted logins, when read): reused only for the next page of a listing
+        self._memo: tuple[str, list[str], float] | None = None
         self.search_page_size = cfg.get("search_page_size", 500)
         if not isinstance(self.search_page_size, int) or not 1 <= self.search_page_size <= 10_000:
             raise ConfigError("ldap connector: search_page_size must be 1 to 10000")
@@ -190,6 +196,12 @@ class LdapGroupConnector(Connector):
         """The login of a member DN ``<user_attribute>=x,…`` below people_base, else the DN."""
         if not member_dn.strip():
             return None  # the placeholder of an otherwise empty groupOfNames
+        # fast path (most values): "uid=plain,<people_base>" with nothing escaped
+        head, sep, tail = member_dn.partition(",")
+        if sep and tail.lower() == self._people_norm:
+            attr, eq, value = head.partition("=")
+            if eq and attr.strip().lower() == self.user_attribute and _PLAIN_VALUE.match(value):
+                return value.lower()
         first = transport.first_rdn(member_dn)
         if first is not None and first[0] == self.user_attribute:
             normal = norm_dn(member_dn)
@@ -272,6 +284,7 @@ class LdapGroupConnector(Connector):
         group = self.group_for(entitlement)
         login = self.login_for(principal)
         changed = False
+        self._memo = None
         with self._connection("grant") as conn:
             attrs = self._read_group(conn, group, action="grant")
             person_dn, uid = self._find_person(conn, login)
@@ -298,6 +311,7 @@ class LdapGroupConnector(Connector):
         group = self.group_for(entitlement)
         login = self.login_for(principal)
         changed = False
+        self._memo = None
         with self._connection("revoke") as conn:
             attrs = self._read_group(conn, group, action="revoke")
             try:
@@ -382,15 +396,25 @@ class LdapGroupConnector(Connector):
             for dn, slug in groups:
                 if after is not None and dn < after[0]:
                     continue
-                try:
-                    attrs = self._read_group(conn, dn, action="list holders")
-                except GroupMissing:
-                    if entitlement is not None:
-                        raise
-                    continue  # a mapped group not created yet holds nobody
-                members = self._members(attrs)
+                memo = self._memo
+                if (
+                    after is not None
+                    and memo is not None
+                    and memo[0] == dn
+                    and time.monotonic() - memo[2] < MEMO_SECONDS
+                ):
+                    members = memo[1]  # the next page of the group read for the previous one
+                else:
+                    try:
+                        attrs = self._read_group(conn, dn, action="list holders")
+                    except GroupMissing:
+                        if entitlement is not None:
+                            raise
+                        continue  # a mapped group not created yet holds nobody
+                    members = self._members(attrs)
+                    self._memo = (dn, members, time.monotonic())
                 if after is not None and dn == after[0]:
-                    members = [m for m in members if m > after[1]]
+                    members = members[bisect.bisect_right(members, after[1]) :]
                 label = slug or (transport.first_rdn(dn) or ("", dn))[1]
                 for member in members:
                     if len(holders) == page_size:
