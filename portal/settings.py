@@ -574,3 +574,7 @@ CELERY_BEAT_SCHEDULE["accounts-ldap-directory"] = {
     "task": "accounts.tasks.ldap_directory_sync",
     "schedule": TOLLGATE_LDAP_DIRECTORY_INTERVAL,
 }
+# The demo's own slapd (demo/steps/ldap.py; `make run` sets the directory): data directory
+# (empty = no LDAP in the demo) and loopback port (LDAPS on the next one).
+TOLLGATE_DEMO_LDAP_DIR = env.str("TOLLGATE_DEMO_LDAP_DIR", default="")
+TOLLGATE_DEMO_LDAP_PORT = env.int("TOLLGATE_DEMO_LDAP_PORT", default=3389)

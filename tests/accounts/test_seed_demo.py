@@ -211,6 +211,7 @@ def test_every_step_is_an_imported_callable_in_the_demo_app():
         "patterns",
         "standards",
         "recommend",
+        "ldap",
     ]
     assert all(
         callable(step.run) and step.run.__module__.startswith("demo.steps.") for step in FULL_STEPS
