@@ -34,7 +34,7 @@ MEMBERS = 20_000
 MISSING = 100  # 0.5% of the grants are not in the group
 UNMANAGED = 100  # 0.5% extra members nobody granted
 SEED = 20261206
-PASSWORD_ENV = "TOLLGATE_BENCH_LDAP_PASSWORD"
+PASSWORD_ENV = "TOLLGATE_BENCH_LDAP_PASSWORD"  # noqa: S105 - a variable name
 
 
 def service_config(url: str, ca_file: str) -> dict:
@@ -100,7 +100,9 @@ def seed_ldap(server) -> None:
     rng.shuffle(members)
     conn = server.admin()
     try:
-        ok = conn.add(f"cn=bench,{support.GROUPS}", ["groupOfNames"], {"cn": "bench", "member": members})
+        ok = conn.add(
+            f"cn=bench,{support.GROUPS}", ["groupOfNames"], {"cn": "bench", "member": members}
+        )
         if not ok:
             raise SystemExit(f"cannot create the bench group: {conn.result}")
     finally:

@@ -31,7 +31,7 @@ from accounts.models import User
 from demo import slapd
 
 SERVICE_SLUG = "user-directory"
-PASSWORD_ENV = "TOLLGATE_DEMO_LDAP_PASSWORD"
+PASSWORD_ENV = "TOLLGATE_DEMO_LDAP_PASSWORD"  # noqa: S105 - a variable name
 WANTED = ("write", "on-call", "deploy", "read")
 
 

@@ -40,7 +40,13 @@ def test_without_the_setting_the_service_stays_connector_less(user_directory, se
 
 
 def test_with_slapd_grants_become_memberships_and_an_approval_adds_one(
-    slapd, user_directory, admin, requester, manager, monkeypatch, django_capture_on_commit_callbacks
+    slapd,
+    user_directory,
+    admin,
+    requester,
+    manager,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
 ):
     monkeypatch.setenv(demo_ldap.PASSWORD_ENV, slapd.service_password)
     monkeypatch.setattr(demo_ldap, "WANTED", ("write",))
@@ -69,9 +75,7 @@ def test_with_slapd_grants_become_memberships_and_an_approval_adds_one(
     grant = Grant.objects.get(request=request)
     assert grant.status == "active"
     write_group = f"cn=user-directory-write,{slapd.groups}"
-    assert [v for v in slapd.values(write_group, "member") if v] == [
-        f"uid=engineer,{slapd.people}"
-    ]
+    assert [v for v in slapd.values(write_group, "member") if v] == [f"uid=engineer,{slapd.people}"]
     # running the step again changes nothing
     again = io.StringIO()
     demo_ldap.seed_ldap(stdout=again, rng=random.Random(1), server=slapd)
