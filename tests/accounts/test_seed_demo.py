@@ -161,7 +161,7 @@ def test_seed_demo_refuses_an_unknown_step_before_writing_anything():
 
     assert str(refused.value) == (
         "unknown demo step(s): nope; the steps are: people, access, provisioning, usage, "
-        "costs, reviews, patterns, standards, recommend"
+        "costs, reviews, patterns, standards, recommend, ldap"
     )
     assert User.objects.count() == 0
     assert AuditEvent.objects.count() == 0

@@ -14,7 +14,7 @@ from connectors.webhook import WebhookConnector
 
 @pytest.mark.sqlite
 def test_shipped_connectors_are_registered_by_name(settings):
-    assert connector_names() == ["fake", "manual", "postgres", "webhook"]
+    assert connector_names() == ["fake", "ldap", "manual", "postgres", "webhook"]
     pg = get_connector(
         "postgres", {"dsn_env": "TOLLGATE_PG_TARGET_DSN", "roles": {"read": "app_read"}}
     )
