@@ -148,10 +148,7 @@ directory {dir}/data
 index objectClass eq
 index uid,mail,cn eq
 index member,memberUid eq
-# The service account sees at most 3 entries per plain search (so a test proves that the
-# paged results control is what reads a larger base), any number through paging.
-limits dn.exact="{service_dn}" size.soft=3 size.hard=3 size.prtotal=unlimited
-access to attrs=userPassword
+{limits}access to attrs=userPassword
     by self write
     by anonymous auth
     by * none
@@ -306,7 +303,12 @@ class Slapd:
         self.cleanup()
 
 
-def _write_config(directory: Path) -> Path:
+# Test servers only: the service account sees at most 3 entries per plain search (so a test
+# proves that the paged results control is what reads a larger base), any number through paging.
+_TEST_LIMITS = 'limits dn.exact="{service_dn}" size.soft=3 size.hard=3 size.prtotal=unlimited\n'
+
+
+def _write_config(directory: Path, *, test_limits: bool) -> Path:
     (directory / "data").mkdir(parents=True, exist_ok=True)
     if not (directory / "ca.pem").exists():
         make_tls_files(directory)
@@ -324,6 +326,7 @@ def _write_config(directory: Path) -> Path:
             admin_pw=ADMIN_PASSWORD,
             groups=GROUPS,
             service_dn=SERVICE_DN,
+            limits=_TEST_LIMITS.format(service_dn=SERVICE_DN) if test_limits else "",
         )
     )
     return config
@@ -337,8 +340,8 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _launch(server: Slapd, *, timeout: float) -> None:
-    config = _write_config(server.directory)
+def _launch(server: Slapd, *, timeout: float, test_limits: bool = True) -> None:
+    config = _write_config(server.directory, test_limits=test_limits)
     urls = f"ldap://127.0.0.1:{server.port}/ ldaps://127.0.0.1:{server.tls_port}/"
     with open(server.directory / "slapd.log", "ab") as log:
         server.process = subprocess.Popen(  # noqa: S603 - fixed arguments
@@ -390,7 +393,7 @@ def ensure_persistent(directory: Path, *, port: int, tls_port: int, timeout: flo
     if _answers(port) and server.ca_file.exists():
         return server
     directory.mkdir(parents=True, exist_ok=True)
-    _launch(server, timeout=timeout)
+    _launch(server, timeout=timeout, test_limits=False)
     server.process = None  # detached: it outlives this process (stop it with its pid file)
     if not server.values(SUFFIX, "dc"):
         server.reset()
