@@ -292,6 +292,11 @@ class Slapd:
                 self.process.wait(timeout=5)
         self.process = None
 
+    def restart(self, *, timeout: float = 20.0) -> None:
+        """Start this (stopped) server again on the same ports with the same data."""
+        self.stop()
+        _launch(self, timeout=timeout)
+
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)

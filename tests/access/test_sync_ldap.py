@@ -8,6 +8,7 @@ import pytest
 
 from access import services
 from access.models import DriftItem, Grant, Service, SyncJob
+from access.sync import outbox
 from access.sync.reconcile import reconcile_service
 from tests.access.factories import grant_directly, make_entitlement, make_policy
 from tests.conftest import make_user
@@ -104,3 +105,32 @@ def test_reconciliation_finds_an_unmanaged_member_and_enforce_repairs_the_drift(
     assert member_uids(slapd) == ["ann", "bob"]
     again = reconcile_service(service_id=directory_service.pk, mode="report")
     assert (again.missing, again.unmanaged, again.wrong_level) == (0, 0, 0)
+
+
+def test_a_stopped_server_defers_the_job_and_it_completes_once_slapd_is_back(
+    slapd, directory_service, requester, manager, django_capture_on_commit_callbacks
+):
+    slapd.add_person("requester", mail=requester.email)
+    readers = make_entitlement(
+        directory_service, slug="readers", policy=make_policy("mgr", [("manager", 1)])
+    )
+    request = services.access_request_submit(
+        actor=requester, principal=requester, entitlement=readers, justification="reports"
+    )
+    slapd.stop()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.access_request_approve(actor=manager, request_id=request.pk, reason="ok")
+        grant = Grant.objects.get(request=request)
+        job = SyncJob.objects.get(grant=grant, operation="grant")
+        assert (grant.status, job.status, job.attempts) == ("pending", "pending", 1)
+        assert "unreachable" in job.last_error
+        assert slapd.service_password not in job.last_error
+    finally:
+        slapd.restart()
+
+    assert outbox.sync_job_run(job_id=job.pk, now=job.next_attempt_at) == "done"
+    grant.refresh_from_db()
+    job.refresh_from_db()
+    assert (grant.status, job.status, job.attempts) == ("active", "done", 2)
+    assert member_uids(slapd) == ["requester"]
