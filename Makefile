@@ -26,7 +26,8 @@ install: $(STAMP) ## create .venv and install the project with dev extras
 
 run: $(STAMP) ## start the portal with demo data on the embedded default (SQLite, in-process tasks)
 	@$(BIN)/python manage.py migrate --noinput -v0
-	@$(BIN)/python manage.py seed_demo --if-empty
+	@TOLLGATE_DEMO_LDAP_DIR=var/demo-ldap $(BIN)/python manage.py demo_ldap
+	@TOLLGATE_DEMO_LDAP_DIR=var/demo-ldap $(BIN)/python manage.py seed_demo --if-empty
 	@echo ""
 	@echo "  Tollgate is starting on http://127.0.0.1:8000"
 	@echo "  Demo logins (password tollgate-demo): engineer@ manager@ owner@ security@ admin@ finance@ auditor@ tollgate.test"

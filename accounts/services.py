@@ -358,7 +358,7 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
             )
 
 
-def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""):
+def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = "", hold=None):
     """Apply an HR directory file: joiners, movers, leavers and team changes.
 
     ``rows`` is an :class:`accounts.directory.DirectoryInput` (from ``read_path``) or a
@@ -367,9 +367,12 @@ def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""
     listing all of them, and nothing changes. Only changed fields are written and
     audited, so a second run of the same file writes nothing. ``full`` makes active
     people missing from the file leavers. ``dry_run`` computes the same diff and
-    writes nothing. Returns a :class:`accounts.directory.DirectoryImportResult`.
+    writes nothing. ``hold(plan)`` as in :func:`directory_people_apply` (the LDAP source's
+    mass-leave hold). Returns a :class:`accounts.directory.DirectoryImportResult`.
     """
-    return _directory_run(rows=rows, full=full, dry_run=dry_run, actor=actor, source=source)
+    return _directory_run(
+        rows=rows, full=full, dry_run=dry_run, actor=actor, source=source, hold=hold
+    )
 
 
 def directory_people_apply(*, rows, actor, source: str, hold=None, after=None):

@@ -381,6 +381,8 @@ TOLLGATE_CONNECTORS = {
 if not PRODUCTION:  # in-memory, per process: tests and the demo only
     TOLLGATE_CONNECTORS["fake"] = "connectors.fake.FakeConnector"
 TOLLGATE_CONNECTOR_ENV_PREFIX = "TOLLGATE_"
+# LDAP groups (groupOfNames / posixGroup) over LDAPS or StartTLS; docs/CONNECTORS.md.
+TOLLGATE_CONNECTORS["ldap"] = "connectors.ldap.LdapGroupConnector"
 
 # --- Provisioning outbox, reconciliation, expiry (A5-A8; docs/PROVISIONING.md) --------
 TOLLGATE_SYNC_QUEUE = env.str("TOLLGATE_SYNC_QUEUE", default="sync")
@@ -559,3 +561,20 @@ AUDIT_CHECKPOINT_TIMEOUT = env.float("AUDIT_CHECKPOINT_TIMEOUT", default=5.0)
 # (e.g. http://otel-collector:4318); empty = off, and nothing of OpenTelemetry is imported.
 OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="tollgate")
+
+# --- LDAP directory source (issue #18; docs/DIRECTORY.md "LDAP source") ----------------------
+# A JSON object (url, security, ca_file, bind_dn, password_env, people_base, people_filter,
+# attributes, team_groups_base, ...); empty = off. The bind password is in the environment
+# variable it names. Runs every INTERVAL seconds (incremental by modifyTimestamp), full every
+# FULL_EVERY seconds; the mass-leave hold uses TOLLGATE_SCIM_MAX_LEAVER_SHARE / _LEAVER_FLOOR.
+TOLLGATE_LDAP_DIRECTORY = env.json("TOLLGATE_LDAP_DIRECTORY", default={})
+TOLLGATE_LDAP_DIRECTORY_INTERVAL = env.float("TOLLGATE_LDAP_DIRECTORY_INTERVAL", default=900.0)
+TOLLGATE_LDAP_DIRECTORY_FULL_EVERY = env.int("TOLLGATE_LDAP_DIRECTORY_FULL_EVERY", default=86_400)
+CELERY_BEAT_SCHEDULE["accounts-ldap-directory"] = {
+    "task": "accounts.tasks.ldap_directory_sync",
+    "schedule": TOLLGATE_LDAP_DIRECTORY_INTERVAL,
+}
+# The demo's own slapd (demo/steps/ldap.py; `make run` sets the directory): data directory
+# (empty = no LDAP in the demo) and loopback port (LDAPS on the next one).
+TOLLGATE_DEMO_LDAP_DIR = env.str("TOLLGATE_DEMO_LDAP_DIR", default="")
+TOLLGATE_DEMO_LDAP_PORT = env.int("TOLLGATE_DEMO_LDAP_PORT", default=3389)

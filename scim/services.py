@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,10 +15,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.directory import DirectoryImportError
+from accounts.hold import leavers_over_share
 from accounts.models import Team, User
 from accounts.services import UNSET, directory_people_apply, directory_team_apply
-from audit import registry as audit_actions
-from audit.models import AuditEvent
 from audit.services import audit_record
 from portal.core.actors import actor_user, scim_client_actor
 from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
@@ -158,24 +156,6 @@ def scim_rate_check(*, client: ScimClient) -> int | None:
 # --- People ---------------------------------------------------------------------------
 
 
-def _leavers_over_share(plan) -> bool:
-    """Whether applying ``plan`` would make more than the allowed share of active people
-    leavers within an hour (leavers of the last hour by any path count too)."""
-    new = plan.counts()["left"]
-    if not new:
-        return False
-    since = timezone.now() - timedelta(hours=1)
-    recent = AuditEvent.objects.filter(
-        action=audit_actions.USER_LEFT, occurred_at__gte=since
-    ).count()
-    active = User.objects.filter(is_active=True).count()
-    allowed = max(
-        settings.TOLLGATE_SCIM_LEAVER_FLOOR,
-        settings.TOLLGATE_SCIM_MAX_LEAVER_SHARE * (active + recent),
-    )
-    return recent + new > allowed
-
-
 def _client_actor(client: ScimClient):
     if client.revoked_at is not None:
         raise NotPermitted("this SCIM client is revoked")
@@ -227,7 +207,7 @@ def _write_person(
             rows=[data.row],
             actor=actor,
             source=source,
-            hold=_leavers_over_share if hold else None,
+            hold=leavers_over_share if hold else None,
             after=after,
         )
     except DirectoryImportError as exc:

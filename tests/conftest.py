@@ -204,3 +204,28 @@ def personas(requester, manager, service_owner, other_team_user, auditor, securi
         "admin": admin,
         "finance": finance,
     }
+
+
+# --- A throw-away OpenLDAP server (tests/support/slapd.py), one per test session ---------------
+
+
+@pytest.fixture(scope="session")
+def slapd_server():
+    """slapd on free loopback ports (plain/StartTLS and LDAPS), stopped at the end. Fails, never
+    skips, when slapd is not installed (.ci/run installs it)."""
+    from tests.support import slapd as slapd_support
+
+    server = slapd_support.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def slapd(slapd_server, monkeypatch):
+    """The session's slapd with a fresh tree (people, groups, services) and the service
+    account's password in ``TOLLGATE_LDAP_TEST_PASSWORD``."""
+    slapd_server.reset()
+    monkeypatch.setenv("TOLLGATE_LDAP_TEST_PASSWORD", slapd_server.service_password)
+    return slapd_server

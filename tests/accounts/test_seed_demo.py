@@ -161,7 +161,7 @@ def test_seed_demo_refuses_an_unknown_step_before_writing_anything():
 
     assert str(refused.value) == (
         "unknown demo step(s): nope; the steps are: people, access, provisioning, usage, "
-        "costs, reviews, patterns, standards, recommend"
+        "costs, reviews, patterns, standards, recommend, ldap"
     )
     assert User.objects.count() == 0
     assert AuditEvent.objects.count() == 0
@@ -211,6 +211,7 @@ def test_every_step_is_an_imported_callable_in_the_demo_app():
         "patterns",
         "standards",
         "recommend",
+        "ldap",
     ]
     assert all(
         callable(step.run) and step.run.__module__.startswith("demo.steps.") for step in FULL_STEPS

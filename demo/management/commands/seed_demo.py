@@ -24,6 +24,7 @@ from demo.steps import (
     access,
     accounts,
     costs,
+    ldap,
     patterns,
     provisioning,
     recommend,
@@ -50,6 +51,7 @@ DEMO_STEPS: list[Step] = [
     Step("patterns", patterns.seed_patterns),
     Step("standards", standards.seed_standards),
     Step("recommend", recommend.seed_recommendations),
+    Step("ldap", ldap.seed_ldap),  # User Directory on the demo's slapd, when slapd is installed
 ]
 
 
