@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "standards",
     "recommend",
     "scim",
+    "integrations",
 ]
 if DEMO_ALLOWED:  # dev-only: the demo data and its seed_demo command; never in production
     INSTALLED_APPS.append("demo")
@@ -559,3 +560,17 @@ AUDIT_CHECKPOINT_TIMEOUT = env.float("AUDIT_CHECKPOINT_TIMEOUT", default=5.0)
 # (e.g. http://otel-collector:4318); empty = off, and nothing of OpenTelemetry is imported.
 OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="tollgate")
+
+# --- Slack (issue #19; docs/SLACK.md) -------------------------------------------------
+# Approvals from Slack: DMs with buttons, /access, messages kept in step with decisions. Slack
+# is on only when both secrets are set; without them nothing is sent and the endpoints refuse.
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+# The Web API's base URL (the tests point it at a local server standing in for Slack).
+SLACK_API_BASE_URL = env.str("SLACK_API_BASE_URL", default="https://slack.com/api/")
+SLACK_TIMEOUT = env.float("SLACK_TIMEOUT", default=5.0)
+CELERY_TASK_ROUTES["integrations.tasks.*"] = {"queue": "notify"}
+CELERY_BEAT_SCHEDULE["integrations-slack-sweep"] = {
+    "task": "integrations.tasks.slack_sweep",
+    "schedule": 60.0,
+}
