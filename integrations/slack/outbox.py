@@ -122,9 +122,11 @@ def slack_event_process(*, event_id: int) -> list[int]:
         request = AccessRequest.objects.select_related(
             "principal", "requester", "entitlement__service"
         ).get(pk=event.request_id)
-        copies = SlackMessage.objects.filter(request=request, kind__in=[Kind.APPROVER, Kind.CHANNEL])
-        _bump(copies)
         kind = event.event
+        if kind != RequestEvent.GRANT_ACTIVE:  # the approval message says nothing of grants
+            _bump(
+                SlackMessage.objects.filter(request=request, kind__in=[Kind.APPROVER, Kind.CHANNEL])
+            )
         if kind == RequestEvent.WAITING and request.status == AccessRequest.Status.PENDING:
             waiting_on = ApprovalAssignment.objects.filter(
                 request=request, stage=request.current_stage

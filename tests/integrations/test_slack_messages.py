@@ -1,0 +1,254 @@
+"""Messages stay true: approvers get a DM when a stage waits on them; after any decision (Slack,
+web, expiry, cancellation) every copy is updated in place; the requester is told the outcome and
+that the access is active; Slack being down never blocks or undoes a decision."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from access import services
+from access.models import AccessRequest
+from audit.models import AuditEvent
+from integrations import tasks
+from integrations.models import SlackIdentity, SlackMessage
+from integrations.slack import outbox
+from tests.access.factories import grant_directly, make_entitlement, make_policy, make_service
+from tests.conftest import make_user
+
+from .conftest import MANAGER_SLACK, REQUESTER_SLACK
+from .slack_fake import action_ids, block_action, button_values, text_of
+
+pytestmark = pytest.mark.django_db
+
+OWNER_SLACK = "UOWNER001"
+
+
+@pytest.fixture
+def people(requester, manager, slack):
+    slack.emails = {manager.email: MANAGER_SLACK, requester.email: REQUESTER_SLACK}
+    return {"requester": requester, "manager": manager}
+
+
+def submit(requester, ent, why="incident <42> & more"):
+    return services.access_request_submit(
+        actor=requester, principal=requester, entitlement=ent, justification=why, duration_days=5
+    )
+
+
+def test_the_approver_gets_a_dm_with_the_context_and_buttons(
+    people, ent, org, slack, django_capture_on_commit_callbacks
+):
+    peer = make_user("peer@example.com", team=org["payments"], name="Pat Peer")
+    grant_directly(peer, ent)
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    [lookup] = slack.of("users.lookupByEmail")
+    assert lookup.args == {"email": people["manager"].email}
+    assert lookup.token == "xoxb-test-token"
+    link = SlackIdentity.objects.get(user=people["manager"])
+    assert (link.slack_user_id, link.via) == (MANAGER_SLACK, "lookup")
+    assert AuditEvent.objects.filter(action="slack.linked", actor_label="system:slack").count() == 1
+
+    [dm] = slack.of("chat.postMessage")
+    assert dm.args["channel"] == MANAGER_SLACK
+    assert button_values(dm.args["blocks"]) == {
+        "tollgate_approve": str(req.pk),
+        "tollgate_deny": str(req.pk),
+        "tollgate_open": "",
+    }
+    text = text_of(dm.args["blocks"])
+    assert "requester@example.com" in text
+    assert str(ent) in text
+    assert "*Why:* incident &lt;42&gt; &amp; more" in text  # mrkdwn escaped: no forged links
+    assert "*For:* 5 days" in text and "*Risk:* Medium" in text
+    assert "*Stage:* 1 of 1" in text
+    assert "*Peers who hold it:* Pat Peer" in text
+    url = [e for b in dm.args["blocks"] if b["type"] == "actions" for e in b["elements"]][-1]["url"]
+    assert url == f"https://tollgate.example.com/requests/{req.pk}/"
+    row = SlackMessage.objects.get(request=req, kind="approver")
+    assert (row.channel, row.ts, row.status, row.sent, row.wanted) == (
+        "DMANAGER1",
+        "1700000000.000001",
+        "done",
+        1,
+        1,
+    )
+
+
+def test_a_web_decision_updates_the_message_in_place_and_tells_the_requester(
+    people, ent, slack, client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    slack.clear()
+    client.force_login(people["manager"])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("access:request-approve", args=[req.pk]), {"reason": "ok"})
+    req.refresh_from_db()
+    assert req.status == AccessRequest.Status.APPROVED
+    [update] = slack.of("chat.update")
+    assert (update.args["channel"], update.args["ts"]) == ("DMANAGER1", "1700000000.000001")
+    assert action_ids(update.args["blocks"]) == ["tollgate_open"]  # no live buttons
+    assert f"*Approved* by {people['manager'].name}" in text_of(update.args["blocks"])
+    to_requester = [c for c in slack.of("chat.postMessage") if c.args["channel"] == REQUESTER_SLACK]
+    texts = sorted(c.args["text"] for c in to_requester)
+    assert texts == [
+        f"Your access to {ent} is active until 22 Jun 2026.",
+        f"Your request #{req.pk} for {ent} is approved.",
+    ]
+
+
+def test_a_slack_approval_of_one_stage_moves_the_buttons_to_the_next_stage(
+    people, org, slack, interact, django_capture_on_commit_callbacks
+):
+    owner = make_user("owner2@example.com", team=org["search"])
+    slack.emails[owner.email] = OWNER_SLACK
+    ent = make_entitlement(
+        make_service(org["search"], slug="two"),
+        risk="high",
+        policy=make_policy("two", [("manager", 1), ("service_owner", 1)]),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    slack.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = interact(
+            block_action(user=MANAGER_SLACK, action_id="tollgate_approve", request_id=req.pk)
+        )
+    assert response.json() == {"ok": True, "status": "pending"}
+    [update] = slack.of("chat.update")
+    assert update.args["channel"] == "DMANAGER1"
+    assert action_ids(update.args["blocks"]) == ["tollgate_open"]
+    assert "*Stage:* 2 of 2" in text_of(update.args["blocks"])
+    [new] = slack.of("chat.postMessage")
+    assert new.args["channel"] == OWNER_SLACK
+    assert action_ids(new.args["blocks"]) == ["tollgate_approve", "tollgate_deny", "tollgate_open"]
+
+
+@pytest.mark.parametrize("how", ["cancel", "expire"])
+def test_cancellation_and_expiry_update_every_copy(
+    people, ent, slack, how, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    slack.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "cancel":
+            services.access_request_cancel(actor=people["requester"], request_id=req.pk)
+        else:
+            services.access_request_expire(request_id=req.pk)
+    [update] = slack.of("chat.update")
+    assert action_ids(update.args["blocks"]) == ["tollgate_open"]
+    label = {"cancel": "Cancelled", "expire": "Expired"}[how]
+    assert f"*{label}*" in text_of(update.args["blocks"])
+
+
+def test_slack_down_never_blocks_a_decision_and_the_update_is_retried(
+    people, ent, slack, clock, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    slack.clear()
+    slack.down = True
+    with django_capture_on_commit_callbacks(execute=True):
+        services.access_request_approve(actor=people["manager"], request_id=req.pk)
+    req.refresh_from_db()
+    assert req.status == AccessRequest.Status.APPROVED  # the decision stands
+    row = SlackMessage.objects.get(request=req, kind="approver")
+    assert (row.status, row.attempts, row.sent, row.wanted) == ("pending", 1, 1, 2)
+    assert "503" in row.last_error or "service" in row.last_error
+    assert row.next_attempt_at > row.updated_at  # backing off
+    assert slack.of("chat.update")  # it was tried
+
+    slack.down = False
+    slack.clear()
+    tasks.slack_sweep()  # not due yet: nothing is sent
+    assert slack.of("chat.update") == []
+    clock.shift(timedelta(minutes=2))
+    tasks.slack_sweep()
+    [update] = slack.of("chat.update")
+    assert update.args["ts"] == "1700000000.000001"
+    assert "*Approved*" in text_of(update.args["blocks"])
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.sent) == ("done", 0, 2)
+
+
+def test_a_message_that_keeps_failing_is_marked_failed_and_audited(
+    people, ent, slack, clock, django_capture_on_commit_callbacks
+):
+    slack.down = True
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    # lookupByEmail fails too: the manager's DM is retried, never posted
+    row = SlackMessage.objects.get(request=req, kind="approver")
+    for _ in range(outbox.MAX_ATTEMPTS):
+        clock.shift(timedelta(hours=1, minutes=1))
+        tasks.slack_sweep()
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("failed", outbox.MAX_ATTEMPTS)
+    event = AuditEvent.objects.get(action="slack.message_failed")
+    assert event.after["request"] == req.pk
+    req.refresh_from_db()
+    assert req.status == AccessRequest.Status.PENDING
+
+
+def test_a_person_not_in_the_workspace_is_skipped(
+    requester, manager, ent, slack, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(requester, ent)
+    row = SlackMessage.objects.get(request=req, kind="approver")
+    assert row.status == "skipped"
+    assert slack.of("chat.postMessage") == []
+    assert not SlackIdentity.objects.exists()
+
+
+def test_a_removed_link_is_not_made_again_by_email(
+    people, ent, slack, django_capture_on_commit_callbacks
+):
+    call_command("slack_link", people["manager"].email, MANAGER_SLACK)
+    call_command("slack_link", people["manager"].email, "--remove")
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(people["requester"], ent)
+    assert slack.of("users.lookupByEmail") == []
+    assert [c for c in slack.of("chat.postMessage") if c.args["channel"] == MANAGER_SLACK] == []
+
+
+def test_routes_post_to_channels_and_a_click_there_decides_with_the_same_rules(
+    people, ent, org, slack, interact, django_capture_on_commit_callbacks
+):
+    call_command("slack_route", "add", "CACCESS01", "--service", ent.service.slug)
+    call_command("slack_route", "add", "CCRIT0001", "--min-risk", "critical")
+    call_command("slack_route", "add", "CPAYMENTS", "--team", org["payments"].slug)
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    channels = sorted(c.args["channel"] for c in slack.of("chat.postMessage"))
+    assert channels == ["CACCESS01", "CPAYMENTS", MANAGER_SLACK]
+    post = next(c for c in slack.of("chat.postMessage") if c.args["channel"] == "CACCESS01")
+    assert action_ids(post.args["blocks"]) == ["tollgate_approve", "tollgate_deny", "tollgate_open"]
+    slack.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = interact(
+            block_action(
+                user=MANAGER_SLACK, action_id="tollgate_approve", request_id=req.pk, channel="CACCESS01"
+            )
+        )
+    assert response.status_code == 200
+    updated = sorted(c.args["channel"] for c in slack.of("chat.update"))
+    assert updated == ["CACCESS01", "CPAYMENTS", "DMANAGER1"]
+    assert AuditEvent.objects.filter(action="slack.route_created").count() == 3
+
+
+def test_a_lost_event_is_picked_up_by_the_sweeper(people, ent, slack, clock):
+    # No on_commit callbacks run here (the broker "lost" the message): the event row waits.
+    req = submit(people["requester"], ent)
+    assert slack.calls == []
+    clock.shift(timedelta(seconds=31))
+    tasks.slack_sweep()
+    [dm] = slack.of("chat.postMessage")
+    assert dm.args["channel"] == MANAGER_SLACK
+    assert SlackMessage.objects.get(request=req, kind="approver").status == "done"
