@@ -81,6 +81,9 @@ class SlackEvent(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.event} of request #{self.request_id}"
+
 
 class SlackMessage(models.Model):
     """One copy of a request's message in Slack: an approver's DM, a channel post, or the
@@ -152,3 +155,6 @@ class SlackSeenSignature(models.Model):
     signature = models.CharField(max_length=80, unique=True)
     request_ts = models.BigIntegerField()
     seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"signature at {self.request_ts}"

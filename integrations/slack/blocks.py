@@ -93,7 +93,9 @@ def approval_message(card: Card) -> tuple[str, list[dict[str, Any]]]:
     elements.append(
         {"type": "button", "action_id": OPEN, "url": card.link, "text": _plain("Open in Tollgate")}
     )
-    blocks.append({"type": "actions", "block_id": f"request-{card.request_id}", "elements": elements})
+    blocks.append(
+        {"type": "actions", "block_id": f"request-{card.request_id}", "elements": elements}
+    )
     if card.status != "pending":
         text += f" ({card.status_label.lower()})"
     return text, blocks

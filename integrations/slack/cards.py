@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from access import selectors as access_selectors
 from access import workflow
-from access.models import AccessRequest, ApprovalPolicy, Approval
+from access.models import AccessRequest, Approval, ApprovalPolicy
 from access.panels import request_panels
 from accounts.middleware import holds_powers
 

@@ -103,9 +103,7 @@ def handle_interaction(payload: dict[str, Any]) -> Reply:
 
 def _block_actions(payload: dict[str, Any]) -> Reply:
     actions = payload.get("actions") or []
-    action = next(
-        (a for a in actions if a.get("action_id") in (blocks.APPROVE, blocks.DENY)), None
-    )
+    action = next((a for a in actions if a.get("action_id") in (blocks.APPROVE, blocks.DENY)), None)
     if action is None:
         return 200, {}  # "Open in Tollgate" and other link buttons
     slack_user_id, team_id = _user_and_team(payload)

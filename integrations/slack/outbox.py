@@ -68,14 +68,15 @@ def on_request_event(*, request: AccessRequest, event: RequestEvent) -> None:
 
 # --- 2. events into message rows --------------------------------------------------------
 def _routes_for(request: AccessRequest) -> list[str]:
-    risk = RISK_ORDER.get(request.entitlement.risk, 0)
+    order: dict[str, int] = {str(k): v for k, v in RISK_ORDER.items()}
+    risk = order.get(request.entitlement.risk, 0)
     channels = []
     for route in SlackRoute.objects.all():
         if route.service_id and route.service_id != request.entitlement.service_id:
             continue
         if route.team_id and route.team_id != request.principal.team_id:
             continue
-        if route.min_risk and RISK_ORDER.get(route.min_risk, 0) > risk:  # type: ignore[call-overload]
+        if route.min_risk and order.get(route.min_risk, 0) > risk:
             continue
         channels.append(route.channel_id)
     return sorted(set(channels))
@@ -273,5 +274,3 @@ def slack_sweep(*, now=None) -> dict[str, int]:
     _enqueue("slack_event", events)
     _enqueue("slack_deliver", due)
     return {"events": len(events), "messages": len(due)}
-
-

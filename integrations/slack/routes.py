@@ -35,9 +35,7 @@ def slack_route_create(
             f"{channel_id!r} is not a Slack channel id (like C012ABCDEF)", field="channel_id"
         )
     if min_risk and min_risk not in Risk.values:
-        raise ValidationError(
-            f"min_risk must be one of {', '.join(Risk.values)}", field="min_risk"
-        )
+        raise ValidationError(f"min_risk must be one of {', '.join(Risk.values)}", field="min_risk")
     with transaction.atomic():
         route = SlackRoute.objects.create(
             channel_id=channel_id, service=service, team=team, min_risk=min_risk

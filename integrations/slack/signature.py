@@ -11,6 +11,7 @@ Redis: a Redis restarted empty or from an older snapshot would forget what it ha
 from __future__ import annotations
 
 import time
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from slack_sdk.signature import Clock, SignatureVerifier

@@ -129,7 +129,7 @@ def person_link(request: HttpRequest, user_id: int) -> HttpResponse:
 def person_unlink(request: HttpRequest, user_id: int) -> HttpResponse:
     person = _person(request.user, user_id)
     try:
-        identities.slack_link_remove(actor=request.user, user=person)
+        identities.slack_link_remove(actor=request.user, user=person)  # type: ignore[arg-type]
     except DomainError as exc:
         messages.error(request, exc.message)
     else:

@@ -56,7 +56,9 @@ def modal_submission(user: str, *, entitlement: str, days: str, why: str) -> dic
             "private_metadata": json.dumps({"query": "billing"}),
             "state": {
                 "values": {
-                    "entitlement": {"entitlement_input": {"selected_option": {"value": entitlement}}},
+                    "entitlement": {
+                        "entitlement_input": {"selected_option": {"value": entitlement}}
+                    },
                     "duration": {"duration_input": {"value": days}},
                     "why": {"why_input": {"value": why}},
                 }
@@ -88,11 +90,15 @@ def test_the_request_modal_submits_with_the_same_refusals_as_the_web(
     assert too_long.status_code == 200
     assert too_long.json()["response_action"] == "errors"
     assert "exceeds the maximum" in too_long.json()["errors"]["duration"]
-    no_reason = interact(modal_submission(REQUESTER_SLACK, entitlement=str(ent.pk), days="", why=" "))
+    no_reason = interact(
+        modal_submission(REQUESTER_SLACK, entitlement=str(ent.pk), days="", why=" ")
+    )
     assert no_reason.json()["errors"] == {"why": "say why the access is needed"}
     assert AccessRequest.objects.count() == 0
 
-    done = interact(modal_submission(REQUESTER_SLACK, entitlement=str(ent.pk), days="7", why="debugging"))
+    done = interact(
+        modal_submission(REQUESTER_SLACK, entitlement=str(ent.pk), days="7", why="debugging")
+    )
     assert done.json()["response_action"] == "update"
     req = AccessRequest.objects.get()
     assert (req.principal, req.requester, req.duration_days) == (requester, requester, 7)
@@ -110,7 +116,9 @@ def test_what_is_not_requestable_is_refused_as_on_the_web(requester, ent, slack,
     call_command("slack_link", requester.email, REQUESTER_SLACK)
     hidden = make_entitlement(ent.service, slug="hidden", requestable=False)
     before = snapshot()
-    answer = interact(modal_submission(REQUESTER_SLACK, entitlement=str(hidden.pk), days="", why="x"))
+    answer = interact(
+        modal_submission(REQUESTER_SLACK, entitlement=str(hidden.pk), days="", why="x")
+    )
     assert answer.json() == {
         "response_action": "errors",
         "errors": {"entitlement": f"{hidden} is not requestable"},

@@ -163,9 +163,7 @@ def test_a_leaver_linked_in_slack_is_refused(requester, manager, ent, slack, int
     assert snapshot(req) == before
 
 
-def test_a_decided_request_is_answered_409_without_change(
-    requester, manager, ent, slack, interact
-):
+def test_a_decided_request_is_answered_409_without_change(requester, manager, ent, slack, interact):
     call_command("slack_link", manager.email, MANAGER_SLACK)
     req = submit(requester, ent)
     services.access_request_deny(actor=manager, request_id=req.pk, reason="not now")
@@ -184,16 +182,23 @@ def test_deny_opens_a_reason_modal_and_its_submission_denies(
     call_command("slack_link", manager.email, MANAGER_SLACK)
     req = submit(requester, ent)
     before = snapshot(req)
-    response = interact(block_action(user=MANAGER_SLACK, action_id="tollgate_deny", request_id=req.pk))
+    response = interact(
+        block_action(user=MANAGER_SLACK, action_id="tollgate_deny", request_id=req.pk)
+    )
     assert response.status_code == 200
     assert snapshot(req) == before  # opening the form decides nothing
     [opened] = slack.of("views.open")
     assert opened.args["trigger_id"] == "1337.42.abcd"
     assert opened.args["view"]["callback_id"] == "tollgate_reason"
 
-    empty = interact(reason_submission(user=MANAGER_SLACK, request_id=req.pk, decision="deny", reason=" "))
+    empty = interact(
+        reason_submission(user=MANAGER_SLACK, request_id=req.pk, decision="deny", reason=" ")
+    )
     assert empty.status_code == 200
-    assert empty.json() == {"response_action": "errors", "errors": {"reason": "a denial needs a reason"}}
+    assert empty.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "a denial needs a reason"},
+    }
     assert snapshot(req) == before
 
     done = interact(
@@ -216,11 +221,20 @@ def test_a_policy_that_asks_for_a_reason_opens_the_modal_for_approvals_too(
     assert interact(approve_payload(MANAGER_SLACK, req.pk)).status_code == 200
     assert snapshot(req) == before
     [opened] = slack.of("views.open")
-    assert opened.args["view"]["private_metadata"] == f'{{"request_id": {req.pk}, "decision": "approve"}}'
-    empty = interact(reason_submission(user=MANAGER_SLACK, request_id=req.pk, decision="approve", reason=""))
+    assert (
+        opened.args["view"]["private_metadata"]
+        == f'{{"request_id": {req.pk}, "decision": "approve"}}'
+    )
+    empty = interact(
+        reason_submission(user=MANAGER_SLACK, request_id=req.pk, decision="approve", reason="")
+    )
     assert empty.json()["response_action"] == "errors"
     assert snapshot(req) == before
-    interact(reason_submission(user=MANAGER_SLACK, request_id=req.pk, decision="approve", reason="on call"))
+    interact(
+        reason_submission(
+            user=MANAGER_SLACK, request_id=req.pk, decision="approve", reason="on call"
+        )
+    )
     req.refresh_from_db()
     assert (req.status, req.decision_reason) == ("approved", "on call")
 
@@ -267,7 +281,9 @@ def test_powerful_people_decide_on_the_web_when_mfa_is_required(
     assert snapshot(req) == before
 
 
-def test_bad_payloads_are_refused_with_400_and_change_nothing(requester, manager, ent, slack, interact):
+def test_bad_payloads_are_refused_with_400_and_change_nothing(
+    requester, manager, ent, slack, interact
+):
     call_command("slack_link", manager.email, MANAGER_SLACK)
     req = submit(requester, ent)
     before = snapshot(req)

@@ -25,9 +25,7 @@ from .slack_fake import block_action, sign
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
-def test_the_demo_manager_approves_the_engineers_request_from_slack(
-    monkeypatch, slack, interact
-):
+def test_the_demo_manager_approves_the_engineers_request_from_slack(monkeypatch, slack, interact):
     monkeypatch.setattr(demo, "HISTORY_REQUESTS", 10)
     out = io.StringIO()
     seed_people(stdout=out, rng=random.Random(7))
@@ -53,9 +51,12 @@ def test_the_demo_manager_approves_the_engineers_request_from_slack(
     assert (req.status, req.current_stage) == ("pending", 1)  # as the web button: stage 2 next
     given = AuditEvent.objects.get(action="request.approval_given", target_id=str(req.pk))
     assert given.actor_id == manager.pk
-    assert AuditEvent.objects.get(action="slack.decision", target_id=str(req.pk)).after[
-        "slack_user_id"
-    ] == "UDEMOMGR1"
+    assert (
+        AuditEvent.objects.get(action="slack.decision", target_id=str(req.pk)).after[
+            "slack_user_id"
+        ]
+        == "UDEMOMGR1"
+    )
     # Clicking again is refused by the service, as a second web click is (one person, one stage).
     again = interact(payload, timestamp=int(time.time()) + 1)
     assert again.status_code == 403

@@ -234,7 +234,10 @@ def test_routes_post_to_channels_and_a_click_there_decides_with_the_same_rules(
     with django_capture_on_commit_callbacks(execute=True):
         response = interact(
             block_action(
-                user=MANAGER_SLACK, action_id="tollgate_approve", request_id=req.pk, channel="CACCESS01"
+                user=MANAGER_SLACK,
+                action_id="tollgate_approve",
+                request_id=req.pk,
+                channel="CACCESS01",
             )
         )
     assert response.status_code == 200

@@ -146,7 +146,11 @@ def test_an_unconfigured_workspace_refuses_everything_and_sends_nothing(
 
     with django_capture_on_commit_callbacks(execute=True):
         req = services.access_request_submit(
-            actor=requester, principal=requester, entitlement=ent, justification="x", duration_days=5
+            actor=requester,
+            principal=requester,
+            entitlement=ent,
+            justification="x",
+            duration_days=5,
         )
     assert SlackEvent.objects.count() == 0 and SlackMessage.objects.count() == 0
     response = interact(approve(req.pk))
