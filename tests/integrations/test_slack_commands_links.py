@@ -228,3 +228,14 @@ def test_only_admins_and_security_set_a_policys_chat_approval(ent, requester, se
     assert ent.policy.chat_approval == "off"
     event = AuditEvent.objects.get(action="policy.updated")
     assert (event.before, event.after) == ({"chat_approval": "on"}, {"chat_approval": "off"})
+
+
+def test_the_settings_menu_links_the_slack_page_only_when_slack_is_configured(
+    requester, client, settings
+):
+    client.force_login(requester)
+    settings.SLACK_BOT_TOKEN = settings.SLACK_SIGNING_SECRET = ""
+    me = reverse("integrations:slack-me")
+    assert me not in client.get("/").content.decode()
+    settings.SLACK_BOT_TOKEN, settings.SLACK_SIGNING_SECRET = "xoxb-1", "secret"
+    assert me in client.get("/").content.decode()
