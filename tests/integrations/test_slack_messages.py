@@ -19,6 +19,8 @@ from integrations.slack import outbox
 from tests.access.factories import grant_directly, make_entitlement, make_policy, make_service
 from tests.conftest import make_user
 
+from tests.access.sync_support import fresh_fakes  # noqa: F401  (fixture)
+
 from .conftest import MANAGER_SLACK, REQUESTER_SLACK
 from .slack_fake import action_ids, block_action, button_values, text_of
 
@@ -255,3 +257,31 @@ def test_a_lost_event_is_picked_up_by_the_sweeper(people, ent, slack, clock):
     [dm] = slack.of("chat.postMessage")
     assert dm.args["channel"] == MANAGER_SLACK
     assert SlackMessage.objects.get(request=req, kind="approver").status == "done"
+
+
+@pytest.mark.usefixtures("fresh_fakes")
+def test_the_requester_hears_active_only_once_the_connector_provisioned_it(
+    people, org, slack, django_capture_on_commit_callbacks
+):
+    from access.models import SyncJob
+    from access.sync import outbox as sync_outbox
+    from connectors.fake import FakeConnector
+    from tests.access.sync_support import auto_entitlement, fake_service
+
+    service = fake_service(org["search"], "billing")
+    ent = auto_entitlement(service, people["requester"])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        submit(people["requester"], ent)
+    job = SyncJob.objects.get()
+    for callback in callbacks:  # the Slack events and notifications, not the provisioning job
+        if "_enqueue_on_commit" not in callback.__qualname__:
+            callback()
+    texts = [c.args["text"] for c in slack.of("chat.postMessage")]
+    assert texts == [f"Your request #{job.grant.request_id} for {ent} is approved."]
+    slack.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        sync_outbox.enqueue_job(job.pk)
+    assert FakeConnector.backend("billing").holds("requester@example.com", "read")
+    [active] = slack.of("chat.postMessage")
+    assert active.args["channel"] == REQUESTER_SLACK
+    assert active.args["text"].startswith(f"Your access to {ent} is active until ")
