@@ -17,9 +17,8 @@ from integrations import tasks
 from integrations.models import SlackIdentity, SlackMessage
 from integrations.slack import outbox
 from tests.access.factories import grant_directly, make_entitlement, make_policy, make_service
-from tests.conftest import make_user
-
 from tests.access.sync_support import fresh_fakes  # noqa: F401  (fixture)
+from tests.conftest import make_user
 
 from .conftest import MANAGER_SLACK, REQUESTER_SLACK
 from .slack_fake import action_ids, block_action, button_values, text_of
