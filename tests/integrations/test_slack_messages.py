@@ -284,3 +284,24 @@ def test_the_requester_hears_active_only_once_the_connector_provisioned_it(
     [active] = slack.of("chat.postMessage")
     assert active.args["channel"] == REQUESTER_SLACK
     assert active.args["text"].startswith(f"Your access to {ent} is active until ")
+
+
+def test_the_recommendation_score_shown_to_the_approver_is_in_the_dm(
+    people, ent, slack, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The score comes from a request panel (the recommend app's, here a stand-in) that the
+    approver may see; a panel the approver may not see adds nothing."""
+    from types import SimpleNamespace
+
+    from access import panels
+
+    def stand_in(*, request, viewer):
+        if viewer != people["manager"]:
+            return None
+        return panels.Panel("Recommendation", "x.html", {"score": SimpleNamespace(probability=0.87)})
+
+    monkeypatch.setattr(panels, "REQUEST_PANELS", [stand_in])
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(people["requester"], ent)
+    [dm] = slack.of("chat.postMessage")
+    assert "*Recommendation:* 87% likely to be approved" in text_of(dm.args["blocks"])
