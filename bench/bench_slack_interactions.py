@@ -107,7 +107,7 @@ def main() -> None:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    os.environ["SLACK_BOT_TOKEN"] = "xoxb-bench"
+    os.environ["SLACK_BOT_TOKEN"] = "xoxb-bench"  # noqa: S105 - a bench token
     os.environ["SLACK_SIGNING_SECRET"] = SECRET
     os.environ["SLACK_API_BASE_URL"] = f"http://127.0.0.1:{server.server_address[1]}/api/"
     recreate_database(DB_NAME)
@@ -180,7 +180,9 @@ def run(args) -> None:
     Task.delay = lambda self, *a, **k: enqueued.append(self.name)  # type: ignore[method-assign]
     try:
         queued = [
-            timed("/integrations/slack/interactions", click("tollgate_approve", pk, 20_000 + n), 200)
+            timed(
+                "/integrations/slack/interactions", click("tollgate_approve", pk, 20_000 + n), 200
+            )
             for n, pk in enumerate(ids[2 * args.requests : 3 * args.requests])
         ]
         slack_tasks = len(enqueued)
@@ -198,7 +200,9 @@ def run(args) -> None:
     figures["tasks_queued_per_approval"] = round(slack_tasks / max(len(queued), 1), 1)
     figures["web_button_tasks_queued_ms"] = summary(web_ms)
     print("the web button, for comparison", figures["web_button_tasks_queued_ms"], flush=True)
-    print("approve (tasks queued, as in production)", figures["approve_tasks_queued_ms"], flush=True)
+    print(
+        "approve (tasks queued, as in production)", figures["approve_tasks_queued_ms"], flush=True
+    )
     deny = [
         timed("/integrations/slack/interactions", click("tollgate_deny", pk, 10_000 + n), 200)
         for n, pk in enumerate(ids[args.requests : 2 * args.requests])

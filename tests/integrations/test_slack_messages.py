@@ -298,7 +298,9 @@ def test_the_recommendation_score_shown_to_the_approver_is_in_the_dm(
     def stand_in(*, request, viewer):
         if viewer != people["manager"]:
             return None
-        return panels.Panel("Recommendation", "x.html", {"score": SimpleNamespace(probability=0.87)})
+        return panels.Panel(
+            "Recommendation", "x.html", {"score": SimpleNamespace(probability=0.87)}
+        )
 
     monkeypatch.setattr(panels, "REQUEST_PANELS", [stand_in])
     with django_capture_on_commit_callbacks(execute=True):
