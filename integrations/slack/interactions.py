@@ -71,13 +71,20 @@ def _open_modal(trigger_id: str, view: dict) -> None:
     client.web_client(timeout=MODAL_TIMEOUT).views_open(trigger_id=trigger_id, view=view)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object of the payload, or BadPayload (Slack always sends objects here)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadPayload(f"expected an object, got {type(value).__name__}")
+    return value
+
+
 def _user_and_team(payload: dict[str, Any]) -> tuple[str, str]:
-    user = payload.get("user") or {}
-    team = payload.get("team") or {}
-    slack_user_id = user.get("id") if isinstance(user, dict) else None
+    slack_user_id = _dict(payload.get("user")).get("id")
     if not isinstance(slack_user_id, str) or not slack_user_id:
         raise BadPayload("the payload names no Slack user")
-    return slack_user_id, str(team.get("id", "") if isinstance(team, dict) else "")
+    return slack_user_id, str(_dict(payload.get("team")).get("id", ""))
 
 
 def _request_id(value: Any) -> int:
@@ -93,7 +100,7 @@ def handle_interaction(payload: dict[str, Any]) -> Reply:
     if kind == "block_actions":
         return _block_actions(payload)
     if kind == "view_submission":
-        view = payload.get("view") or {}
+        view = _dict(payload.get("view"))
         if view.get("callback_id") == blocks.REASON_MODAL:
             return _reason_submitted(payload, view)
         if view.get("callback_id") == blocks.REQUEST_MODAL:
@@ -103,13 +110,16 @@ def handle_interaction(payload: dict[str, Any]) -> Reply:
 
 def _block_actions(payload: dict[str, Any]) -> Reply:
     actions = payload.get("actions") or []
-    action = next((a for a in actions if a.get("action_id") in (blocks.APPROVE, blocks.DENY)), None)
+    if not isinstance(actions, list):
+        raise BadPayload("actions is not a list")
+    wanted = (blocks.APPROVE, blocks.DENY)
+    action = next((a for a in map(_dict, actions) if a.get("action_id") in wanted), None)
     if action is None:
         return 200, {}  # "Open in Tollgate" and other link buttons
     slack_user_id, team_id = _user_and_team(payload)
     request_id = _request_id(action.get("value"))
     decision = "approve" if action["action_id"] == blocks.APPROVE else "deny"
-    channel = str((payload.get("channel") or {}).get("id") or "")
+    channel = str(_dict(payload.get("channel")).get("id") or "")
     try:
         person = linked_person(slack_user_id)
         request = request_for_chat(request_id)
@@ -144,10 +154,10 @@ def _block_actions(payload: dict[str, Any]) -> Reply:
 
 
 def _value(view: dict[str, Any], block: str, action: str) -> Any:
-    state = ((view.get("state") or {}).get("values") or {}).get(block) or {}
-    entry = state.get(action) or {}
+    values = _dict(_dict(view.get("state")).get("values"))
+    entry = _dict(_dict(values.get(block)).get(action))
     if "selected_option" in entry:
-        return (entry.get("selected_option") or {}).get("value")
+        return _dict(entry.get("selected_option")).get("value")
     return entry.get("value")
 
 

@@ -53,8 +53,13 @@ def _form(body: bytes) -> dict[str, str]:
 
 def _as_slack(form: dict[str, str], payload: dict | None = None):
     """Audit events of this call say it came through Slack, from which Slack user."""
-    user = form.get("user_id") or ((payload or {}).get("user") or {}).get("id", "")
-    team = form.get("team_id") or ((payload or {}).get("team") or {}).get("id", "")
+
+    def named(key: str) -> str:
+        value = (payload or {}).get(key)
+        return str(value.get("id", "")) if isinstance(value, dict) else ""
+
+    user = form.get("user_id") or named("user")
+    team = form.get("team_id") or named("team")
     now = context.current()
     return context.bind(
         request_id=now.request_id,

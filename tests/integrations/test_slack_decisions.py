@@ -295,3 +295,29 @@ def test_bad_payloads_are_refused_with_400_and_change_nothing(
     assert interact(missing).status_code == 400
     assert snapshot(req) == before
     assert SlackMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "user": "UMANAGER1", "actions": "x"},
+        {
+            "type": "block_actions",
+            "user": {"id": 7},
+            "actions": [{"action_id": "tollgate_approve"}],
+        },
+        {
+            "type": "view_submission",
+            "user": {"id": "UMANAGER1"},
+            "view": {"callback_id": "tollgate_reason", "private_metadata": "[1]"},
+        },
+        ["not", "an", "object"],
+    ],
+    ids=["user-is-a-string", "user-id-not-a-string", "metadata-not-an-object", "payload-a-list"],
+)
+def test_malformed_payloads_answer_400_never_500(slack, interact, payload, manager):
+    call_command("slack_link", manager.email, MANAGER_SLACK)
+    before = snapshot()
+    response = interact(payload)
+    assert response.status_code == 400, response.content
+    assert snapshot() == before
