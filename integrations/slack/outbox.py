@@ -27,6 +27,8 @@ from django.utils.dateformat import format as date_format
 from access.events import RequestEvent
 from access.models import AccessRequest, ApprovalAssignment, Grant
 from access.models.catalog import RISK_ORDER
+from access.workflow import active_delegations
+from accounts.models import User
 from audit.services import audit_record
 from portal.core.actors import SLACK
 
@@ -82,6 +84,21 @@ def _routes_for(request: AccessRequest) -> list[str]:
     return sorted(set(channels))
 
 
+def _waiting_on(request: AccessRequest) -> list[int]:
+    """Who the current stage waits on, as the e-mail says: its assigned approvers and today's
+    delegates of theirs, but not the requester or the principal."""
+    ids = set(
+        ApprovalAssignment.objects.filter(request=request, stage=request.current_stage).values_list(
+            "approver_id", flat=True
+        )
+    )
+    ids |= set(
+        active_delegations().filter(delegator_id__in=ids).values_list("delegate_id", flat=True)
+    )
+    ids -= {request.requester_id, request.principal_id}
+    return sorted(User.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True))
+
+
 def _bump(qs) -> None:
     """A new version of the message is wanted; a row in flight or backing off keeps its time."""
     now = timezone.now()
@@ -129,10 +146,7 @@ def slack_event_process(*, event_id: int) -> list[int]:
                 SlackMessage.objects.filter(request=request, kind__in=[Kind.APPROVER, Kind.CHANNEL])
             )
         if kind == RequestEvent.WAITING and request.status == AccessRequest.Status.PENDING:
-            waiting_on = ApprovalAssignment.objects.filter(
-                request=request, stage=request.current_stage
-            ).values_list("approver_id", flat=True)
-            for approver_id in sorted(set(waiting_on)):
+            for approver_id in _waiting_on(request):
                 _ensure(request, Kind.APPROVER, recipient_id=approver_id)
             for channel in _routes_for(request):
                 _ensure(request, Kind.CHANNEL, channel=channel)

@@ -307,3 +307,29 @@ def test_the_recommendation_score_shown_to_the_approver_is_in_the_dm(
         submit(people["requester"], ent)
     [dm] = slack.of("chat.postMessage")
     assert "*Recommendation:* 87% likely to be approved" in text_of(dm.args["blocks"])
+
+
+def test_a_delegate_of_the_approver_gets_the_dm_and_decides_from_it(
+    people, org, ent, slack, interact, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    deputy = make_user("deputy@example.com", team=org["payments"])
+    slack.emails[deputy.email] = "UDEPUTY01"
+    today = timezone.localdate()
+    services.delegation_create(
+        actor=people["manager"], delegate=deputy, starts_on=today, ends_on=today
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    assert sorted(c.args["channel"] for c in slack.of("chat.postMessage")) == [
+        "UDEPUTY01",
+        MANAGER_SLACK,
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = interact(
+            block_action(user="UDEPUTY01", action_id="tollgate_approve", request_id=req.pk)
+        )
+    assert response.json() == {"ok": True, "status": "approved"}
+    given = AuditEvent.objects.get(action="request.approval_given", target_id=str(req.pk))
+    assert (given.actor_id, given.after["on_behalf_of"]) == (deputy.pk, people["manager"].pk)
