@@ -34,8 +34,8 @@ def _unauthorized(reason: str) -> JsonResponse:
 
 
 def _verified_body(request: HttpRequest) -> bytes:
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
-    if length > MAX_BODY:
+    length = str(request.META.get("CONTENT_LENGTH") or "0")
+    if not length.isdigit() or int(length) > MAX_BODY:
         raise Unverified("body too large")
     body = request.body
     verify(
