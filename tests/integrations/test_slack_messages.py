@@ -333,3 +333,32 @@ def test_a_delegate_of_the_approver_gets_the_dm_and_decides_from_it(
     assert response.json() == {"ok": True, "status": "approved"}
     given = AuditEvent.objects.get(action="request.approval_given", target_id=str(req.pk))
     assert (given.actor_id, given.after["on_behalf_of"]) == (deputy.pk, people["manager"].pk)
+
+
+def test_an_api_denial_updates_the_message_too(
+    people, ent, slack, client, django_capture_on_commit_callbacks
+):
+    from tokens.services import api_token_create
+
+    with django_capture_on_commit_callbacks(execute=True):
+        req = submit(people["requester"], ent)
+    slack.clear()
+    _token, plaintext = api_token_create(
+        actor=people["manager"], user=people["manager"], name="script"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/api/v1/requests/{req.pk}/deny",
+            '{"reason": "not this quarter"}',
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {plaintext}"},
+        )
+    assert response.status_code == 200, response.content
+    [update] = slack.of("chat.update")
+    assert action_ids(update.args["blocks"]) == ["tollgate_open"]
+    assert ": not this quarter" in text_of(update.args["blocks"])
+    [outcome] = slack.of("chat.postMessage")
+    assert (outcome.args["channel"], outcome.args["text"]) == (
+        REQUESTER_SLACK,
+        f"Your request #{req.pk} for {ent} is denied.",
+    )

@@ -161,3 +161,17 @@ def test_an_unconfigured_workspace_refuses_everything_and_sends_nothing(
 def test_get_is_refused_like_any_unsigned_call(client, slack):
     assert client.get("/integrations/slack/interactions").status_code == 401
     assert client.get("/integrations/slack/commands").status_code == 401
+
+
+def test_an_oversized_body_is_refused_before_anything_is_read(pending, client):
+    body = interaction_body(approve(pending.pk)) + b"&pad=" + b"x" * 70_000
+    response = client.generic(
+        "POST",
+        "/integrations/slack/interactions",
+        body,
+        content_type="application/x-www-form-urlencoded",
+        **sign(body),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "body too large"
+    assert SlackSeenSignature.objects.count() == 0
