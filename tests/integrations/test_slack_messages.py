@@ -362,3 +362,17 @@ def test_an_api_denial_updates_the_message_too(
         REQUESTER_SLACK,
         f"Your request #{req.pk} for {ent} is denied.",
     )
+
+
+def test_the_outbox_is_visible_in_metrics(people, ent, slack, clock):
+    from integrations.metrics import collect_slack
+
+    submit(people["requester"], ent)  # the event waits: no message yet
+    clock.shift(timedelta(seconds=31))
+    slack.down = True
+    tasks.slack_sweep()
+    clock.shift(timedelta(seconds=10))
+    messages, age = collect_slack()
+    by_status = {s.labels["status"]: s.value for s in messages.samples}
+    assert by_status == {"pending": 1, "done": 0, "skipped": 0, "failed": 0}
+    assert age.samples[0].value >= 10
