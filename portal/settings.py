@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "standards",
     "recommend",
     "scim",
+    "integrations",
 ]
 if DEMO_ALLOWED:  # dev-only: the demo data and its seed_demo command; never in production
     INSTALLED_APPS.append("demo")
@@ -578,3 +579,17 @@ CELERY_BEAT_SCHEDULE["accounts-ldap-directory"] = {
 # (empty = no LDAP in the demo) and loopback port (LDAPS on the next one).
 TOLLGATE_DEMO_LDAP_DIR = env.str("TOLLGATE_DEMO_LDAP_DIR", default="")
 TOLLGATE_DEMO_LDAP_PORT = env.int("TOLLGATE_DEMO_LDAP_PORT", default=3389)
+
+# --- Slack (issue #19; docs/SLACK.md) -------------------------------------------------
+# Approvals from Slack: DMs with buttons, /access, messages kept in step with decisions. Slack
+# is on only when both secrets are set; without them nothing is sent and the endpoints refuse.
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+# The Web API's base URL (the tests point it at a local server standing in for Slack).
+SLACK_API_BASE_URL = env.str("SLACK_API_BASE_URL", default="https://slack.com/api/")
+SLACK_TIMEOUT = env.float("SLACK_TIMEOUT", default=5.0)
+CELERY_TASK_ROUTES["integrations.tasks.*"] = {"queue": "notify"}
+CELERY_BEAT_SCHEDULE["integrations-slack-sweep"] = {
+    "task": "integrations.tasks.slack_sweep",
+    "schedule": 60.0,
+}

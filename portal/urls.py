@@ -53,6 +53,7 @@ urlpatterns = [
     *mount("usage", ("unused-access/", "usage.urls")),
     *mount("recommend", ("recommendations/", "recommend.urls")),
     *mount("scim", ("scim/v2/", "scim.api_urls"), ("scim/", "scim.urls")),
+    *mount("integrations", ("integrations/", "integrations.urls")),
     path("audit/", include("audit.urls")),
 ]
 

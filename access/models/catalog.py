@@ -56,6 +56,13 @@ class ApprovalPolicy(models.Model):
         REFUSE = "refuse", "Refuse the request"
         ROUTE_TO_SECURITY = "security", "Add a security approval stage"
 
+    class ChatApproval(models.TextChoices):
+        """Whether the stages of this policy may be decided from chat (Slack)."""
+
+        ON = "on", "Approve and deny from chat"
+        WITH_REASON = "reason", "From chat, approvals with a reason too"
+        OFF = "off", "Web only (chat messages carry the link, no buttons)"
+
     slug = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -79,6 +86,12 @@ class ApprovalPolicy(models.Model):
     )
     sod_action = models.CharField(
         max_length=16, choices=SodAction.choices, default=SodAction.REFUSE
+    )
+    chat_approval = models.CharField(
+        max_length=8,
+        choices=ChatApproval.choices,
+        default=ChatApproval.ON,
+        help_text="off = decided on the web page only (e.g. critical risk: web with MFA)",
     )
     remind_after = models.DurationField(default=timedelta(hours=24))
     escalate_after = models.DurationField(default=timedelta(hours=72))

@@ -464,6 +464,7 @@ def policy_create(
     escalate_after: timedelta | None = None,
     expire_after: timedelta | None = None,
     auto_approve_users: Iterable[User] = (),
+    chat_approval: str = ApprovalPolicy.ChatApproval.ON,
 ) -> ApprovalPolicy:
     """``stages``: [{"kind": "manager"|"service_owner"|"security"|"group"|"users", "required": N,
     "name": "...", "group": Group, "users": [User]}] in order."""
@@ -483,6 +484,7 @@ def policy_create(
             raise ValidationError(f"stage {i}: a group stage names its group", field="stages")
         if stage["kind"] == "users" and not stage.get("users"):
             raise ValidationError(f"stage {i}: a users stage names its users", field="stages")
+    _check_chat_approval(chat_approval)
     with transaction.atomic():
         if ApprovalPolicy.objects.filter(slug=slug).exists():
             raise Conflict(f"a policy {slug!r} already exists", field="slug")
@@ -493,6 +495,7 @@ def policy_create(
             auto_approve_max_risk=auto_approve_max_risk,
             auto_approve_peer_ratio=auto_approve_peer_ratio,
             sod_action=sod_action,
+            chat_approval=chat_approval,
             **{
                 k: v
                 for k, v in {
@@ -531,9 +534,42 @@ def policy_create(
                 if auto_approve_peer_ratio is not None
                 else None,
                 "sod_action": sod_action,
+                "chat_approval": chat_approval,
             },
         )
     return policy
+
+
+def _check_chat_approval(value: str) -> None:
+    if value not in ApprovalPolicy.ChatApproval.values:
+        raise ValidationError(
+            f"chat_approval must be one of {', '.join(ApprovalPolicy.ChatApproval.values)}",
+            field="chat_approval",
+        )
+
+
+def policy_chat_approval_set(*, actor: Actor, policy: ApprovalPolicy, value: str) -> None:
+    """Allow or forbid deciding this policy's stages from chat (``on``, ``reason``: approvals
+    need a reason too, ``off``: the web page only). Tightening or loosening a control is a
+    platform admin's or security member's change, audited."""
+    if not actor_may(actor, lambda u: is_platform_admin(u) or is_security(u)):
+        raise NotPermitted("only platform admins and security decide where a policy is decided")
+    _check_chat_approval(value)
+    with transaction.atomic():
+        policy = ApprovalPolicy.objects.get(pk=policy.pk)
+        before = policy.chat_approval
+        if before == value:
+            return
+        policy.chat_approval = value
+        policy.updated_at = timezone.now()
+        policy.save(update_fields=["chat_approval", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=actions.POLICY_UPDATED,
+            target=policy,
+            before={"chat_approval": before},
+            after={"chat_approval": value},
+        )
 
 
 def toxic_pair_create(

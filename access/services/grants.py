@@ -39,6 +39,7 @@ from portal.core.errors import ValidationError
 from portal.core.state import transition
 
 from .. import registry as actions
+from ..events import RequestEvent, request_event
 from ..models import AccessRequest, Approval, FollowUpReview, Grant, SyncJob
 from ..outcomes import RefusalCode, refusal
 from ..state import GRANT_TRANSITIONS
@@ -118,6 +119,12 @@ def _transition(
     )
 
 
+def _tell_request_active(grant: Grant) -> None:
+    """The request behind a grant that became active (chat tells the requester)."""
+    if grant.request_id is not None:
+        request_event(grant.request, RequestEvent.GRANT_ACTIVE)
+
+
 # --- Created and provisioned ----------------------------------------------------------
 def grant_provision_start(grant: Grant, *, actor: Actor) -> None:
     """A new (pending) grant: write its provisioning job, or activate it when its service has
@@ -126,6 +133,7 @@ def grant_provision_start(grant: Grant, *, actor: Actor) -> None:
         provisioning.grant_job_create(grant=grant, actor=actor)
         return
     _transition(grant, "activate", actor=actor, reason="no connector: active at once")
+    _tell_request_active(grant)
 
 
 def grant_from_request(*, request: AccessRequest, actor: Actor, now: datetime) -> Grant:
@@ -199,6 +207,7 @@ def grant_sync_done(grant: Grant, *, job: SyncJob, actor: Actor) -> None:
     revoking becomes revoked. Anything else (a repeat, a reconciliation job) changes nothing."""
     if job.operation == SyncJob.Operation.GRANT and grant.status == Grant.Status.PENDING:
         _transition(grant, "activate", actor=actor, reason=f"provisioned by job #{job.pk}")
+        _tell_request_active(grant)
     elif job.operation == SyncJob.Operation.REVOKE and grant.status == Grant.Status.REVOKING:
         _transition(
             grant,

@@ -24,6 +24,7 @@ from portal.core.state import transition
 
 from .. import registry as actions
 from .. import workflow
+from ..events import RequestEvent, request_event
 from ..models import AccessRequest, Approval, ApprovalAssignment, ApprovalPolicy, Entitlement
 from ..outcomes import RefusalCode, refusal, refusal_code
 from ..policies import may_request_for
@@ -159,6 +160,7 @@ def access_request_submit(
             _enter_stage(request, 0, eligible=first_stage)
             request.save()
             notify("notify_approvers", request.pk, "new")
+            request_event(request, RequestEvent.WAITING)
     except IntegrityError as exc:
         # The partial unique constraint caught a concurrent duplicate (double submit).
         raise refusal(
@@ -258,6 +260,7 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
             reason=reason,
         )
         if count < required:
+            request_event(request, RequestEvent.APPROVAL_GIVEN)
             return request
         if request.current_stage + 1 < len(request.stages):
             next_index = request.current_stage + 1
@@ -272,6 +275,7 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
             _enter_stage(request, next_index)
             request.save()
             notify("notify_approvers", request.pk, "new")
+            request_event(request, RequestEvent.WAITING)
             return request
         _finish_approved(request, actor=actor, reason=reason)
     return request
@@ -333,6 +337,8 @@ def _finish_approved(request: AccessRequest, *, actor: Actor, reason: str) -> No
             "auto_approval_reason": request.auto_approval_reason,
         },
     )
+    # The event first: the grant may be active at once (no connector) and say so after it.
+    request_event(request, RequestEvent.APPROVED)
     grant_from_request(request=request, actor=actor, now=now)
     notify("notify_requester", request.pk)
 
@@ -378,6 +384,7 @@ def access_request_deny(*, actor: Actor, request_id: int, reason: str) -> Access
             extra_fields={"decided_at": now, "decision_reason": reason},
         )
         notify("notify_requester", request.pk)
+        request_event(request, RequestEvent.DENIED)
     return request
 
 
@@ -400,6 +407,7 @@ def access_request_cancel(*, actor: Actor, request_id: int, reason: str = "") ->
             reason=reason,
             extra_fields={"decided_at": timezone.now()},
         )
+        request_event(request, RequestEvent.CANCELLED)
     return request
 
 
@@ -429,6 +437,7 @@ def requests_cancel_for_leaver(*, user, actor: Actor | None) -> int:
                 after_extra={"left_by": left_by},
                 extra_fields={"decided_at": timezone.now()},
             )
+            request_event(request, RequestEvent.CANCELLED)
             cancelled += 1
     return cancelled
 
@@ -449,6 +458,7 @@ def access_request_expire(*, request_id: int, now=None) -> AccessRequest | None:
             extra_fields={"decided_at": now},
         )
         notify("notify_requester", request.pk)
+        request_event(request, RequestEvent.EXPIRED)
     return request
 
 
@@ -510,6 +520,8 @@ def access_request_escalate(*, request_id: int, now=None) -> list[str]:
             after={"stage": request.current_stage + 1, "added_approvers": emails},
         )
         notify("notify_approvers", request.pk, "escalation")
+        if added:
+            request_event(request, RequestEvent.WAITING)
     return emails
 
 

@@ -112,6 +112,7 @@ def _catalog(
                 {"kind": "security", "name": "Security"},
             ],
             sod_action=ApprovalPolicy.SodAction.ROUTE_TO_SECURITY,
+            chat_approval=ApprovalPolicy.ChatApproval.OFF,  # web with MFA only, not from Slack
             remind_after=timedelta(hours=8),
             escalate_after=timedelta(hours=24),
             expire_after=timedelta(days=5),

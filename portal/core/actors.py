@@ -71,6 +71,7 @@ DEMO = SystemActor("demo")  # demo data (dev only)
 BENCH = SystemActor("bench")  # benchmarks
 TEST = SystemActor("test")  # the test suite
 AUTO_APPROVAL = SystemActor("auto-approval")  # approves what a policy rule allows
+SLACK = SystemActor("slack")  # the Slack bot: links people by e-mail, delivers messages
 
 
 def scim_client_actor(slug: str) -> SystemActor:

@@ -48,7 +48,12 @@ PUBLIC_PATH_PREFIXES = ("/accounts/", "/static/")
 
 # Paths whose views authenticate every request themselves with a bearer token and never with
 # the session (SCIM: a SCIM client's token only; anything else answers 401 in SCIM's format).
-SELF_AUTHENTICATED_PREFIXES = ("/scim/v2/",)
+# Slack's callbacks: signed by Slack (integrations.slack.signature), never a session.
+SELF_AUTHENTICATED_PREFIXES = (
+    "/scim/v2/",
+    "/integrations/slack/interactions",
+    "/integrations/slack/commands",
+)
 
 
 def is_public_path(path: str) -> bool:
