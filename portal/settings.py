@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "standards",
     "recommend",
     "scim",
+    "gitops",  # configuration as code: config_export / config_plan / config_apply (docs/GITOPS.md)
+    "oncall",  # on-call rotas: grants that follow the shift (docs/ONCALL.md)
 ]
 if DEMO_ALLOWED:  # dev-only: the demo data and its seed_demo command; never in production
     INSTALLED_APPS.append("demo")
@@ -559,3 +561,13 @@ AUDIT_CHECKPOINT_TIMEOUT = env.float("AUDIT_CHECKPOINT_TIMEOUT", default=5.0)
 # (e.g. http://otel-collector:4318); empty = off, and nothing of OpenTelemetry is imported.
 OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="tollgate")
+
+# Configuration as code (docs/GITOPS.md): where the repository lives (named in the refusal a
+# person sees when editing a managed object in the UI) and, per object kind, whether UI edits
+# of managed objects are refused ("refuse") or allowed and reported by the next plan ("drift").
+GITOPS_REPOSITORY_URL = env.str("GITOPS_REPOSITORY_URL", default="")
+GITOPS_UI_EDITS = {
+    "standard": "drift",
+    "budget": "drift",
+    "attribution_rule": "drift",
+}

@@ -40,6 +40,9 @@ class Service(models.Model):
     connector_config = models.JSONField(
         default=dict, blank=True, help_text="non-secret settings only"
     )
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="removed from the configuration; kept for its history"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -156,6 +159,11 @@ class Entitlement(models.Model):
         default=dict,
         blank=True,
         help_text='non-secret per-entitlement connector settings, e.g. {"role": "analytics_read"}',
+    )
+    retired_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="removed from the configuration after it had grants: not requestable, kept",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

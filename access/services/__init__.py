@@ -31,6 +31,17 @@ from .catalog import (
     toxic_pair_create,
     weakened_controls,
 )
+from .catalog_config import (
+    entitlement_remove,
+    entitlement_set_prerequisites,
+    entitlement_unretire,
+    policy_delete,
+    policy_update,
+    service_remove,
+    service_unretire,
+    toxic_pair_delete,
+    toxic_pair_update,
+)
 from .delegations import delegation_create, delegation_end
 from .grants import (
     RevokeOrigin,
@@ -78,6 +89,15 @@ __all__ = [
     "ENTITLEMENT_FIELDS",
     "SERVICE_FIELDS",
     "RevokeOrigin",
+    "entitlement_remove",
+    "entitlement_set_prerequisites",
+    "entitlement_unretire",
+    "policy_delete",
+    "policy_update",
+    "service_remove",
+    "service_unretire",
+    "toxic_pair_delete",
+    "toxic_pair_update",
     "access_request_approve",
     "access_request_cancel",
     "access_request_deny",
