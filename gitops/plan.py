@@ -89,10 +89,17 @@ def compute_plan(root: str | Path) -> Plan:
         for key, want in want_all.items():
             have = have_all.get(key)
             source = sources[kind.name].get(key)
+            preview = getattr(kind, "preview", None)
             if have is None:
-                plan.changes.append(Change(kind.name, key, "create", None, want, source=source))
+                note = preview(key, want) if preview else ""
+                plan.changes.append(
+                    Change(kind.name, key, "create", None, want, note=note, source=source)
+                )
             elif have != want:
-                plan.changes.append(Change(kind.name, key, "update", have, want, source=source))
+                note = preview(key, want) if preview else ""
+                plan.changes.append(
+                    Change(kind.name, key, "update", have, want, note=note, source=source)
+                )
             else:
                 plan.unchanged += 1
         for key, have in have_all.items():

@@ -415,6 +415,11 @@ CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
     "task": "access.tasks.sweep_follow_ups",
     "schedule": 900.0,
 }
+# Requestable bundles: assignment rules grant and remove as people move (docs/BUNDLES.md).
+CELERY_BEAT_SCHEDULE["access-bundle-assignments"] = {
+    "task": "access.tasks.sweep_bundle_assignments",
+    "schedule": 3600.0,
+}
 # Access reviews (A9): start due campaigns, remind, escalate, apply deadlines, close.
 CELERY_BEAT_SCHEDULE["reviews-sweep"] = {"task": "reviews.tasks.reviews_sweep", "schedule": 900.0}
 # Standards as policy (P6): evaluate every standard, upsert violations, snapshot scores.

@@ -104,7 +104,7 @@ REVOKE_RULES: dict[RevokeOrigin, tuple[Callable[[Any, Grant], bool], tuple[Syste
     RevokeOrigin.FOLLOW_UP: (_may_answer_follow_up, ()),
     RevokeOrigin.RETIRED: (_may_revoke, (GITOPS,)),
     RevokeOrigin.ONCALL: (lambda user, grant: False, (ONCALL,)),
-    RevokeOrigin.ASSIGNMENT: (_may_revoke, (ASSIGNMENT_RULES,)),
+    RevokeOrigin.ASSIGNMENT: (_may_revoke, (ASSIGNMENT_RULES, GITOPS)),
 }
 
 # The origin a system actor revokes with when the caller does not name one.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .base import Kind
+from .bundles import BundleKind
 from .catalog import EntitlementKind, PolicyKind, ServiceKind, ToxicPairKind
 from .governance import AttributionRuleKind, BudgetKind, StandardKind
 
@@ -12,6 +13,7 @@ KINDS: list[Kind] = [
     ServiceKind(),
     EntitlementKind(),
     ToxicPairKind(),
+    BundleKind(),
     StandardKind(),
     BudgetKind(),
     AttributionRuleKind(),
