@@ -415,6 +415,8 @@ CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
     "task": "access.tasks.sweep_follow_ups",
     "schedule": 900.0,
 }
+# On-call access (docs/ONCALL.md): grants at a shift's start, revoked at its end plus grace.
+CELERY_BEAT_SCHEDULE["oncall-sweep"] = {"task": "oncall.tasks.sweep_oncall", "schedule": 60.0}
 # Requestable bundles: assignment rules grant and remove as people move (docs/BUNDLES.md).
 CELERY_BEAT_SCHEDULE["access-bundle-assignments"] = {
     "task": "access.tasks.sweep_bundle_assignments",

@@ -83,6 +83,11 @@ class ApprovalPolicy(models.Model):
     sod_action = models.CharField(
         max_length=16, choices=SodAction.choices, default=SodAction.REFUSE
     )
+    auto_approve_on_call = models.BooleanField(
+        default=False,
+        help_text="approve at once the person on call for the service (the oncall app); the "
+        "grant ends with the shift, plus its grace",
+    )
     remind_after = models.DurationField(default=timedelta(hours=24))
     escalate_after = models.DurationField(default=timedelta(hours=72))
     expire_after = models.DurationField(default=timedelta(days=14))

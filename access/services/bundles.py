@@ -24,7 +24,7 @@ from accounts.models import Team, User
 from accounts.policies import is_platform_admin
 from accounts.selectors import team_subtree_ids
 from audit.services import audit_record
-from portal.core.actors import ASSIGNMENT_RULES, Actor, actor_may
+from portal.core.actors import ASSIGNMENT_RULES, Actor, actor_may, actor_user
 from portal.core.errors import Conflict, NotPermitted, ValidationError
 from portal.core.managed import refuse_if_managed
 
@@ -129,6 +129,9 @@ def bundle_request_submit(
 ) -> BundleRequest:
     """Request a bundle as one item: one member request per entitlement not yet held or
     asked for, all on the bundle's approval path. All or none."""
+    person = actor_user(actor)
+    if not isinstance(person, User):
+        raise NotPermitted("a person requests a bundle")
     if not bundle.requestable:
         raise NotPermitted(f"the bundle {bundle.slug} is not requestable")
     if not (justification or "").strip():
@@ -141,7 +144,7 @@ def bundle_request_submit(
     with transaction.atomic():
         request = BundleRequest.objects.create(
             bundle=bundle,
-            requester=actor,
+            requester=person,
             principal=principal,
             justification=justification.strip(),
             policy_slug=policy.slug if policy else "",

@@ -481,6 +481,7 @@ def policy_create(
     escalate_after: timedelta | None = None,
     expire_after: timedelta | None = None,
     auto_approve_users: Iterable[User] = (),
+    auto_approve_on_call: bool = False,
 ) -> ApprovalPolicy:
     """``stages``: [{"kind": "manager"|"service_owner"|"security"|"group"|"users", "required": N,
     "name": "...", "group": Group, "users": [User]}] in order."""
@@ -512,6 +513,7 @@ def policy_create(
             auto_approve_max_risk=auto_approve_max_risk,
             auto_approve_peer_ratio=auto_approve_peer_ratio,
             sod_action=sod_action,
+            auto_approve_on_call=auto_approve_on_call,
             **{
                 k: v
                 for k, v in {

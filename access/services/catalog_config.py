@@ -40,6 +40,7 @@ POLICY_FIELDS = (
     "auto_approve_max_risk",
     "auto_approve_peer_ratio",
     "sod_action",
+    "auto_approve_on_call",
     "remind_after",
     "escalate_after",
     "expire_after",
