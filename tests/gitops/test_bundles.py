@@ -176,3 +176,32 @@ def test_only_admins_define_bundles_and_rules(bundle, requester):
         services.assignment_rule_save(
             actor=requester, bundle=bundle, spec=services.RuleSpec(slug="r", teams=["payments"])
         )
+
+
+@pytest.mark.django_db
+def test_bundle_removed_from_the_tree_revokes_rule_grants_and_is_retired(
+    tree, bundle, repo, requester, manager
+):
+    tree.write("bundles.yaml", BUNDLES)
+    plan = config_plan(root=tree.root)
+    config_apply(actor=repo, root=tree.root, plan_hash=plan.hash)
+    assert Grant.objects.filter(status="active").count() == 4
+    tree.write("bundles.yaml", "bundles: []\n")
+    plan = config_plan(root=tree.root)
+    (change,) = plan.changes
+    assert change.op == "delete" and change.note.startswith("assignment rules: lose 4: ")
+    config_apply(actor=repo, root=tree.root, plan_hash=plan.hash)
+    assert Grant.objects.filter(status="active").count() == 0
+    bundle.refresh_from_db()
+    assert not bundle.requestable and not bundle.rules.exists()  # kept for its history
+    assert config_plan(root=tree.root).changes == []
+
+
+@pytest.mark.django_db
+def test_a_bundle_without_history_is_deleted(tree, bundle, repo):
+    tree.write("bundles.yaml", "bundles: []\n")
+    plan = config_plan(root=tree.root)
+    config_apply(actor=repo, root=tree.root, plan_hash=plan.hash)
+    from access.models import AccessBundle
+
+    assert not AccessBundle.objects.exists()

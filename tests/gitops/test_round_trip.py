@@ -45,7 +45,21 @@ def test_export_then_plan_of_the_demo_shows_no_change(monkeypatch, tmp_path):
         },
     )
 
+    from access.models import Entitlement
+    from access.services import RuleSpec, assignment_rule_save, bundle_save
+    from accounts.models import User
+
+    admin = User.objects.get(email="admin@tollgate.test")
+    members = list(Entitlement.objects.filter(requestable=True).order_by("pk")[:3])
+    demo_bundle = bundle_save(actor=admin, slug="starter", name="Starter", entitlements=members)
+    assignment_rule_save(
+        actor=admin,
+        bundle=demo_bundle,
+        spec=RuleSpec(slug="mgr", manager_subtree="manager@tollgate.test"),
+    )
+
     written = config_export(root=tmp_path)
+    assert "bundles.yaml" in written
     assert "policies.yaml" in written and "standards.yaml" in written
     assert any(p.startswith("services/") for p in written)
     plan = config_plan(root=tmp_path)
