@@ -7,9 +7,10 @@ class GitopsConfig(AppConfig):
     verbose_name = "Configuration as code"
 
     def ready(self) -> None:
-        from portal.core.managed import register_edit_guard
+        from portal.core.managed import register_describer, register_edit_guard
 
         from . import registry  # noqa: F401  (registers the audit action names)
-        from .guard import managed_edit_guard
+        from .guard import managed_describer, managed_edit_guard
 
         register_edit_guard(managed_edit_guard)
+        register_describer(managed_describer)

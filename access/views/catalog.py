@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.selectors import team_members
 from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
-from portal.core.managed import MANAGED_ELSEWHERE
+from portal.core.managed import MANAGED_ELSEWHERE, managed_note
 from portal.core.views import add_form_error, domain_errors
 
 from .. import policies, selectors, services
@@ -67,6 +67,7 @@ def service_detail(request, slug: str):
             "owners": team_members(team=service.owner_team),
             "holders": holders,
             "may_edit": policies.may_edit_service(request.user, service),
+            "managed_note": managed_note(service),
         },
     )
 

@@ -25,6 +25,24 @@ def register_edit_guard(guard: Callable[[Any, Any], str | None]) -> None:
         EDIT_GUARDS.append(guard)
 
 
+#: describer(obj) -> a note for the object's page ("managed in …"), or None.
+DESCRIBERS: list[Callable[[Any], str | None]] = []
+
+
+def register_describer(describer: Callable[[Any], str | None]) -> None:
+    if describer not in DESCRIBERS:
+        DESCRIBERS.append(describer)
+
+
+def managed_note(obj: Any) -> str | None:
+    """The mark shown on a managed object's page, or None when nothing manages it."""
+    for describer in DESCRIBERS:
+        note = describer(obj)
+        if note:
+            return note
+    return None
+
+
 def refuse_if_managed(obj: Any, *, actor: Any) -> None:
     """Raise ``NotPermitted`` (reason ``managed-elsewhere``) when a guard refuses the edit."""
     for guard in EDIT_GUARDS:

@@ -158,6 +158,12 @@ def test_ui_edit_of_a_managed_entitlement_is_refused_with_a_pointer(
     write.refresh_from_db()
     assert write.name == "Write"
     assert AuditEvent.objects.count() == events
+    page = client.get(reverse("access:service-detail", args=["billing-db"])).content.decode()
+    assert (
+        '<p class="managed-note" role="note">Managed in '
+        "https://git.example.com/platform/tollgate-config (services/billing-db.yaml); change it "
+        "there: edits here are refused.</p>" in page
+    )
     with pytest.raises(NotPermitted) as exc:
         from access.services import service_update
 
