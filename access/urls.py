@@ -49,6 +49,7 @@ urlpatterns = [
     path("grants/<int:pk>/revoke/", views.grant_revoke, name="grant-revoke"),
     path("bundles/", views.bundle_list, name="bundle-list"),
     path("bundles/<slug:slug>/request/", views.bundle_request_new, name="bundle-request-new"),
+    path("bundles/<slug:slug>/rules/", views.bundle_rules, name="bundle-rules"),
     path("bundle-requests/<int:pk>/", views.bundle_request_detail, name="bundle-request-detail"),
     path(
         "bundle-requests/<int:pk>/approve/",

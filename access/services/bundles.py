@@ -473,6 +473,7 @@ def assignment_rule_save(*, actor: Actor, bundle: AccessBundle, spec: RuleSpec) 
         if manager is None:
             raise ValidationError(f"no person {spec.manager_subtree!r}", field="manager_subtree")
     with transaction.atomic():
+        refuse_if_managed(bundle, actor=actor)
         rule = AssignmentRule.objects.filter(bundle=bundle, slug=spec.slug).first()
         before = RuleSpec.of(rule).__dict__ if rule else None
         rule = rule or AssignmentRule(bundle=bundle, slug=spec.slug)
@@ -496,6 +497,7 @@ def assignment_rule_delete(*, actor: Actor, rule: AssignmentRule) -> None:
     if not _may_manage(actor):
         raise NotPermitted("only platform admins remove assignment rules")
     with transaction.atomic():
+        refuse_if_managed(rule.bundle, actor=actor)
         audit_record(
             actor=actor,
             action=actions.ASSIGNMENT_RULE_DELETED,

@@ -129,3 +129,65 @@ def bundle_request_decide(request, pk: int, decision: str):
     except (ValidationError, Conflict) as exc:
         messages.error(request, exc.message)
     return redirect("access:bundle-request-detail", pk=found.pk)
+
+
+def _spec_from(post) -> services.RuleSpec:
+    def listed(name: str) -> list[str]:
+        return [v.strip() for v in post.get(name, "").split(",") if v.strip()]
+
+    return services.RuleSpec(
+        slug=post.get("slug", "").strip(),
+        teams=listed("teams"),
+        departments=listed("departments"),
+        worker_types=listed("worker_types"),
+        manager_subtree=post.get("manager_subtree", "").strip() or None,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@domain_errors
+def bundle_rules(request, slug: str):
+    """Assignment rules of a bundle (platform admins): preview who gains and loses, then
+    save (the save applies the rules at once)."""
+    from accounts.policies import is_platform_admin
+
+    bundle = AccessBundle.objects.filter(slug=slug).first()
+    if bundle is None or not is_platform_admin(request.user):
+        raise Http404("no such page")
+    spec = _spec_from(request.POST) if request.method == "POST" else None
+    preview = None
+    errors: list[str] = []
+    if spec is not None:
+        if not spec.slug:
+            errors.append("name the rule (slug)")
+        else:
+            others = [services.RuleSpec.of(r) for r in bundle.rules.exclude(slug=spec.slug)]
+            try:
+                preview = services.bundle_assignment_preview(
+                    bundle=bundle, rules=[*others, spec]
+                ).summary()
+                if request.POST.get("action") == "save":
+                    services.assignment_rule_save(actor=request.user, bundle=bundle, spec=spec)
+                    result = services.bundle_assignments_apply(bundle=bundle)
+                    messages.success(
+                        request,
+                        f"Rule {spec.slug} saved: {len(result['gain']) - len(result['skipped'])} "
+                        f"granted, {len(result['lose'])} removed.",
+                    )
+                    return redirect("access:bundle-rules", slug=bundle.slug)
+            except (ValidationError, NotPermitted) as exc:
+                errors.append(exc.message)
+                preview = None if request.POST.get("action") != "save" else preview
+    return render(
+        request,
+        "access/bundle_rules.html",
+        {
+            "bundle": bundle,
+            "rules": bundle.rules.select_related("manager_subtree"),
+            "spec": spec,
+            "preview": preview,
+            "errors": errors,
+        },
+        status=400 if errors else 200,
+    )

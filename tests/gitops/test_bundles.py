@@ -205,3 +205,30 @@ def test_a_bundle_without_history_is_deleted(tree, bundle, repo):
     from access.models import AccessBundle
 
     assert not AccessBundle.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rule_page_previews_then_saves_what_it_previewed(client, bundle, admin, requester, manager):
+    client.login(email=admin.email, password=PASSWORD)
+    url = "/bundles/search-team/rules/"
+    form = {"slug": "payments", "teams": "payments", "action": "preview"}
+    page = client.post(url, form).content.decode()
+    gains = [
+        f"<li>{who} search-cluster/{e}</li>"
+        for who in ("manager@example.com", "requester@example.com")
+        for e in ("dashboards", "read", "write")
+    ]
+    assert all(g in page for g in gains)
+    assert "Gain (6)" in page and "Lose (0)" in page
+    assert not BundleAssignment.objects.exists()  # a preview writes nothing
+    response = client.post(url, {**form, "action": "save"})
+    assert response.status_code == 302
+    made = sorted(
+        f"<li>{a.user.email} {a.entitlement}</li>" for a in BundleAssignment.objects.all()
+    )
+    assert made == sorted(gains)
+
+    client.login(email=requester.email, password=PASSWORD)
+    assert client.get(url).status_code == 404
+    assert client.post(url, {**form, "slug": "x", "action": "save"}).status_code == 404
+    assert bundle.rules.count() == 1
