@@ -39,8 +39,10 @@ def test_export_writes_the_schemas_and_points_each_file_at_its_schema(base_tree,
     ).read_text()
     first = (out / "services" / "billing-db.yaml").read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=../.schemas/service.schema.json"
-    assert (out / "policies.yaml").read_text().startswith(
-        "# yaml-language-server: $schema=.schemas/policies.schema.json\n"
+    assert (
+        (out / "policies.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=.schemas/policies.schema.json\n")
     )
 
 
