@@ -18,6 +18,29 @@ CATALOG_CHANGE_REJECTED = register(
 POLICY_CREATED = register("policy.created", "An approval policy was created")
 POLICY_UPDATED = register("policy.updated", "An approval policy was changed")
 TOXIC_PAIR_CREATED = register("sod.pair_created", "A separation-of-duties pair was declared")
+TOXIC_PAIR_UPDATED = register("sod.pair_updated", "A separation-of-duties pair was changed")
+TOXIC_PAIR_DELETED = register("sod.pair_deleted", "A separation-of-duties pair was removed")
+POLICY_DELETED = register("policy.deleted", "An approval policy was removed")
+ENTITLEMENT_DELETED = register(
+    "entitlement.deleted", "An entitlement nothing referred to was deleted"
+)
+ENTITLEMENT_RETIRED = register(
+    "entitlement.retired", "An entitlement was retired (held grants revoked, history kept)"
+)
+SERVICE_DELETED = register("service.deleted", "A service nothing referred to was deleted")
+BUNDLE_SAVED = register("access_bundle.saved", "A requestable bundle was created or changed")
+BUNDLE_DELETED = register("access_bundle.deleted", "A requestable bundle was removed")
+BUNDLE_RETIRED = register(
+    "access_bundle.retired", "A requestable bundle was retired (not requestable, history kept)"
+)
+BUNDLE_REQUESTED = register("access_bundle.requested", "A bundle was requested as one item")
+ASSIGNMENT_RULE_SAVED = register(
+    "access_bundle.rule_saved", "An assignment rule of a bundle was created or changed"
+)
+ASSIGNMENT_RULE_DELETED = register(
+    "access_bundle.rule_deleted", "An assignment rule of a bundle was removed"
+)
+SERVICE_RETIRED = register("service.retired", "A service was retired (history kept)")
 DELEGATION_CREATED = register("delegation.created", "An approver delegated approvals")
 DELEGATION_ENDED = register("delegation.ended", "A delegation was ended early")
 REQUEST_SUBMITTED = register("request.submitted", "An access request was submitted")

@@ -35,9 +35,12 @@ def viewer_team_ids(viewer: User) -> set[int]:
 def services_list(
     *, viewer: User, q: str = "", team: str = "", tier: str = "", risk: str = ""
 ) -> QuerySet[Service]:
-    """The catalog is visible to every signed-in person."""
-    qs = Service.objects.select_related("owner_team").annotate(
-        entitlement_count=Count("entitlements")
+    """The catalog is visible to every signed-in person (retired services are not listed;
+    their pages stay for their history)."""
+    qs = (
+        Service.objects.filter(retired_at__isnull=True)
+        .select_related("owner_team")
+        .annotate(entitlement_count=Count("entitlements"))
     )
     if q:
         qs = qs.filter(Q(name__icontains=q) | Q(slug__icontains=q) | Q(description__icontains=q))
@@ -58,7 +61,9 @@ def service_get(*, viewer: User, slug: str) -> Service:
 def entitlements_list(
     *, viewer: User, service: str = "", q: str = "", risk: str = "", requestable_only: bool = False
 ) -> QuerySet[Entitlement]:
-    qs = Entitlement.objects.select_related("service", "service__owner_team", "policy")
+    qs = Entitlement.objects.filter(retired_at__isnull=True).select_related(
+        "service", "service__owner_team", "policy"
+    )
     if service:
         qs = qs.filter(service__slug=service)
     if q:

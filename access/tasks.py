@@ -187,6 +187,14 @@ def sweep_follow_ups() -> None:
     _locked_periodic("access.sweep_follow_ups", follow_ups_sweep)
 
 
+@shared_task(name="access.tasks.sweep_bundle_assignments", ignore_result=True, queue="sync")
+def sweep_bundle_assignments() -> None:
+    """Assignment rules follow people who move teams, managers or worker type."""
+    from .services.bundles import bundle_assignments_sweep
+
+    _locked_periodic("access.sweep_bundle_assignments", bundle_assignments_sweep)
+
+
 def _send(task, message, channels, retry_kwargs) -> None:
     if message.to or "chat" in (channels or ()):
         _deliver(task, message, channels, retry_kwargs)

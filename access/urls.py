@@ -47,6 +47,22 @@ urlpatterns = [
     path("grants/", views.grant_list, name="grant-list"),
     path("grants/<int:pk>/", views.grant_detail, name="grant-detail"),
     path("grants/<int:pk>/revoke/", views.grant_revoke, name="grant-revoke"),
+    path("bundles/", views.bundle_list, name="bundle-list"),
+    path("bundles/<slug:slug>/request/", views.bundle_request_new, name="bundle-request-new"),
+    path("bundles/<slug:slug>/rules/", views.bundle_rules, name="bundle-rules"),
+    path("bundle-requests/<int:pk>/", views.bundle_request_detail, name="bundle-request-detail"),
+    path(
+        "bundle-requests/<int:pk>/approve/",
+        views.bundle_request_decide,
+        {"decision": "approve"},
+        name="bundle-request-approve",
+    ),
+    path(
+        "bundle-requests/<int:pk>/deny/",
+        views.bundle_request_decide,
+        {"decision": "deny"},
+        name="bundle-request-deny",
+    ),
     path("delegations/", views.delegation_list, name="delegation-list"),
     path("delegations/<int:pk>/end/", views.delegation_end, name="delegation-end"),
 ]

@@ -52,9 +52,12 @@ def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
     return ApprovalPolicy.objects.filter(slug=DEFAULT_POLICY_SLUG).first()
 
 
-def build_stages(entitlement: Entitlement) -> list[StageSnapshot]:
-    """Snapshot the policy's stages (a request keeps the stages it was submitted with)."""
-    policy = policy_for(entitlement)
+def build_stages(
+    entitlement: Entitlement, policy: ApprovalPolicy | None = None
+) -> list[StageSnapshot]:
+    """Snapshot the policy's stages (a request keeps the stages it was submitted with);
+    ``policy`` overrides the entitlement's (a bundle's one approval path)."""
+    policy = policy or policy_for(entitlement)
     if policy is None:
         # No policy anywhere: the manager, then the owner team for anything above low risk.
         stages: list[StageSnapshot] = [
@@ -343,9 +346,16 @@ REQUEST_CHECKS: list = []
 
 
 def preview(
-    *, requester: User, principal: User, entitlement: Entitlement, duration_days: int | None = None
+    *,
+    requester: User,
+    principal: User,
+    entitlement: Entitlement,
+    duration_days: int | None = None,
+    policy: ApprovalPolicy | None = None,
 ) -> Preview:
-    """What a request would go through, and what would refuse it, before it is submitted."""
+    """What a request would go through, and what would refuse it, before it is submitted.
+    ``policy`` (a bundle's strictest path) replaces the entitlement's and rules out
+    auto-approval by peers or allow list."""
     from .policies import may_request_for
 
     result = Preview(
@@ -403,10 +413,12 @@ def preview(
             )
         )
     result.extension_of = held if held is not None and held.status == Grant.Status.ACTIVE else None
-    stages = build_stages(entitlement)
+    stages = build_stages(entitlement, policy)
+    if policy is not None:
+        result.no_auto_approval.append("a bundle request follows the bundle's approval path")
     conflicts = toxic_conflicts(principal=principal, entitlement=entitlement)
     if conflicts:
-        policy = policy_for(entitlement)
+        policy = policy or policy_for(entitlement)
         text = "; ".join(f"{entitlement} with {other}: {pair.reason}" for pair, other in conflicts)
         if policy is not None and policy.sod_action == ApprovalPolicy.SodAction.ROUTE_TO_SECURITY:
             stages.append(security_stage())

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
-from portal.core.actors import BENCH, CLI, COSTS, DEMO, actor_may, actor_user, refuse_string
+from portal.core.actors import BENCH, CLI, COSTS, DEMO, GITOPS, actor_may, actor_user, refuse_string
 from portal.core.errors import NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 SYSTEM = COSTS
 # The system actors that manage cost data without a person: ingestion (watched folder, beat),
 # an operator's command, the demo seed, the benchmarks and the test suite.
-EDITOR_SYSTEMS = (COSTS, CLI, DEMO, BENCH)
+EDITOR_SYSTEMS = (COSTS, CLI, DEMO, BENCH, GITOPS)  # GITOPS: the configuration repository
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 
 

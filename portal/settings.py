@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "recommend",
     "scim",
     "integrations",
+    "gitops",  # configuration as code: config_export / config_plan / config_apply (docs/GITOPS.md)
+    "oncall",  # on-call rotas: grants that follow the shift (docs/ONCALL.md)
 ]
 if DEMO_ALLOWED:  # dev-only: the demo data and its seed_demo command; never in production
     INSTALLED_APPS.append("demo")
@@ -416,6 +418,13 @@ CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
     "task": "access.tasks.sweep_follow_ups",
     "schedule": 900.0,
 }
+# On-call access (docs/ONCALL.md): grants at a shift's start, revoked at its end plus grace.
+CELERY_BEAT_SCHEDULE["oncall-sweep"] = {"task": "oncall.tasks.sweep_oncall", "schedule": 60.0}
+# Requestable bundles: assignment rules grant and remove as people move (docs/BUNDLES.md).
+CELERY_BEAT_SCHEDULE["access-bundle-assignments"] = {
+    "task": "access.tasks.sweep_bundle_assignments",
+    "schedule": 3600.0,
+}
 # Access reviews (A9): start due campaigns, remind, escalate, apply deadlines, close.
 CELERY_BEAT_SCHEDULE["reviews-sweep"] = {"task": "reviews.tasks.reviews_sweep", "schedule": 900.0}
 # Standards as policy (P6): evaluate every standard, upsert violations, snapshot scores.
@@ -592,4 +601,14 @@ CELERY_TASK_ROUTES["integrations.tasks.*"] = {"queue": "notify"}
 CELERY_BEAT_SCHEDULE["integrations-slack-sweep"] = {
     "task": "integrations.tasks.slack_sweep",
     "schedule": 60.0,
+}
+
+# Configuration as code (docs/GITOPS.md): where the repository lives (named in the refusal a
+# person sees when editing a managed object in the UI) and, per object kind, whether UI edits
+# of managed objects are refused ("refuse") or allowed and reported by the next plan ("drift").
+GITOPS_REPOSITORY_URL = env.str("GITOPS_REPOSITORY_URL", default="")
+GITOPS_UI_EDITS = {
+    "standard": "drift",
+    "budget": "drift",
+    "attribution_rule": "drift",
 }

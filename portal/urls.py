@@ -41,6 +41,7 @@ urlpatterns = [
         ("", "costs.dashboard_urls"),
         ("costs/", "costs.urls"),
     ),
+    *mount("oncall", ("api/v1/", "oncall.api_urls")),  # PUT /api/v1/oncall/{schedule}
     # After every API route: the rest of /api/ (unknown paths, malformed path ids) answers
     # 404 problem+json, not the HTML 404 page.
     re_path(r"^api/", api_not_found, name="api-not-found"),

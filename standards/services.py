@@ -20,6 +20,7 @@ from audit.services import audit_record
 from portal.core.actors import (
     BENCH,
     DEMO,
+    GITOPS,
     STANDARDS_IMPORT,
     STANDARDS_SCAN,
     Actor,
@@ -136,7 +137,7 @@ def standards_apply(
     nothing. ``base_version`` is the version the preview was made against: if another
     version was applied since, the apply is refused (Conflict) so nobody overwrites a
     change they did not see."""
-    if not actor_may(actor, may_edit_standards, systems=(STANDARDS_IMPORT, DEMO, BENCH)):
+    if not actor_may(actor, may_edit_standards, systems=(STANDARDS_IMPORT, DEMO, BENCH, GITOPS)):
         raise NotPermitted("only a platform admin changes the standards")
     rules = parse(text)
     try:

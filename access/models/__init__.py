@@ -12,6 +12,7 @@ Everything is re-exported here: ``from access.models import Grant`` and the migr
 working.
 """
 
+from .bundles import AccessBundle, AssignmentRule, BundleAssignment, BundleRequest
 from .catalog import (
     RISK_ORDER,
     ApprovalPolicy,
@@ -35,6 +36,10 @@ from .sync import (
 )
 
 __all__ = [
+    "AccessBundle",
+    "AssignmentRule",
+    "BundleAssignment",
+    "BundleRequest",
     "OPEN_JOB_STATUSES",
     "RISK_ORDER",
     "AccessRequest",

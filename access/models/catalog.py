@@ -40,6 +40,9 @@ class Service(models.Model):
     connector_config = models.JSONField(
         default=dict, blank=True, help_text="non-secret settings only"
     )
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="removed from the configuration; kept for its history"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -92,6 +95,11 @@ class ApprovalPolicy(models.Model):
         choices=ChatApproval.choices,
         default=ChatApproval.ON,
         help_text="off = decided on the web page only (e.g. critical risk: web with MFA)",
+    )
+    auto_approve_on_call = models.BooleanField(
+        default=False,
+        help_text="approve at once the person on call for the service (the oncall app); the "
+        "grant ends with the shift, plus its grace",
     )
     remind_after = models.DurationField(default=timedelta(hours=24))
     escalate_after = models.DurationField(default=timedelta(hours=72))
@@ -169,6 +177,11 @@ class Entitlement(models.Model):
         default=dict,
         blank=True,
         help_text='non-secret per-entitlement connector settings, e.g. {"role": "analytics_read"}',
+    )
+    retired_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="removed from the configuration after it had grants: not requestable, kept",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -36,6 +36,14 @@ class AccessRequest(models.Model):
     extends_grant = models.ForeignKey(
         "Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="extension_requests"
     )
+    bundle_request = models.ForeignKey(
+        "access.BundleRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="member_requests",
+        help_text="the bundle request this request is a member of",
+    )
     justification = models.TextField()
     duration_days = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     status = models.CharField(

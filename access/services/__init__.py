@@ -16,6 +16,22 @@ the audit event; notifications and downstream effects run after commit.
 """
 
 from ._common import notifications_are_muted, notifications_muted
+from .bundles import (
+    RuleSpec,
+    assignment_rule_delete,
+    assignment_rule_save,
+    bundle_assignment_preview,
+    bundle_assignments_apply,
+    bundle_assignments_sweep,
+    bundle_delete,
+    bundle_holdings,
+    bundle_policy,
+    bundle_request_approve,
+    bundle_request_deny,
+    bundle_request_status,
+    bundle_request_submit,
+    bundle_save,
+)
 from .catalog import (
     ENTITLEMENT_FIELDS,
     SERVICE_FIELDS,
@@ -31,6 +47,17 @@ from .catalog import (
     service_update,
     toxic_pair_create,
     weakened_controls,
+)
+from .catalog_config import (
+    entitlement_remove,
+    entitlement_set_prerequisites,
+    entitlement_unretire,
+    policy_delete,
+    policy_update,
+    service_remove,
+    service_unretire,
+    toxic_pair_delete,
+    toxic_pair_update,
 )
 from .delegations import delegation_create, delegation_end
 from .grants import (
@@ -79,6 +106,29 @@ __all__ = [
     "ENTITLEMENT_FIELDS",
     "SERVICE_FIELDS",
     "RevokeOrigin",
+    "assignment_rule_delete",
+    "assignment_rule_save",
+    "bundle_assignment_preview",
+    "bundle_assignments_apply",
+    "bundle_assignments_sweep",
+    "bundle_delete",
+    "bundle_holdings",
+    "bundle_policy",
+    "bundle_request_approve",
+    "bundle_request_deny",
+    "bundle_request_status",
+    "bundle_request_submit",
+    "bundle_save",
+    "RuleSpec",
+    "entitlement_remove",
+    "entitlement_set_prerequisites",
+    "entitlement_unretire",
+    "policy_delete",
+    "policy_update",
+    "service_remove",
+    "service_unretire",
+    "toxic_pair_delete",
+    "toxic_pair_update",
     "access_request_approve",
     "access_request_cancel",
     "access_request_deny",

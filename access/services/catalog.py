@@ -13,8 +13,9 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.policies import is_platform_admin
 from audit.services import audit_record
-from portal.core.actors import Actor, actor_may
+from portal.core.actors import GITOPS, Actor, actor_may
 from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
+from portal.core.managed import refuse_if_managed
 
 from .. import registry as actions
 from ..models import (
@@ -30,6 +31,9 @@ from ..models import (
 from ..outcomes import RefusalCode, refusal
 from ..policies import is_security, may_change_controls, may_create_service, may_edit_service
 from ._common import save_audited_changes, snapshot
+
+# The configuration repository (``gitops``) writes the catalog through these services too.
+CATALOG_SYSTEMS = (GITOPS,)
 
 SERVICE_FIELDS = (
     "name",
@@ -96,7 +100,7 @@ def service_create(
     connector: str = "",
     connector_config: dict | None = None,
 ) -> Service:
-    if not actor_may(actor, may_create_service):
+    if not actor_may(actor, may_create_service, systems=CATALOG_SYSTEMS):
         raise NotPermitted("only platform admins add services to the catalog")
     if tier not in (0, 1, 2, 3):
         raise ValidationError("tier must be 0, 1, 2 or 3", field="tier")
@@ -133,16 +137,17 @@ def service_update(*, actor: User, service: Service, **changes) -> Service:
         raise ValidationError("tier must be 0, 1, 2 or 3", field="tier")
     with transaction.atomic():
         service = Service.objects.select_for_update().get(pk=service.pk)
-        if not actor_may(actor, lambda u: may_edit_service(u, service)):
+        if not actor_may(actor, lambda u: may_edit_service(u, service), systems=CATALOG_SYSTEMS):
             raise NotPermitted("only the owner team and platform admins edit a service")
         if (
             "owner_team" in changes
             and changes["owner_team"] != service.owner_team
-            and not may_create_service(actor)
+            and not actor_may(actor, may_create_service, systems=CATALOG_SYSTEMS)
         ):
             raise NotPermitted(
                 "only platform admins move a service to another owner team", field="owner_team"
             )
+        refuse_if_managed(service, actor=actor)
         before = snapshot(service, SERVICE_FIELDS)
         for name, value in changes.items():
             setattr(service, name, value)
@@ -172,11 +177,13 @@ def entitlement_create(
         raise ValidationError(
             f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
         )
-    if not actor_may(actor, lambda u: may_edit_service(u, service)):
+    if not actor_may(actor, lambda u: may_edit_service(u, service), systems=CATALOG_SYSTEMS):
         raise NotPermitted("only the owner team and platform admins add entitlements")
     merged = {"default_duration_days": 30, "max_duration_days": 90, **values}
     _validate_entitlement(merged)
-    if merged.get("allows_break_glass") and not actor_may(actor, may_change_controls):
+    if merged.get("allows_break_glass") and not actor_may(
+        actor, may_change_controls, systems=CATALOG_SYSTEMS
+    ):
         raise refusal(
             RefusalCode.NEEDS_CONTROL_REVIEW,
             "break-glass: an owner may not open a way around approvals on their own; create "
@@ -214,14 +221,17 @@ def entitlement_update(*, actor: User, entitlement: Entitlement, **changes) -> E
         ent = (
             Entitlement.objects.select_for_update().select_related("service").get(pk=entitlement.pk)
         )
-        if not actor_may(actor, lambda u: may_edit_service(u, ent.service)):
+        if not actor_may(
+            actor, lambda u: may_edit_service(u, ent.service), systems=CATALOG_SYSTEMS
+        ):
             raise NotPermitted("only the owner team and platform admins edit entitlements")
+        refuse_if_managed(ent, actor=actor)
         before = snapshot(ent, ENTITLEMENT_FIELDS)
         _validate_entitlement(
             {**before, **{k: (v.pk if hasattr(v, "pk") else v) for k, v in changes.items()}}
         )
         weakened = weakened_controls(ent, changes)
-        if weakened and not actor_may(actor, may_change_controls):
+        if weakened and not actor_may(actor, may_change_controls, systems=CATALOG_SYSTEMS):
             names = ", ".join(CatalogChangeProposal.Field(f).label.lower() for f in weakened)
             raise refusal(
                 RefusalCode.NEEDS_CONTROL_REVIEW,
@@ -296,9 +306,16 @@ def entitlement_update_or_propose(
     proposal. Returns the proposals (none when everything was saved)."""
     with transaction.atomic():
         ent = _lock_entitlement(entitlement.pk)
-        if not actor_may(actor, lambda u: may_edit_service(u, ent.service)):
+        if not actor_may(
+            actor, lambda u: may_edit_service(u, ent.service), systems=CATALOG_SYSTEMS
+        ):
             raise NotPermitted("only the owner team and platform admins edit entitlements")
-        weakened = {} if actor_may(actor, may_change_controls) else weakened_controls(ent, changes)
+        refuse_if_managed(ent, actor=actor)
+        weakened = (
+            {}
+            if actor_may(actor, may_change_controls, systems=CATALOG_SYSTEMS)
+            else weakened_controls(ent, changes)
+        )
         direct = {k: v for k, v in changes.items() if k not in weakened}
         entitlement_update(actor=actor, entitlement=ent, **direct)
         return [
@@ -465,10 +482,13 @@ def policy_create(
     expire_after: timedelta | None = None,
     auto_approve_users: Iterable[User] = (),
     chat_approval: str = ApprovalPolicy.ChatApproval.ON,
+    auto_approve_on_call: bool = False,
 ) -> ApprovalPolicy:
     """``stages``: [{"kind": "manager"|"service_owner"|"security"|"group"|"users", "required": N,
     "name": "...", "group": Group, "users": [User]}] in order."""
-    if not actor_may(actor, is_platform_admin):  # people only: no system actor defines policy
+    # People, and the configuration repository (reviewed in a pull request): no other system
+    # actor defines policy.
+    if not actor_may(actor, is_platform_admin, systems=CATALOG_SYSTEMS):
         raise NotPermitted("only platform admins define approval policies")
     if not stages and not auto_approve_max_risk:
         raise ValidationError("a policy needs at least one stage", field="stages")
@@ -496,6 +516,7 @@ def policy_create(
             auto_approve_peer_ratio=auto_approve_peer_ratio,
             sod_action=sod_action,
             chat_approval=chat_approval,
+            auto_approve_on_call=auto_approve_on_call,
             **{
                 k: v
                 for k, v in {
@@ -575,7 +596,9 @@ def policy_chat_approval_set(*, actor: Actor, policy: ApprovalPolicy, value: str
 def toxic_pair_create(
     *, actor: Actor, first: Entitlement, second: Entitlement, reason: str
 ) -> ToxicPair:
-    if not actor_may(actor, lambda u: is_platform_admin(u) or is_security(u)):
+    if not actor_may(
+        actor, lambda u: is_platform_admin(u) or is_security(u), systems=CATALOG_SYSTEMS
+    ):
         raise NotPermitted("only security and platform admins declare separation-of-duties pairs")
     if first.pk == second.pk:
         raise ValidationError("a toxic pair needs two different entitlements", field="second")

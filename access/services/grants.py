@@ -22,10 +22,13 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from portal.core.actors import (
+    ASSIGNMENT_RULES,
     CLI,
     DIRECTORY_IMPORT,
+    GITOPS,
     GRANT_EXPIRY,
     LEAVER,
+    ONCALL,
     REVIEWS,
     SCIM,
     UNUSED_ACCESS,
@@ -56,6 +59,9 @@ class RevokeOrigin(StrEnum):
     REVIEW = "review"  # an access review decided to remove it
     UNUSED = "unused"  # unused-access removal
     FOLLOW_UP = "follow_up"  # a break-glass or mover follow-up answered "revoke"
+    RETIRED = "retired"  # its entitlement was removed from the configuration repository
+    ONCALL = "oncall"  # the on-call shift that justified it ended
+    ASSIGNMENT = "assignment"  # the assignment rule that granted it no longer matches
 
 
 _JOB_ORIGIN = {
@@ -65,6 +71,9 @@ _JOB_ORIGIN = {
     RevokeOrigin.REVIEW: SyncJob.Origin.REVOKE,
     RevokeOrigin.UNUSED: SyncJob.Origin.REVOKE,
     RevokeOrigin.FOLLOW_UP: SyncJob.Origin.REVOKE,
+    RevokeOrigin.RETIRED: SyncJob.Origin.REVOKE,
+    RevokeOrigin.ONCALL: SyncJob.Origin.EXPIRY,
+    RevokeOrigin.ASSIGNMENT: SyncJob.Origin.REVOKE,
 }
 
 
@@ -94,6 +103,9 @@ REVOKE_RULES: dict[RevokeOrigin, tuple[Callable[[Any, Grant], bool], tuple[Syste
     RevokeOrigin.REVIEW: (_may_revoke, (REVIEWS,)),
     RevokeOrigin.UNUSED: (lambda user, grant: False, (UNUSED_ACCESS,)),
     RevokeOrigin.FOLLOW_UP: (_may_answer_follow_up, ()),
+    RevokeOrigin.RETIRED: (_may_revoke, (GITOPS,)),
+    RevokeOrigin.ONCALL: (lambda user, grant: False, (ONCALL,)),
+    RevokeOrigin.ASSIGNMENT: (_may_revoke, (ASSIGNMENT_RULES, GITOPS)),
 }
 
 # The origin a system actor revokes with when the caller does not name one.
@@ -102,6 +114,8 @@ _ORIGIN_OF_SYSTEM = {
     LEAVER: RevokeOrigin.LEAVER,
     REVIEWS: RevokeOrigin.REVIEW,
     UNUSED_ACCESS: RevokeOrigin.UNUSED,
+    ONCALL: RevokeOrigin.ONCALL,
+    ASSIGNMENT_RULES: RevokeOrigin.ASSIGNMENT,
 }
 
 

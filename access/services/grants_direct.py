@@ -4,7 +4,7 @@ pending and provisioned like a requested grant (:func:`.grants.grant_provision_s
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -59,7 +59,14 @@ def _refuse_missing_prerequisites(principal: Any, entitlement: Entitlement) -> N
 
 
 def grant_birthright(
-    *, actor: Actor, principal: User, entitlement: Entitlement, bundle_ref: str, reason: str
+    *,
+    actor: Actor,
+    principal: User,
+    entitlement: Entitlement,
+    bundle_ref: str,
+    reason: str,
+    ends_at: datetime | None = None,
+    origin: str = "birthright",
 ) -> Grant:
     """A grant from a team's standard bundle (birthright access for a joiner), with no
     request: created pending and provisioned through the outbox as approved requests are
@@ -69,7 +76,9 @@ def grant_birthright(
     Refused (nothing written) when the principal is inactive, the entitlement is not
     requestable, a prerequisite is not held (pending or active), it would complete a
     separation-of-duties pair, or the principal already holds it. The joiner hook calls it
-    (people are not checked here: the bundle was adopted by someone who may).
+    (people are not checked here: the bundle was adopted by someone who may). Assignment
+    rules (``origin="assignment"``) and on-call shifts (``origin="oncall"``, ``ends_at`` the
+    shift's end plus grace) grant through it too.
     """
     refuse_string(actor)
     reason = (reason or "").strip()
@@ -92,14 +101,15 @@ def grant_birthright(
         _refuse_missing_prerequisites(principal, entitlement)
         _refuse_toxic(principal, entitlement)
         now = timezone.now()
-        ends_at = now + timedelta(days=entitlement.max_duration_days)
+        if ends_at is None:
+            ends_at = now + timedelta(days=entitlement.max_duration_days)
         grant = Grant.objects.create(
             principal=principal,
             entitlement=entitlement,
             status=Grant.Status.PENDING,
             starts_at=now,
             ends_at=ends_at,
-            reason=f"birthright ({bundle_ref}): {reason}"[:300],
+            reason=f"{origin} ({bundle_ref}): {reason}"[:300],
             approved_by=[bundle_ref],
         )
         audit_record(
@@ -111,6 +121,7 @@ def grant_birthright(
                 "entitlement": str(entitlement),
                 "ends_at": ends_at,
                 "bundle": bundle_ref,
+                **({"origin": origin} if origin != "birthright" else {}),
             },
             reason=reason,
         )

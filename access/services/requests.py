@@ -25,7 +25,14 @@ from portal.core.state import transition
 from .. import registry as actions
 from .. import workflow
 from ..events import RequestEvent, request_event
-from ..models import AccessRequest, Approval, ApprovalAssignment, ApprovalPolicy, Entitlement
+from ..models import (
+    AccessRequest,
+    Approval,
+    ApprovalAssignment,
+    ApprovalPolicy,
+    BundleRequest,
+    Entitlement,
+)
 from ..outcomes import RefusalCode, refusal, refusal_code
 from ..policies import may_request_for
 from ..state import REQUEST_TRANSITIONS
@@ -64,8 +71,11 @@ def access_request_submit(
     entitlement: Entitlement,
     justification: str,
     duration_days: int | None = None,
+    policy: ApprovalPolicy | None = None,
+    bundle_request: BundleRequest | None = None,
 ) -> AccessRequest:
-    """Submit one request. Refusals raise before anything is written."""
+    """Submit one request. Refusals raise before anything is written. A bundle request's
+    members pass the bundle's ``policy`` (one approval path) and the ``bundle_request``."""
     justification = (justification or "").strip()
     if not justification:
         raise ValidationError("say why the access is needed", field="justification")
@@ -104,6 +114,7 @@ def access_request_submit(
                 principal=principal,
                 entitlement=entitlement,
                 duration_days=duration_days,
+                policy=policy,
             )
             # The first refusal of the state of things (an open request, a held grant) wins;
             # otherwise every refusal is named, under the code of the first.
@@ -126,6 +137,7 @@ def access_request_submit(
                 else AccessRequest.Kind.NEW,
                 extends_grant=preview.extension_of,
                 routed_to_security=any(s["source"] == "sod" for s in preview.stages),
+                bundle_request=bundle_request,
             )
             audit_record(
                 actor=actor,

@@ -11,6 +11,13 @@ and form errors (ValidationError, on its ``field`` when it names one).
 """
 
 from ._common import is_htmx_partial, paginate
+from .bundles import (
+    bundle_list,
+    bundle_request_decide,
+    bundle_request_detail,
+    bundle_request_new,
+    bundle_rules,
+)
 from .catalog import (
     catalog,
     catalog_change_decide,
@@ -38,6 +45,11 @@ from .requests import (
 
 __all__ = [
     "STATUS_FILTERS",
+    "bundle_list",
+    "bundle_request_decide",
+    "bundle_request_detail",
+    "bundle_request_new",
+    "bundle_rules",
     "approvals",
     "approvals_bulk",
     "catalog_change_decide",

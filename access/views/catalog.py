@@ -9,7 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import team_members
-from portal.core.errors import Conflict, DomainError, ValidationError
+from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
+from portal.core.managed import MANAGED_ELSEWHERE, managed_note
 from portal.core.views import add_form_error, domain_errors
 
 from .. import policies, selectors, services
@@ -66,6 +67,7 @@ def service_detail(request, slug: str):
             "owners": team_members(team=service.owner_team),
             "holders": holders,
             "may_edit": policies.may_edit_service(request.user, service),
+            "managed_note": managed_note(service),
         },
     )
 
@@ -124,6 +126,10 @@ def service_edit(request, slug: str):
             services.service_update(actor=request.user, service=service, **changes)
         except ValidationError as exc:
             add_form_error(form, exc)
+        except NotPermitted as exc:
+            if exc.reason_code != MANAGED_ELSEWHERE:
+                raise
+            add_form_error(form, exc)  # managed in the configuration repository: say where
         else:
             messages.success(request, f"Service {service.name} saved.")
             return redirect("access:service-detail", slug=service.slug)
@@ -173,6 +179,10 @@ def entitlement_edit(request, slug: str, pk: int):
             )
         except (ValidationError, Conflict) as exc:
             add_form_error(form, exc)
+        except NotPermitted as exc:
+            if exc.reason_code != MANAGED_ELSEWHERE:
+                raise
+            add_form_error(form, exc)  # managed in the configuration repository: say where
         else:
             messages.success(request, f"Entitlement {ent.name} saved.")
             for proposal in proposals:

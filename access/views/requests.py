@@ -160,6 +160,8 @@ def request_new(request):
         principal = _principal_from(request.POST.get("principal"), principals)
         duration = _int_or_none(request.POST.get("duration_days"))
     else:
+        if request.GET.get("bundle"):  # /requests/new/?bundle=<slug>: the bundle picked
+            return redirect("access:bundle-request-new", slug=request.GET["bundle"][:80])
         picked_ids = int_list(request.GET.getlist("entitlement"))
         form = None
         principal = _principal_from(request.GET.get("principal"), principals)

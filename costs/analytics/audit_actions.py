@@ -3,6 +3,7 @@
 from audit.registry import register
 
 BUDGET_SET = register("costs.budget_set", "A team's monthly budget was set or changed")
+BUDGET_DELETED = register("costs.budget_deleted", "A team's monthly budget row was removed")
 BUDGET_ALERT = register(
     "costs.budget_alert", "A team's actual or forecast spend crossed a budget threshold"
 )

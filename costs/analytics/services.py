@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
-from portal.core.actors import COST_ANALYTICS, DEMO, actor_may, actor_user, is_system
+from portal.core.actors import COST_ANALYTICS, DEMO, GITOPS, actor_may, actor_user, is_system
 from portal.core.errors import NotPermitted, ValidationError
 from portal.core.queue import enqueue_on_commit
 from portal.core.state import transition
@@ -34,7 +34,7 @@ from .tasks import budget_alert_notify
 logger = logging.getLogger(__name__)
 SYSTEM = COST_ANALYTICS
 # The system actors that set budgets without a person: the demo seed and the test suite.
-BUDGET_SYSTEMS = (COST_ANALYTICS, DEMO)
+BUDGET_SYSTEMS = (COST_ANALYTICS, DEMO, GITOPS)  # GITOPS: the configuration repository
 ZERO = Decimal(0)
 
 
@@ -98,6 +98,31 @@ def budget_set(
             },
         )
     return budget
+
+
+def budget_delete(*, actor, team: Team, month: dt.date) -> bool:
+    """Remove a team's budget row for ``month`` (the previous month's budget applies again);
+    False when there was none."""
+    if not actor_may(actor, may_set_budget, systems=BUDGET_SYSTEMS):
+        raise NotPermitted("only finance and platform admins set budgets")
+    with transaction.atomic(durable=not is_system(actor)):
+        budget = Budget.objects.select_for_update().filter(team=team, month=month).first()
+        if budget is None:
+            return False
+        audit_record(
+            actor=actor,
+            action=actions.BUDGET_DELETED,
+            target=budget,
+            before={
+                "team": team.slug,
+                "month": month.isoformat(),
+                "amount": str(budget.amount),
+                "currency": budget.currency,
+                "thresholds": budget.thresholds,
+            },
+        )
+        budget.delete()
+    return True
 
 
 def budget_alerts_evaluate(

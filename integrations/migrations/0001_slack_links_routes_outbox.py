@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('access', '0004_approval_policy_chat_approval'),
+        ('access', '0007_approval_policy_chat_approval'),
         ('accounts', '0002_user_email_lower'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -72,6 +72,9 @@ BENCH = SystemActor("bench")  # benchmarks
 TEST = SystemActor("test")  # the test suite
 AUTO_APPROVAL = SystemActor("auto-approval")  # approves what a policy rule allows
 SLACK = SystemActor("slack")  # the Slack bot: links people by e-mail, delivers messages
+GITOPS = SystemActor("gitops")  # configuration applied from a repository (config_apply)
+ONCALL = SystemActor("oncall")  # grants that follow an on-call rota
+ASSIGNMENT_RULES = SystemActor("assignment-rules")  # bundles granted by assignment rules
 
 
 def scim_client_actor(slug: str) -> SystemActor:
@@ -86,6 +89,29 @@ def is_scim_actor(actor: object) -> bool:
     refuse_string(actor)
     return isinstance(actor, SystemActor) and (
         actor == SCIM or actor.name.startswith(SCIM.name + ".")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GitopsActor(SystemActor):
+    """The actor of one configuration repository (``gitops.<name>``): a member of the GITOPS
+    family, audited as ``gitops:<name>`` so the trail names the repository that applied it."""
+
+    @property
+    def label(self) -> str:
+        return f"gitops:{self.name.removeprefix(GITOPS.name + '.')}"
+
+
+def gitops_actor(name: str) -> GitopsActor:
+    """The actor that applies configuration from the repository called ``name``."""
+    return GitopsActor(f"{GITOPS.name}.{name}")
+
+
+def is_gitops_actor(actor: object) -> bool:
+    """True for ``GITOPS`` and every repository's actor (``gitops.<name>``); a string raises."""
+    refuse_string(actor)
+    return isinstance(actor, SystemActor) and (
+        actor == GITOPS or actor.name.startswith(GITOPS.name + ".")
     )
 
 
@@ -111,14 +137,18 @@ def actor_may(
 ) -> bool:
     """Whether ``actor`` may act: a person by ``person_check``, a system actor if it is one of
     ``systems`` (the ones the call site expects; naming ``SCIM`` admits every SCIM client's
-    actor). None and strings are refused."""
+    actor, naming ``GITOPS`` every repository's). None and strings are refused."""
     refuse_string(actor)
     if actor is None:
         return False
     if isinstance(actor, SystemActor):
         # A call site that accepts SCIM accepts each SCIM client (its family); no other
         # system actor stands in for another.
-        return actor in systems or (SCIM in systems and is_scim_actor(actor))
+        return (
+            actor in systems
+            or (SCIM in systems and is_scim_actor(actor))
+            or (GITOPS in systems and is_gitops_actor(actor))
+        )
     return bool(person_check(actor))
 
 

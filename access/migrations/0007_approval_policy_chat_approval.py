@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('access', '0003_catalog_change_proposal'),
+        ('access', '0006_policy_auto_approve_on_call'),
     ]
 
     operations = [
