@@ -42,9 +42,17 @@ class ConnectorError(Exception):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying later: the downstream system is unreachable, busy or timed out."""
+    """Worth retrying later: the downstream system is unreachable, busy or timed out.
+
+    ``retry_after`` (seconds) is how long the downstream system asked us to wait (an HTTP
+    ``Retry-After``); the outbox retries no sooner than that.
+    """
 
     transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(ConnectorError):

@@ -377,6 +377,7 @@ TOLLGATE_CONNECTORS = {
     "postgres": "connectors.postgres.PostgresRoleConnector",
     "webhook": "connectors.webhook.WebhookConnector",
     "manual": "connectors.manual.ManualConnector",
+    "scim": "connectors.scim.ScimConnector",
 }
 if not PRODUCTION:  # in-memory, per process: tests and the demo only
     TOLLGATE_CONNECTORS["fake"] = "connectors.fake.FakeConnector"
