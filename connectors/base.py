@@ -196,6 +196,10 @@ class Connector:
     required_keys: ClassVar[tuple[str, ...]] = ()
     supports_list_holders: ClassVar[bool] = True
     supports_last_used: ClassVar[bool] = False
+    #: True when ``list_holders`` needs an entitlement (the downstream system has no
+    #: "every holder" listing, e.g. SCIM groups named per entitlement): reconciliation then
+    #: lists the holders of each of the service's entitlements in turn.
+    lists_per_entitlement: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config: dict[str, Any] = copy.deepcopy(dict(config or {}))

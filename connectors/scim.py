@@ -151,6 +151,7 @@ class ScimConnector(Connector):
     required_keys = ("base_url", "token_env")
     supports_list_holders = True
     supports_last_used = False
+    lists_per_entitlement = True  # a group may be named by the entitlement's own config
 
     def __init__(self, config=None):
         super().__init__(config)
