@@ -410,6 +410,10 @@ CELERY_BEAT_SCHEDULE["access-reconcile-all"] = {
     "task": "access.tasks.reconcile_all",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["access-connector-health"] = {
+    "task": "access.tasks.probe_connector_health",
+    "schedule": 300.0,
+}
 CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
     "task": "access.tasks.sweep_follow_ups",
     "schedule": 900.0,

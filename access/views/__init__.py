@@ -17,6 +17,7 @@ from .catalog import (
     catalog_changes,
     entitlement_create,
     entitlement_edit,
+    service_connector_health,
     service_create,
     service_detail,
     service_edit,
@@ -61,6 +62,7 @@ __all__ = [
     "request_picker",
     "request_preview",
     "service_create",
+    "service_connector_health",
     "service_detail",
     "service_edit",
 ]

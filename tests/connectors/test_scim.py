@@ -219,13 +219,13 @@ def test_throttled_answers_are_transient_and_carry_retry_after(scim_server, toke
 
 
 def test_server_errors_are_transient_without_retry_after(scim_server, token_env, group):
-    with throttling_proxy(scim_server, Throttle(failures=1, status=503, retry_after=None)) as p:
-        with pytest.raises(TransientError) as error:
-            make(p.base_url).grant(
-                PrincipalRef("x@example.com"),
-                EntitlementRef("app", "e", {"group": group}),
-                idempotency_key="k",
-            )
+    throttle = Throttle(failures=1, status=503, retry_after=None)
+    with throttling_proxy(scim_server, throttle) as p, pytest.raises(TransientError) as error:
+        make(p.base_url).grant(
+            PrincipalRef("x@example.com"),
+            EntitlementRef("app", "e", {"group": group}),
+            idempotency_key="k",
+        )
     assert error.value.retry_after is None
     assert "answered HTTP 503: slow down" in error.value.message
 
