@@ -45,7 +45,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, cast
 
 import httpx2
 from pydantic import ValidationError as PydanticValidationError
@@ -57,7 +57,6 @@ from scim2_models import (
     Email,
     Group,
     PatchOp,
-    PatchOperation,
     SCIMException,
     ScimProvider,
     SearchRequest,
@@ -80,7 +79,6 @@ from connectors.base import (
     TransientError,
 )
 
-T = TypeVar("T")
 USER_NAME_MODES = ("email", "login")
 TRANSIENT_STATUSES = {408, 425, 429}
 MAX_RETRY_AFTER_S = 3600.0
@@ -118,6 +116,19 @@ def _seconds(value: Any, key: str, default: float) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"scim connector: {key} must be a positive number of seconds")
     return float(value)
+
+
+def search_request(flt: str | None, attributes: list[str], count: int) -> SearchRequest:
+    """A SCIM search: ``filter``, the ``attributes`` to return, at most ``count`` results."""
+    payload: dict[str, Any] = {"attributes": attributes, "count": count}
+    if flt:
+        payload["filter"] = flt
+    return SearchRequest.model_validate(payload)
+
+
+def patch(model: type, *operations: dict[str, Any]) -> PatchOp:
+    """A SCIM PATCH of ``model`` (RFC 7644 §3.5.2) from plain operation objects."""
+    return PatchOp[model].model_validate({"Operations": list(operations)})  # type: ignore[valid-type]
 
 
 def quote(value: str) -> str:
@@ -262,8 +273,8 @@ class ScimConnector(Connector):
             response = getattr(exc, "source", None)
             status = getattr(response, "status_code", None)
             if status is None:
-                raw_status = getattr(exc, "status", None)
-                status = int(raw_status) if str(raw_status or "").isdigit() else None
+                raw_status = str(getattr(exc, "status", "") or "")
+                status = int(raw_status) if raw_status.isdigit() else None
             detail = self._redact(str(getattr(exc, "detail", "") or exc))[:300]
             if status is not None and (status in TRANSIENT_STATUSES or status >= 500):
                 headers = getattr(response, "headers", None)
@@ -282,11 +293,10 @@ class ScimConnector(Connector):
 
     # Lookups ---------------------------------------------------------------------------
     @staticmethod
-    def _search(scim: SyncSCIMClient, model: type[T], flt: str, attributes: list[str], count=2):
-        response = scim.query(
-            model,
-            query_parameters=SearchRequest(filter=flt, attributes=attributes, count=count),
-        )
+    def _search(
+        scim: SyncSCIMClient, model: type, flt: str | None, attributes: list[str], count: int = 2
+    ) -> list[Any]:
+        response: Any = scim.query(model, query_parameters=search_request(flt, attributes, count))
         return list(response.resources or [])
 
     def _group_id(self, scim: SyncSCIMClient, group: str) -> str:
@@ -324,14 +334,15 @@ class ScimConnector(Connector):
 
     def _create_user(self, scim: SyncSCIMClient, principal: PrincipalRef) -> User:
         email = principal.email.strip().lower()
-        user = User(
+        user: User = User(
             user_name=self.login_for(principal),
             external_id=email or None,
             active=True,
             emails=[Email(value=email, primary=True)] if email else None,
         )
         try:
-            return scim.create(user)
+            created: Any = scim.create(user)
+            return cast(User, created)
         except SCIMException as exc:
             if getattr(exc, "status", None) not in (409, "409"):
                 raise
@@ -346,9 +357,7 @@ class ScimConnector(Connector):
 
     def _set_active(self, scim: SyncSCIMClient, user_id: str, active: bool) -> None:
         scim.modify(
-            User,
-            user_id,
-            PatchOp[User](operations=[PatchOperation(op="replace", path="active", value=active)]),
+            User, user_id, patch(User, {"op": "replace", "path": "active", "value": active})
         )
 
     # Operations ------------------------------------------------------------------------
@@ -377,11 +386,7 @@ class ScimConnector(Connector):
             scim.modify(
                 Group,
                 group_id,
-                PatchOp[Group](
-                    operations=[
-                        PatchOperation(op="add", path="members", value=[{"value": user_id}])
-                    ]
-                ),
+                patch(Group, {"op": "add", "path": "members", "value": [{"value": user_id}]}),
             )
         note = f" ({', '.join(notes)})" if notes else ""
         return Result(changed=True, detail=f"added {user_name} to SCIM group {group}{note}")
@@ -402,11 +407,7 @@ class ScimConnector(Connector):
             scim.modify(
                 Group,
                 group_id,
-                PatchOp[Group](
-                    operations=[
-                        PatchOperation(op="remove", path=f"members[value eq {quote(user_id)}]")
-                    ]
-                ),
+                patch(Group, {"op": "remove", "path": f"members[value eq {quote(user_id)}]"}),
             )
             if self._is_member(scim, group_id, user_id):
                 raise PermanentError(
@@ -445,7 +446,9 @@ class ScimConnector(Connector):
                 if after is not None and slug < after[0]:
                     continue
                 group_id = self._group_id(scim, group)
-                loaded = scim.query(Group, group_id, query_parameters={"attributes": ["members"]})
+                loaded: Any = scim.query(
+                    Group, group_id, query_parameters={"attributes": ["members"]}
+                )
                 ids = sorted(
                     {
                         str(member.value)
@@ -481,7 +484,7 @@ class ScimConnector(Connector):
         started = time.perf_counter()
         try:
             with self._session("health check", timeout=self.health_timeout) as scim:
-                scim.query(User, query_parameters=SearchRequest(attributes=["id"], count=1))
+                self._search(scim, User, None, ["id"], count=1)
         except (TransientError, PermanentError) as exc:
             return Health(False, exc.message, _elapsed_ms(started))
         except Exception as exc:  # never raises
