@@ -334,11 +334,19 @@ class ScimConnector(Connector):
 
     def _create_user(self, scim: SyncSCIMClient, principal: PrincipalRef) -> User:
         email = principal.email.strip().lower()
+        emails = None
+        if email:
+            try:
+                emails = [Email(value=email, primary=True)]
+            except PydanticValidationError:
+                # scim2-models refuses special-use domains (.test, .internal, …) as e-mail
+                # values; the address still names the user as userName and externalId.
+                emails = None
         user: User = User(
             user_name=self.login_for(principal),
             external_id=email or None,
             active=True,
-            emails=[Email(value=email, primary=True)] if email else None,
+            emails=emails,
         )
         try:
             created: Any = scim.create(user)

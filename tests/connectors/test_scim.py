@@ -113,6 +113,19 @@ def test_first_grant_creates_the_user_and_later_grants_reuse_it(scim_server, tok
     assert scim_server.member_user_names(f"b-{run}") == [f"ann.{run}@example.com"]
 
 
+def test_an_address_at_a_special_use_domain_still_gets_a_user(scim_server, token_env, group):
+    """scim2-models refuses .test addresses as e-mail values: the user is made without
+    ``emails`` (userName and externalId still carry the address), not refused."""
+    zed = PrincipalRef("zed@corp.test")
+    result = make(scim_server.base_url).grant(
+        zed, EntitlementRef("app", "eng", {"group": group}), idempotency_key="k"
+    )
+    assert result.changed is True
+    [user] = scim_server.users("zed@corp.test")
+    assert (user.external_id, user.emails) == ("zed@corp.test", None)
+    assert scim_server.member_user_names(group) == ["zed@corp.test"]
+
+
 def test_an_existing_user_is_matched_by_external_id(scim_server, token_env, group, run):
     from scim2_models import User
 
