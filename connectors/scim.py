@@ -332,7 +332,9 @@ class ScimConnector(Connector):
         flt = f"id eq {quote(group_id)} and members.value eq {quote(user_id)}"
         return bool(self._search(scim, Group, flt, ["id"], count=1))
 
-    def _create_user(self, scim: SyncSCIMClient, principal: PrincipalRef) -> User:
+    def _create_user(self, scim: SyncSCIMClient, principal: PrincipalRef) -> tuple[User, bool]:
+        """The new user and True; or, when a concurrent grant created it first (409), that
+        user and False."""
         email = principal.email.strip().lower()
         emails = None
         if email:
@@ -350,7 +352,7 @@ class ScimConnector(Connector):
         )
         try:
             created: Any = scim.create(user)
-            return cast(User, created)
+            return cast(User, created), True
         except SCIMException as exc:
             if getattr(exc, "status", None) not in (409, "409"):
                 raise
@@ -361,7 +363,7 @@ class ScimConnector(Connector):
                 f"SCIM users at {self.host}: creating {self.login_for(principal)!r} answered 409 "
                 "but no user matches its userName or externalId"
             )
-        return existing
+        return existing, False
 
     def _set_active(self, scim: SyncSCIMClient, user_id: str, active: bool) -> None:
         scim.modify(
@@ -378,14 +380,17 @@ class ScimConnector(Connector):
             group_id = self._group_id(scim, group)
             user = self._find_user(scim, principal)
             notes = []
+            created = False
             if user is None:
-                user = self._create_user(scim, principal)
-                notes.append("user created")
+                user, created = self._create_user(scim, principal)
+                if created:
+                    notes.append("user created")
             elif user.active is False:
                 self._set_active(scim, str(user.id), True)
                 notes.append("user reactivated")
             user_id = str(user.id)
-            if self._is_member(scim, group_id, user_id):
+            # A user made just now is in no group yet: no need to ask.
+            if not created and self._is_member(scim, group_id, user_id):
                 return Result(
                     changed=bool(notes),
                     detail=f"{user_name} is already a member of {group}"

@@ -145,6 +145,23 @@ def test_an_existing_user_is_matched_by_external_id(scim_server, token_env, grou
     assert existing.id
 
 
+def test_a_creation_that_loses_a_race_uses_the_user_created_first(scim_server, token_env, run):
+    """Two grants of one new person at once: the second POST /Users answers 409 (uniqueness)
+    and the connector takes the existing user instead of failing or making a second one."""
+    from scim2_models import User
+
+    email = f"race.{run}@example.com"
+    with scim_server.client() as scim:
+        first = scim.create(User(user_name=email, external_id=email, active=True))
+    conn = make(scim_server.base_url)
+
+    with conn._session("grant") as scim:
+        user, created = conn._create_user(scim, PrincipalRef(email))
+
+    assert (user.id, created) == (first.id, False)
+    assert len(scim_server.users(email)) == 1
+
+
 def test_an_inactive_user_is_reactivated_by_a_grant(scim_server, token_env, group, run):
     from scim2_models import User
 
