@@ -536,6 +536,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "portal.audit": {"level": "INFO"},
+        # One INFO line per HTTP request of the SCIM connector (with e-mail addresses in its
+        # filters) is noise in the worker's log; failures surface as sync job errors.
+        "httpx2": {"level": "WARNING"},
     },
 }
 
