@@ -23,7 +23,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.utils import timezone
 
-from connectors.base import ConnectorError
+from connectors.base import Connector, ConnectorError
 from connectors.registry import get_connector
 
 from ..models import Service
@@ -40,6 +40,8 @@ class ProbedHealth:
     detail: str
     latency_ms: float | None
     checked_at: datetime
+    #: False for a connector with nothing to probe (manual, fake): its "ok" says nothing
+    probed: bool = True
 
     @property
     def age_seconds(self) -> float:
@@ -82,7 +84,12 @@ def probe_health(service: Service, *, limit: float = PROBE_LIMIT_SECONDS) -> Pro
         try:
             connector = get_connector(service.connector, service.connector_config)
             health = connector.health()
-            answer.update(ok=health.ok, detail=health.detail, latency_ms=health.latency_ms)
+            answer.update(
+                ok=health.ok,
+                detail=health.detail,
+                latency_ms=health.latency_ms,
+                probed=type(connector).health is not Connector.health,
+            )
         except ConnectorError as exc:
             answer.update(ok=False, detail=exc.message, latency_ms=None)
         except Exception as exc:  # a connector bug must not break a page
@@ -103,6 +110,7 @@ def probe_health(service: Service, *, limit: float = PROBE_LIMIT_SECONDS) -> Pro
         detail=str(answer.get("detail") or "")[:500],
         latency_ms=answer.get("latency_ms"),
         checked_at=timezone.now(),
+        probed=bool(answer.get("probed", True)),
     )
     cache.set(_key(service), asdict(probed), TTL_SECONDS)
     return probed

@@ -212,3 +212,19 @@ def test_changing_the_settings_forgets_the_old_health(org, scim_server, monkeypa
     service.save()
 
     assert health.cached_health(service) is None
+
+
+def test_a_connector_without_a_probe_says_so(client, service_owner, org):
+    service = Service.objects.create(
+        slug="dba",
+        name="DBA",
+        owner_team=org["search"],
+        connector="manual",
+        connector_config={"group": "dba-oncall"},
+    )
+    client.force_login(service_owner)
+
+    body = text(client.get(health_url(service)))
+
+    assert body.startswith("not probed manual connector has no health probe ·")
+    assert "healthy" not in body
