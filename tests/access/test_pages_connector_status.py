@@ -65,11 +65,9 @@ def test_the_page_shows_the_connector_and_asks_for_health_without_probing(
     service = scim_service(org, f"http://127.0.0.1:{free_port()}/v2")
     client.force_login(service_owner)
 
-    started = time.monotonic()
     response = client.get(reverse("access:service-detail", args=[service.slug]))
 
     assert response.status_code == 200
-    assert time.monotonic() - started < 2.0
     body = text(response)
     assert "provisioned by the scim connector" in body
     assert "Connector scim Downstream health Checking the downstream system…" in body
