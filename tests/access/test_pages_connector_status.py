@@ -142,7 +142,7 @@ def test_a_downstream_that_hangs_is_cut_off_by_the_probe_limit(org, monkeypatch)
             conn.close()
         listener.close()
 
-    assert elapsed < 1.5
+    assert elapsed < 2.5  # the connector alone would wait 3 s
     assert (probed.ok, probed.detail) == (False, "scim connector did not answer within 0.5 s")
     assert health.cached_health(service) == probed
 
