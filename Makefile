@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" | grep -v "^ " || true
-	@$(BIN)/python -c "import django, celery, allauth, rest_framework, pytest" || (echo "install failed" && exit 1)
+	@$(BIN)/python -c "import django, celery, allauth, rest_framework, pytest, scim2_client, scim2_server" || (echo "install failed" && exit 1)
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with dev extras

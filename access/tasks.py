@@ -165,6 +165,14 @@ def reconcile_all() -> None:
     _locked_periodic("access.reconcile_all", run_all)
 
 
+@shared_task(name="access.tasks.probe_connector_health", ignore_result=True, queue="sync")
+def probe_connector_health() -> None:
+    """Probe each service's downstream system and cache the answer for the catalog page."""
+    from .sync.health import probe_all
+
+    _locked_periodic("access.probe_connector_health", probe_all)
+
+
 @shared_task(name="access.tasks.reconcile_service", ignore_result=True, queue="sync")
 def reconcile_service(service_id: int, mode: str = "report", user_id: int | None = None) -> None:
     """A run started by a person (``user_id``, re-checked by the service) or the reconciler."""

@@ -12,6 +12,11 @@ urlpatterns = [
     path("catalog/<slug:slug>/", views.service_detail, name="service-detail"),
     path("catalog/<slug:slug>/edit/", views.service_edit, name="service-edit"),
     path(
+        "catalog/<slug:slug>/connector-health/",
+        views.service_connector_health,
+        name="service-connector-health",
+    ),
+    path(
         "catalog/<slug:slug>/entitlements/new/",
         views.entitlement_create,
         name="entitlement-create",

@@ -42,9 +42,17 @@ class ConnectorError(Exception):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying later: the downstream system is unreachable, busy or timed out."""
+    """Worth retrying later: the downstream system is unreachable, busy or timed out.
+
+    ``retry_after`` (seconds) is how long the downstream system asked us to wait (an HTTP
+    ``Retry-After``); the outbox retries no sooner than that.
+    """
 
     transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(ConnectorError):
@@ -188,6 +196,10 @@ class Connector:
     required_keys: ClassVar[tuple[str, ...]] = ()
     supports_list_holders: ClassVar[bool] = True
     supports_last_used: ClassVar[bool] = False
+    #: True when ``list_holders`` needs an entitlement (the downstream system has no
+    #: "every holder" listing, e.g. SCIM groups named per entitlement): reconciliation then
+    #: lists the holders of each of the service's entitlements in turn.
+    lists_per_entitlement: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config: dict[str, Any] = copy.deepcopy(dict(config or {}))

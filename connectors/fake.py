@@ -69,18 +69,26 @@ class FakeBackend:
         self.transient_left = 0
         self.permanent_left = 0
         self.fail_operations: frozenset[str] = frozenset({"grant", "revoke"})
+        self.retry_after: float | None = None
         self.last_used_at: dict[str, datetime] = {}
 
     def inject(
-        self, *, transient: int = 0, permanent: int = 0, operations: Iterable[str] | None = None
+        self,
+        *,
+        transient: int = 0,
+        permanent: int = 0,
+        operations: Iterable[str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        """Fail the next ``transient`` matching calls transiently, then ``permanent`` calls
+        """Fail the next ``transient`` matching calls transiently (asking to wait
+        ``retry_after`` seconds, like an HTTP Retry-After), then ``permanent`` calls
         permanently; later calls succeed. ``operations`` defaults to grant and revoke."""
         if transient < 0 or permanent < 0:
             raise ValueError("failure counts must be >= 0")
         with self._lock:
             self.transient_left += transient
             self.permanent_left += permanent
+            self.retry_after = retry_after
             if operations is not None:
                 unknown = set(operations) - set(OPERATIONS)
                 if unknown:
@@ -94,6 +102,7 @@ class FakeBackend:
             self.effects = 0
             self.transient_left = self.permanent_left = 0
             self.fail_operations = frozenset({"grant", "revoke"})
+            self.retry_after = None
             self.last_used_at.clear()
 
     def holds(self, principal: str, entitlement: str) -> bool:
@@ -120,7 +129,10 @@ class FakeBackend:
         if self.transient_left > 0:
             self.transient_left -= 1
             self.calls.append(FakeCall(operation, principal, entitlement, key, "transient"))
-            raise TransientError(f"fake {self.name}: injected transient failure of {operation}")
+            raise TransientError(
+                f"fake {self.name}: injected transient failure of {operation}",
+                retry_after=self.retry_after,
+            )
         if self.permanent_left > 0:
             self.permanent_left -= 1
             self.calls.append(FakeCall(operation, principal, entitlement, key, "permanent"))

@@ -11,6 +11,7 @@ Service ``connector_config`` (non-secret; the DSN comes from the environment)::
       "create_login": true,                  # create a missing login role (default true)
       "create_login_as": "nologin",          # nologin (default) | login
       "connect_timeout": 5,                  # seconds
+      "health_timeout": 3,                   # seconds to connect in health()
       "statement_timeout_ms": 10000
     }
 
@@ -45,6 +46,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -58,8 +60,10 @@ from connectors.base import (
     ConfigError,
     Connector,
     ConnectorDescription,
+    ConnectorError,
     EntitlementRef,
     EntitlementSpec,
+    Health,
     Holder,
     Page,
     PermanentError,
@@ -173,6 +177,7 @@ class PostgresRoleConnector(Connector):
         }
         self.connect_timeout = self._positive_int("connect_timeout", 5)
         self.statement_timeout_ms = self._positive_int("statement_timeout_ms", 10_000)
+        self.health_timeout = self._positive_int("health_timeout", 3)
 
     def _positive_int(self, key: str, default: int) -> int:
         value = self.config.get(key, default)
@@ -260,7 +265,9 @@ class PostgresRoleConnector(Connector):
 
     # Plumbing --------------------------------------------------------------------------
     @contextmanager
-    def _transaction(self, action: str) -> Iterator[psycopg.Cursor]:
+    def _transaction(
+        self, action: str, *, connect_timeout: int | None = None
+    ) -> Iterator[psycopg.Cursor]:
         dsn = self.secret_from_env("dsn_env")
         try:
             psycopg.conninfo.conninfo_to_dict(dsn)
@@ -273,7 +280,7 @@ class PostgresRoleConnector(Connector):
             with (
                 psycopg.connect(
                     dsn,
-                    connect_timeout=self.connect_timeout,
+                    connect_timeout=connect_timeout or self.connect_timeout,
                     application_name="tollgate-connector",
                     autocommit=False,
                 ) as conn,
@@ -460,6 +467,30 @@ class PostgresRoleConnector(Connector):
         next_cursor = _encode_cursor(rows[-1][0], rows[-1][1]) if more and rows else None
         return Page(holders=holders, next_cursor=next_cursor)
 
+    def health(self) -> Health:
+        """Connect (``health_timeout``) and read the connecting role: can it create logins?"""
+        started = time.perf_counter()
+        try:
+            with self._transaction("health check", connect_timeout=self.health_timeout) as cur:
+                cur.execute(
+                    "SELECT current_user, rolcreaterole OR rolsuper FROM pg_roles"
+                    " WHERE rolname = current_user"
+                )
+                row = cur.fetchone()
+        except ConnectorError as exc:
+            return Health(False, exc.message, _elapsed_ms(started))
+        except Exception as exc:  # never raises
+            return Health(False, f"PostgreSQL health check failed: {type(exc).__name__}")
+        user, can_create = row if row else ("?", False)
+        if self.create_login and not can_create:
+            return Health(
+                False,
+                f"PostgreSQL answers as {user}, which lacks CREATEROLE: grants cannot create "
+                "logins or change memberships",
+                _elapsed_ms(started),
+            )
+        return Health(True, f"PostgreSQL answers as {user}", _elapsed_ms(started))
+
     def last_used(
         self, principal: PrincipalRef, entitlement: EntitlementRef | None = None
     ) -> datetime | None:
@@ -480,6 +511,10 @@ class PostgresRoleConnector(Connector):
             )
             row = cur.fetchone()
         return row[0] if row else None
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _encode_cursor(role: str, member: str) -> str:

@@ -6,6 +6,7 @@ Service ``connector_config``::
       "url": "https://svc.internal/tollgate",   # required; http(s) only, no credentials
       "secret_env": "TOLLGATE_WEBHOOK_SVC_SECRET",  # required: env var with the HMAC secret
       "timeout": 10,                            # seconds per request
+      "health_timeout": 3,                      # seconds for health()
       "holders_url": "https://svc.internal/tollgate/holders",  # default <url>/holders
       "last_used_url": "https://svc.internal/tollgate/last-used" # optional; enables last_used
     }
@@ -48,7 +49,9 @@ from connectors.base import (
     ConfigError,
     Connector,
     ConnectorDescription,
+    ConnectorError,
     EntitlementRef,
+    Health,
     Holder,
     Page,
     PermanentError,
@@ -134,6 +137,14 @@ class WebhookConnector(Connector):
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise ConfigError("webhook connector: timeout must be a positive number of seconds")
         self.timeout = float(timeout)
+        health_timeout = self.config.get("health_timeout", 3)
+        if (
+            not isinstance(health_timeout, int | float)
+            or isinstance(health_timeout, bool)
+            or health_timeout <= 0
+        ):
+            raise ConfigError("webhook connector: health_timeout must be a positive number")
+        self.health_timeout = float(health_timeout)
         self._opener = urllib.request.build_opener(_NoRedirect())
 
     @property
@@ -224,6 +235,32 @@ class WebhookConnector(Connector):
             raise PermanentError("webhook holders answer: next must be a string or null")
         return Page(holders=tuple(holders), next_cursor=next_cursor or None)
 
+    def health(self) -> Health:
+        """A signed ``GET <holders_url>?cursor=&page_size=1``: the receiver answers and accepts
+        our signature (a 401 there means the shared secret differs)."""
+        started = time.monotonic()
+        query = urllib.parse.urlencode({"cursor": "", "page_size": "1"})
+        separator = "&" if urllib.parse.urlsplit(self.holders_url).query else "?"
+        try:
+            self._request(
+                "GET",
+                f"{self.holders_url}{separator}{query}",
+                None,
+                str(int(time.time())),
+                signed=query.encode(),
+                timeout=min(self.timeout, self.health_timeout),
+            )
+        except ConnectorError as exc:
+            return Health(False, exc.message, round((time.monotonic() - started) * 1000, 1))
+        except Exception as exc:  # never raises
+            return Health(False, f"webhook health check failed: {type(exc).__name__}")
+        host = urllib.parse.urlsplit(self.holders_url).hostname
+        return Health(
+            True,
+            f"webhook at {host} answers signed requests",
+            round((time.monotonic() - started) * 1000, 1),
+        )
+
     def last_used(
         self, principal: PrincipalRef, entitlement: EntitlementRef | None = None
     ) -> datetime | None:
@@ -260,6 +297,7 @@ class WebhookConnector(Connector):
         *,
         idempotency_key: str | None = None,
         signed: bytes | None = None,
+        timeout: float | None = None,
     ) -> tuple[int, Any]:
         secret = self.secret_from_env("secret_env")
         headers = {
@@ -274,8 +312,9 @@ class WebhookConnector(Connector):
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         request = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310 (scheme checked)
         host = urllib.parse.urlsplit(url).hostname
+        limit = timeout or self.timeout
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
+            with self._opener.open(request, timeout=limit) as response:
                 status = response.status
                 raw = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as exc:
@@ -290,9 +329,7 @@ class WebhookConnector(Connector):
                 f"webhook {method} to {host}: TLS verification failed: {exc.verify_message}"
             ) from None
         except TimeoutError as exc:
-            raise TransientError(
-                f"webhook {method} to {host} timed out after {self.timeout:g}s"
-            ) from exc
+            raise TransientError(f"webhook {method} to {host} timed out after {limit:g}s") from exc
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
@@ -301,7 +338,7 @@ class WebhookConnector(Connector):
                 ) from None
             if isinstance(reason, TimeoutError):
                 raise TransientError(
-                    f"webhook {method} to {host} timed out after {self.timeout:g}s"
+                    f"webhook {method} to {host} timed out after {limit:g}s"
                 ) from None
             raise TransientError(f"webhook {method} to {host} failed: {reason}") from None
         except (ConnectionError, OSError) as exc:

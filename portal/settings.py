@@ -380,6 +380,7 @@ TOLLGATE_CONNECTORS = {
     "postgres": "connectors.postgres.PostgresRoleConnector",
     "webhook": "connectors.webhook.WebhookConnector",
     "manual": "connectors.manual.ManualConnector",
+    "scim": "connectors.scim.ScimConnector",
 }
 if not PRODUCTION:  # in-memory, per process: tests and the demo only
     TOLLGATE_CONNECTORS["fake"] = "connectors.fake.FakeConnector"
@@ -413,6 +414,10 @@ CELERY_BEAT_SCHEDULE["access-expire-grants"] = {
 CELERY_BEAT_SCHEDULE["access-reconcile-all"] = {
     "task": "access.tasks.reconcile_all",
     "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["access-connector-health"] = {
+    "task": "access.tasks.probe_connector_health",
+    "schedule": 300.0,
 }
 CELERY_BEAT_SCHEDULE["access-follow-ups"] = {
     "task": "access.tasks.sweep_follow_ups",
@@ -543,6 +548,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "portal.audit": {"level": "INFO"},
+        # One INFO line per HTTP request of the SCIM connector (with e-mail addresses in its
+        # filters) is noise in the worker's log; failures surface as sync job errors.
+        "httpx2": {"level": "WARNING"},
     },
 }
 

@@ -40,7 +40,7 @@ from portal.core.errors import Conflict, NotFound, NotPermitted, ValidationError
 from portal.core.state import transition
 
 from .. import registry as actions
-from ..models import OPEN_JOB_STATUSES, Grant, ManualTask, SyncJob
+from ..models import OPEN_JOB_STATUSES, Entitlement, Grant, ManualTask, SyncJob
 from ..state import SYNC_JOB_TRANSITIONS
 from . import grants
 from ._common import notify_queued
@@ -199,6 +199,15 @@ def refs_for(job: SyncJob, connector) -> tuple[PrincipalRef, EntitlementRef]:
     config = {}
     if job.grant is not None:
         config = dict(job.grant.entitlement.connector_config or {})
+    elif job.entitlement_slug:
+        # An unmanaged holder's revoke (reconciliation) has no grant: the entitlement's own
+        # settings (a SCIM group, a PostgreSQL role) still say where it lives downstream.
+        config = dict(
+            Entitlement.objects.filter(service_id=job.service_id, slug=job.entitlement_slug)
+            .values_list("connector_config", flat=True)
+            .first()
+            or {}
+        )
     principal = PrincipalRef(email=job.principal_email, login=job.principal_login)
     return principal, EntitlementRef(job.service.slug, job.entitlement_slug, config=config)
 
@@ -244,7 +253,8 @@ def _claim(job_id: int, now: datetime) -> tuple[str, SyncJob | None]:
 
 
 def _call_connector(job: SyncJob):
-    """Run the downstream call. Returns (result, error, transient)."""
+    """Run the downstream call. Returns (connector, result, error, transient, retry_after):
+    ``retry_after`` is the wait the downstream system asked for (HTTP Retry-After), if any."""
     try:
         connector = get_connector(job.service.connector, job.service.connector_config)
         principal, entitlement = refs_for(job, connector)
@@ -252,16 +262,16 @@ def _call_connector(job: SyncJob):
             result = connector.grant(principal, entitlement, idempotency_key=job.idempotency_key)
         else:
             result = connector.revoke(principal, entitlement, idempotency_key=job.idempotency_key)
-        return connector, result, None, False
+        return connector, result, None, False, None
     except TransientError as exc:
-        return None, None, exc.message, True
+        return None, None, exc.message, True, getattr(exc, "retry_after", None)
     except PermanentError as exc:
-        return None, None, exc.message, False
+        return None, None, exc.message, False, None
     except ConnectorError as exc:  # pragma: no cover - every ConnectorError is one of the two
-        return None, None, exc.message, False
+        return None, None, exc.message, False, None
     except Exception as exc:  # a connector bug: transient, but bounded by max_attempts
         logger.exception("connector %s raised unexpectedly", job.service.connector)
-        return None, None, f"unexpected {type(exc).__name__}: {str(exc)[:300]}", True
+        return None, None, f"unexpected {type(exc).__name__}: {str(exc)[:300]}", True, None
 
 
 def sync_job_run(*, job_id: int, now: datetime | None = None) -> str:
@@ -275,11 +285,13 @@ def sync_job_run(*, job_id: int, now: datetime | None = None) -> str:
     if outcome != "started" or job is None:
         return outcome
     attempt = job.attempts
-    connector, result, error, transient = _call_connector(job)
-    return _record(job_id, attempt, connector, result, error, transient)
+    connector, result, error, transient, retry_after = _call_connector(job)
+    return _record(job_id, attempt, connector, result, error, transient, retry_after)
 
 
-def _record(job_id: int, attempt: int, connector, result, error, transient) -> str:
+def _record(
+    job_id: int, attempt: int, connector, result, error, transient, retry_after=None
+) -> str:
     now = timezone.now()
     with transaction.atomic():
         job, grant = lock_job(job_id)
@@ -309,7 +321,8 @@ def _record(job_id: int, attempt: int, connector, result, error, transient) -> s
             _open_manual_task(job, connector)
             return "waiting_manual"
         if transient and job.attempts < job.max_attempts:
-            delay = backoff_seconds(job.attempts)
+            # Never sooner than the downstream system asked (Retry-After), nor than backoff.
+            delay = max(backoff_seconds(job.attempts), float(retry_after or 0))
             _job_transition(
                 job,
                 "defer",

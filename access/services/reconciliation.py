@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from connectors.base import ConnectorError, PrincipalRef
+from connectors.base import ConfigError, ConnectorError, EntitlementRef, Holder, PrincipalRef
 from connectors.registry import get_connector
 from portal.core.actors import RECONCILER, Actor, actor_label, actor_may
 from portal.core.errors import NotPermitted, ValidationError
@@ -126,7 +127,7 @@ def reconcile_plan(service: Service, *, connector=None, page_size: int = PAGE_SI
             service=service, grant__isnull=True, status__in=("pending", "running", "waiting_manual")
         ).values_list("principal_login", "entitlement_slug")
     )
-    for holder in connector.iter_holders(None, page_size=page_size):
+    for holder in _holders(service, connector, ents, page_size):
         slug = alias.get(holder.entitlement)
         if slug is None:
             plan.ignored += 1  # a downstream role Tollgate does not manage for this service
@@ -143,6 +144,25 @@ def reconcile_plan(service: Service, *, connector=None, page_size: int = PAGE_SI
             plan.wrong_level.append((expected_id, holder.principal, slug, want, holder.level))
     plan.missing = sorted((gid, login, slug) for (login, slug), gid in expected.items())
     return plan
+
+
+def _holders(service: Service, connector, ents, page_size: int) -> Iterator[Holder]:
+    """Every downstream holder of the service: one listing, or (for connectors that list per
+    entitlement, e.g. SCIM groups) the holders of each entitlement the connector can map."""
+    if not getattr(connector, "lists_per_entitlement", False):
+        yield from connector.iter_holders(None, page_size=page_size)
+        return
+    for _, slug, cfg in ents:
+        ref = EntitlementRef(service.slug, slug, config=dict(cfg or {}))
+        try:
+            page = connector.list_holders(ref, page_size=page_size)
+        except ConfigError:
+            continue  # no downstream group for it: its grant jobs fail and say so
+        while True:
+            yield from page.holders
+            if page.next_cursor is None:
+                break
+            page = connector.list_holders(ref, cursor=page.next_cursor, page_size=page_size)
 
 
 def principal_for_login(connector, login: str) -> PrincipalRef | None:

@@ -24,6 +24,7 @@ from .catalog import (
     catalog_changes,
     entitlement_create,
     entitlement_edit,
+    service_connector_health,
     service_create,
     service_detail,
     service_edit,
@@ -73,6 +74,7 @@ __all__ = [
     "request_picker",
     "request_preview",
     "service_create",
+    "service_connector_health",
     "service_detail",
     "service_edit",
 ]

@@ -56,8 +56,10 @@ def service_detail(request, slug: str):
     entitlements = selectors.entitlements_list(viewer=request.user, service=service.slug)
     entitlements = entitlements.prefetch_related("prerequisites__service")
     holders = None
+    connector = None
     if policies.may_see_holders(request.user, service):
         holders = selectors.service_holders(service=service)
+        connector = _connector_status(service)
     return render(
         request,
         "access/service_detail.html",
@@ -66,9 +68,44 @@ def service_detail(request, slug: str):
             "entitlements": entitlements,
             "owners": team_members(team=service.owner_team),
             "holders": holders,
+            "connector": connector,
             "may_edit": policies.may_edit_service(request.user, service),
             "managed_note": managed_note(service),
         },
+    )
+
+
+def _connector_status(service) -> dict | None:
+    """Connector, cached downstream health (no network here) and last reconciliation."""
+    from ..sync import health
+    from ..sync import selectors as sync_selectors
+
+    if not service.connector:
+        return None
+    return {
+        "name": service.connector,
+        "health": health.cached_health(service),
+        "last_run": sync_selectors.last_run(service=service),
+    }
+
+
+@require_GET
+@login_required
+def service_connector_health(request, slug: str):
+    """The health badge (HTMX): the cached answer, or a probe limited to a few seconds when
+    there is none or ``?refresh=1``. Owners and those who see all access only (404 otherwise)."""
+    from ..sync import health
+
+    service = selectors.service_get(viewer=request.user, slug=slug)
+    if not policies.may_see_holders(request.user, service) or not service.connector:
+        raise Http404("no such page")
+    probed = None if request.GET.get("refresh") else health.cached_health(service)
+    if probed is None:
+        probed = health.probe_health(service)
+    return render(
+        request,
+        "access/partials/_connector_health.html",
+        {"service": service, "health": probed, "probed": True},
     )
 
 

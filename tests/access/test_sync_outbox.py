@@ -90,6 +90,32 @@ def test_duplicate_delivery_has_one_downstream_effect(
     assert AuditEvent.objects.count() == audit_before
 
 
+def test_a_retry_after_longer_than_the_backoff_is_honoured(
+    requester, billing, backend, django_capture_on_commit_callbacks, settings
+):
+    settings.TOLLGATE_SYNC_BACKOFF_BASE = 1
+    backend.inject(transient=1, retry_after=120)
+    ent = auto_entitlement(billing, requester)
+    grant = request_grant(requester, ent, django_capture_on_commit_callbacks)
+    job = job_of(grant)
+    assert (job.status, job.attempts) == ("pending", 1)
+    assert (job.next_attempt_at - job.updated_at).total_seconds() >= 119.9  # not the 1 s backoff
+    just_before = job.next_attempt_at - timedelta(seconds=5)
+    assert outbox.sync_job_run(job_id=job.pk, now=just_before) == "early"
+    assert outbox.sync_job_run(job_id=job.pk, now=job.next_attempt_at) == "done"
+    assert backend.effects == 1
+
+
+def test_a_short_retry_after_does_not_shorten_the_backoff(
+    requester, billing, backend, django_capture_on_commit_callbacks, settings
+):
+    settings.TOLLGATE_SYNC_BACKOFF_BASE = 10
+    backend.inject(transient=1, retry_after=0.5)
+    ent = auto_entitlement(billing, requester)
+    job = job_of(request_grant(requester, ent, django_capture_on_commit_callbacks))
+    assert 5 <= (job.next_attempt_at - job.updated_at).total_seconds() <= 10.5
+
+
 def test_transient_failures_back_off_then_succeed(
     requester, billing, backend, django_capture_on_commit_callbacks, settings
 ):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import threading
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from connectors.base import (
     TransientError,
 )
 from connectors.postgres import PostgresRoleConnector
+from tests.connectors.contract import ConnectorContract
 
 ADMIN_DSN = os.environ.get(
     "TOLLGATE_TEST_PG_ADMIN_DSN", "postgres://postgres@127.0.0.1:5432/postgres"
@@ -438,3 +440,72 @@ def test_refused_authentication_or_unknown_database_is_permanent(target_db, monk
     with pytest.raises(PermanentError, match="does not exist") as info:
         connector(DSN_ENV).list_holders(ent())
     assert not isinstance(info.value, TransientError)
+
+
+# --- The contract every connector passes (tests/connectors/contract.py) ---------------------
+CONTRACT_PASSWORD = f"contract-pw-{secrets.token_hex(6)}"  # trust auth ignores it; never shown
+
+
+class TestPostgresContract(ConnectorContract):
+    @pytest.fixture
+    def pg_dsn_env(self, target_db, monkeypatch):
+        dsn = _dsn(target_db) + f" password={CONTRACT_PASSWORD}"
+        monkeypatch.setenv(DSN_ENV, dsn)
+        return DSN_ENV
+
+    @pytest.fixture
+    def connector(self, pg_dsn_env, logins):
+        return connector(pg_dsn_env)
+
+    @pytest.fixture
+    def entitlement(self, target_db):
+        role = f"{RUN}_contract_{secrets.token_hex(3)}"
+        with _admin() as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        try:
+            yield EntitlementRef("warehouse", "contract", {"role": role})
+        finally:
+            with _admin() as conn:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+    @pytest.fixture
+    def principals(self):
+        tag = secrets.token_hex(3)
+        return [
+            PrincipalRef(f"{name}{tag}@example.com") for name in ("ann", "bob", "cat", "dan", "eve")
+        ]
+
+    @pytest.fixture
+    def page_size(self):
+        return 2
+
+    @pytest.fixture
+    def unreachable_connector(self, monkeypatch):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = f"{DSN_ENV}_CLOSED"
+        monkeypatch.setenv(
+            env, f"host=127.0.0.1 port={port} dbname=x user=postgres password={CONTRACT_PASSWORD}"
+        )
+        return connector(env, connect_timeout=2, health_timeout=1)
+
+    @pytest.fixture
+    def permanent_failure(self, connector):
+        missing = EntitlementRef("warehouse", "ghost", {"role": f"{RUN}_no_such_role"})
+        return lambda: connector.grant(PrincipalRef("x@example.com"), missing, idempotency_key="k")
+
+    @pytest.fixture
+    def secrets(self):
+        return [CONTRACT_PASSWORD]
+
+
+def test_health_names_a_role_that_cannot_create_logins(target_db, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, _dsn(target_db, user=WEAK))
+    health = connector(DSN_ENV).health()
+    assert health.ok is False
+    assert health.detail == (
+        f"PostgreSQL answers as {WEAK}, which lacks CREATEROLE: grants cannot create logins "
+        "or change memberships"
+    )
+    assert connector(DSN_ENV, create_login=False).health().ok is True

@@ -14,7 +14,7 @@ from connectors.webhook import WebhookConnector
 
 @pytest.mark.sqlite
 def test_shipped_connectors_are_registered_by_name(settings):
-    assert connector_names() == ["fake", "ldap", "manual", "postgres", "webhook"]
+    assert connector_names() == ["fake", "ldap", "manual", "postgres", "scim", "webhook"]
     pg = get_connector(
         "postgres", {"dsn_env": "TOLLGATE_PG_TARGET_DSN", "roles": {"read": "app_read"}}
     )
@@ -97,7 +97,7 @@ def test_env_prefix_comes_from_settings(settings):
 def test_unknown_and_broken_registrations_are_config_errors(settings):
     with pytest.raises(
         ConfigError,
-        match=r"unknown connector 'nosuch' \(registered: fake, ldap, manual, postgres, webhook\)",
+        match=r"unknown connector 'nosuch' \(registered: fake, ldap, manual, postgres, scim, webhook\)",
     ):
         get_connector("nosuch", {})
     settings.TOLLGATE_CONNECTORS = {
