@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import dashboard_views as views
+from .chargeback import views as chargeback_views
 
 app_name = "costs-dash"
 
@@ -11,6 +12,7 @@ urlpatterns = [
     path("teams/<slug:slug>/costs/drill/", views.team_drill, name="team-drill"),
     path("costs/overview/", views.org_overview, name="overview"),
     path("costs/showback/", views.showback, name="showback"),
+    path("costs/export/focus/", chargeback_views.focus_export, name="focus-export"),
     path("costs/budgets/", views.budgets, name="budgets"),
     path("costs/anomalies/", views.anomaly_list, name="anomalies"),
     path("costs/anomalies/<int:pk>/acknowledge/", views.anomaly_acknowledge, name="anomaly-ack"),
