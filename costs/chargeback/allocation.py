@@ -275,9 +275,10 @@ ranked AS (
     FROM floored
 )
 SELECT {", ".join("r." + c for c in LINE_FIELDS)},
-       r.alloc_team_id, r.share, r.a_b, r.a_e, r.a_l,
-       r.f_b + CASE WHEN r.r_b <= m.m_b THEN 0.01 ELSE 0 END,
-       r.f_e + CASE WHEN r.r_e <= m.m_e THEN 0.01 ELSE 0 END
+       r.alloc_team_id, r.share, r.a_b AS allocated_billed_exact,
+       r.a_e AS allocated_effective_exact, r.a_l AS allocated_list_exact,
+       r.f_b + CASE WHEN r.r_b <= m.m_b THEN 0.01 ELSE 0 END AS allocated_billed,
+       r.f_e + CASE WHEN r.r_e <= m.m_e THEN 0.01 ELSE 0 END AS allocated_effective
 FROM ranked r JOIN missing m ON m.tkey = r.tkey
 """  # noqa: S608
     if ordered:

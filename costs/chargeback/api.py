@@ -134,14 +134,14 @@ def export_response(*, viewer, month, team_slug: str | None, fmt: str):
     name = f"focus-allocated-{team_slug or 'org'}-{month:%Y-%m}.{fmt}"
     if fmt == "csv":
         response = StreamingHttpResponse(
-            focus_export.csv_chunks(focus_export.export_rows(scope)),
+            focus_export.csv_download(scope),
             content_type=focus_export.CONTENT_TYPES["csv"],
         )
     else:
         handle, path = tempfile.mkstemp(suffix=".parquet", prefix="tollgate-focus-")
         os.close(handle)
         try:
-            focus_export.write_parquet(focus_export.export_rows(scope), path)
+            focus_export.export_to_file(scope, path, "parquet")
             stream = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
         finally:
             os.unlink(path)  # the open handle keeps the data until the response is sent

@@ -197,3 +197,51 @@ def test_export_api_and_page_download(client, costs, finance):
     assert client.get("/api/v1/costs/export/", {"month": "2024-13"}).status_code == 400
     dash = client.get("/teams/search/costs/").content.decode()
     assert "/costs/export/focus/?team=search&amp;month=" in dash
+
+
+def test_python_writer_matches_the_database_writer(costs, tmp_path, org):
+    """The embedded default (SQLite) formats rows in Python: same rows, same amounts."""
+    from costs.chargeback.allocation import Scope
+    from costs.chargeback.focus_export import export_rows, write_csv
+
+    scope = Scope(month=costs.replace(day=1), team_ids=(org["payments"].pk,))
+    py = io.StringIO()
+    write_csv(export_rows(scope), py)
+    out = tmp_path / "db.csv"
+    call_command(
+        "export_focus",
+        month=f"{costs:%Y-%m}",
+        team="payments",
+        output=str(out),
+        stdout=io.StringIO(),
+    )
+    with open(out, newline="") as fh:
+        db_rows = list(csv.DictReader(fh))
+    py_rows = list(csv.DictReader(io.StringIO(py.getvalue())))
+    key = lambda r: int(r["x_LineId"])  # noqa: E731
+    assert len(py_rows) == len(db_rows)
+    for a, b in zip(sorted(py_rows, key=key), sorted(db_rows, key=key), strict=True):
+        for column in ("BilledCost", "x_AllocatedBilledCost", "x_AllocationShare", "ListCost"):
+            assert Decimal(a[column] or 0) == Decimal(b[column] or 0), column
+        for column in (
+            "x_Team",
+            "x_AllocationMethod",
+            "x_AllocationRule",
+            "ChargePeriodStart",
+            "Tags",
+        ):
+            assert a[column].replace(" ", "") == b[column].replace(" ", ""), column
+
+
+def test_csv_export_writes_formulas_as_text(tmp_path, org, finance, client):
+    from .analytics_data import tag_rules
+
+    tag_rules(org["payments"])
+    day = dt.date.today() - dt.timedelta(days=1)
+    load_rows(tmp_path, [line(day, "payments", "5", resource="=HYPERLINK(1)", service="-2+3")])
+    client.force_login(finance)
+    response = client.get("/api/v1/costs/export/", {"month": f"{day:%Y-%m}", "team": "payments"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0]["ResourceId"] == "'=HYPERLINK(1)"
+    assert rows[0]["ServiceName"] == "'-2+3"
+    assert rows[0]["BilledCost"].startswith("5.")
