@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from . import commitment_views
 from . import dashboard_views as views
 from .chargeback import views as chargeback_views
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("costs/overview/", views.org_overview, name="overview"),
     path("costs/showback/", views.showback, name="showback"),
     path("costs/export/focus/", chargeback_views.focus_export, name="focus-export"),
+    path("costs/commitments/", commitment_views.commitments, name="commitments"),
     path("costs/budgets/", views.budgets, name="budgets"),
     path("costs/anomalies/", views.anomaly_list, name="anomalies"),
     path("costs/anomalies/<int:pk>/acknowledge/", views.anomaly_acknowledge, name="anomaly-ack"),

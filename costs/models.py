@@ -318,6 +318,7 @@ from .analytics.models import (  # noqa: E402, F401
     Anomaly,
     Budget,
     BudgetAlert,
+    CostCommitmentDaily,
     CostResourceDaily,
     RollupBuild,
     Suggestion,

@@ -95,6 +95,47 @@ class CostResourceTeamDaily(models.Model):
         return f"{self.day} {self.team_id} {self.resource_id} {self.billed_cost}"
 
 
+class CostCommitmentDaily(models.Model):
+    """Daily rollup of commitment-relevant usage: what commitment utilisation, coverage and
+    savings read (standard- and committed-priced usage, by commitment and its status).
+
+    Built with the resource rollup (:func:`costs.analytics.rollups.resource_rollups_rebuild`)
+    from the cost lines of a billing period. Shared lines keep ``team = NULL`` and their
+    ``rule``; the reader splits them with the rule's weights, as the cost rollup does.
+    ``on_demand_cost`` is the list cost (the on-demand equivalent), or the effective cost
+    where a line has no list cost.
+    """
+
+    billing_period_start = models.DateField()
+    day = models.DateField()
+    team = models.ForeignKey(
+        "accounts.Team", null=True, on_delete=models.PROTECT, db_constraint=False, related_name="+"
+    )
+    allocation = models.CharField(max_length=16)
+    rule_id = models.BigIntegerField(null=True, help_text="the shared-cost rule of shared lines")
+    service_name = models.CharField(max_length=200, default="")
+    pricing_category = models.CharField(max_length=16, default="")
+    commitment_discount_id = models.TextField(default="")
+    commitment_discount_name = models.CharField(max_length=200, default="")
+    commitment_discount_category = models.CharField(max_length=16, default="")
+    commitment_discount_type = models.CharField(max_length=100, default="")
+    commitment_discount_status = models.CharField(max_length=16, default="")
+    billing_currency = models.CharField(max_length=3, default="")
+    effective_cost = models.DecimalField(**MONEY)
+    on_demand_cost = models.DecimalField(**MONEY)
+    lines = models.BigIntegerField(default=0)
+
+    class Meta:
+        app_label = "costs"
+        indexes = [
+            models.Index(fields=["day"], name="costs_commit_day"),
+            models.Index(fields=["billing_period_start"], name="costs_commit_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.commitment_discount_id or self.pricing_category} {self.effective_cost}"
+
+
 class RollupBuild(models.Model):
     """When the resource rollup of a billing period was last built (staleness check)."""
 

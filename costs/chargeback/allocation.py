@@ -185,7 +185,6 @@ def allocation_sql(
     else:  # no shared rule: an empty weights table of the right shape
         values = "(NULL::date, NULL::bigint, NULL::bigint, NULL::numeric, NULL::numeric)"
     marks = ", ".join(["%s"] * len(periods))
-    cols = ", ".join(f"l.{c}" for c in LINE_FIELDS if c not in ("tags", "list_cost"))
     dims = ", ".join(DIMS)
     gkey = f"alloc_team_id, billing_period_start, day, {dims}"
     team_filter_direct = team_filter_shared = team_filter_cd = ""
@@ -197,25 +196,31 @@ def allocation_sql(
         team_filter_cd = f" AND team_id IN ({tmarks})"
         team_params = list(scope.team_ids)
     join_dims = " AND ".join(f"cd.{d} = s.{d}" for d in DIMS)
-    # only column names and %s placeholders are interpolated (S608)
+    # only column names and %s placeholders are interpolated (S608). The windows work on
+    # narrow rows (ids, grouping keys, amounts); the wide columns join back at the end.
+    narrow = (
+        "lines.id, lines.billing_period_start, lines.day, lines.allocation, lines.rule_id, "
+        + (", ".join("lines." + d for d in DIMS))
+    )
     sql = f"""
 WITH w (period, rule_id, team_id, num, den) AS (VALUES {values}),
 lines AS MATERIALIZED (
-    SELECT {cols}, l.tags::text AS tags, l.list_cost,
-           l.team_id AS line_team_id,
+    SELECT l.id, l.billing_period_start, l.allocation, l.rule_id,
+           {", ".join("l." + d for d in DIMS)},
+           l.billed_cost, l.effective_cost, l.list_cost, l.team_id AS line_team_id,
            (l.charge_period_start AT TIME ZONE 'UTC')::date AS day
     FROM costs_costline l
     WHERE l.billing_period_start IN ({marks})
       AND l.charge_period_start >= %s AND l.charge_period_start < %s
 ),
 direct AS (
-    SELECT lines.*, line_team_id AS alloc_team_id, 1::numeric AS share,
+    SELECT id, billing_period_start, line_team_id AS alloc_team_id, 1::numeric AS share,
            billed_cost AS a_b, effective_cost AS a_e, COALESCE(list_cost, 0) AS a_l
     FROM lines
     WHERE allocation <> %s{team_filter_direct.replace("team_id", "line_team_id")}
 ),
 parts AS (
-    SELECT lines.*, w.team_id AS alloc_team_id, w.num / w.den AS share,
+    SELECT {narrow}, w.team_id AS alloc_team_id, w.num / w.den AS share,
            trunc(billed_cost * w.num / w.den, 12) AS p_b,
            trunc(effective_cost * w.num / w.den, 12) AS p_e,
            trunc(COALESCE(list_cost, 0) * w.num / w.den, 12) AS p_l
@@ -239,7 +244,7 @@ cd AS (
     GROUP BY team_id, billing_period_start, day, {dims}
 ),
 shared AS (
-    SELECT s.*,
+    SELECT s.id, s.billing_period_start, s.alloc_team_id, s.share,
            s.p_b + CASE WHEN s.rn = 1 AND s.alloc_team_id IS NOT NULL
                         THEN COALESCE(cd.b, 0) - s.g_b ELSE 0 END AS a_b,
            s.p_e + CASE WHEN s.rn = 1 AND s.alloc_team_id IS NOT NULL
@@ -250,17 +255,10 @@ shared AS (
     LEFT JOIN cd ON cd.team_id = s.alloc_team_id
         AND cd.billing_period_start = s.billing_period_start AND cd.day = s.day AND {join_dims}
 ),
-alloc AS (
-    SELECT {cols.replace("l.", "")}, tags, list_cost, alloc_team_id, share, a_b, a_e, a_l
-    FROM direct
-    UNION ALL
-    SELECT {cols.replace("l.", "")}, tags, list_cost, alloc_team_id, share, a_b, a_e, a_l
-    FROM shared
-),
-floored AS (
+floored AS MATERIALIZED (
     SELECT alloc.*, COALESCE(alloc_team_id, 0) AS tkey,
            floor(a_b * 100) / 100 AS f_b, floor(a_e * 100) / 100 AS f_e
-    FROM alloc
+    FROM (SELECT * FROM direct UNION ALL SELECT * FROM shared) alloc
 ),
 missing AS (
     SELECT tkey,
@@ -274,15 +272,17 @@ ranked AS (
            row_number() OVER (PARTITION BY tkey ORDER BY a_e - f_e DESC, id) AS r_e
     FROM floored
 )
-SELECT {", ".join("r." + c for c in LINE_FIELDS)},
+SELECT {", ".join(("l.tags::text" if c == "tags" else "l." + c) for c in LINE_FIELDS)},
        r.alloc_team_id, r.share, r.a_b AS allocated_billed_exact,
        r.a_e AS allocated_effective_exact, r.a_l AS allocated_list_exact,
        r.f_b + CASE WHEN r.r_b <= m.m_b THEN 0.01 ELSE 0 END AS allocated_billed,
        r.f_e + CASE WHEN r.r_e <= m.m_e THEN 0.01 ELSE 0 END AS allocated_effective
 FROM ranked r JOIN missing m ON m.tkey = r.tkey
+JOIN costs_costline l ON l.id = r.id AND l.billing_period_start = r.billing_period_start
+    AND l.billing_period_start IN ({marks})
 """  # noqa: S608
     if ordered:
-        sql += " ORDER BY r.tkey, r.charge_period_start, r.id"
+        sql += " ORDER BY r.tkey, l.charge_period_start, r.id"
     first, nxt = scope.first, scope.next_first
     start = dt.datetime(first.year, first.month, 1, tzinfo=dt.UTC)
     end = dt.datetime(nxt.year, nxt.month, 1, tzinfo=dt.UTC)
@@ -290,6 +290,7 @@ FROM ranked r JOIN missing m ON m.tkey = r.tkey
     params += [Allocation.SHARED, *team_params]
     params += [Allocation.SHARED, *team_params]
     params += [Allocation.SHARED, *periods, first, nxt, *team_params]
+    params += [*periods]
     return sql, params
 
 
@@ -305,6 +306,9 @@ def _pg_rows(scope: Scope, *, ordered: bool, limit: int | None, offset: int, chu
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            # the lines have no statistics right after an import: the planner expects one row
+            # and picks nested loops (minutes at 1M rows); hash joins are right at every size
+            cursor.execute("SET LOCAL enable_nestloop = off")
         raw = connection.connection.cursor(name=f"costs_alloc_{id(scope)}")
         raw.itersize = chunk
         try:

@@ -25,14 +25,14 @@ from .focus_export import _LINE, COLUMNS, KINDS
 _SCALE = {"money": "numeric(38, 12)", "cents": "numeric(38, 2)", "quantity": "numeric(38, 15)"}
 # SQL literals (constants: no placeholder, no quote but the doubled one)
 _NUMBER = r"'^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$'"
-_TRIGGER = r"'^[''=+@\t\r-]'"
+_TRIGGER = "('''', '=', '+', '-', '@', E'\\t', E'\\r')"  # SQL: a quote, = + - @, tab, CR
 
 
 def _text(expr: str, safe: bool) -> str:
     if not safe:
         return f"COALESCE({expr}, '')"
     return (
-        f"(CASE WHEN {expr} ~ {_TRIGGER} AND {expr} !~ {_NUMBER} "
+        f"(CASE WHEN left({expr}, 1) IN {_TRIGGER} AND {expr} !~ {_NUMBER} "
         f"THEN '''' || {expr} ELSE COALESCE({expr}, '') END)"
     )
 
@@ -93,6 +93,9 @@ def _copy_blocks(scope: Scope, *, safe: bool, header: bool):
     built = export_sql(scope, safe=safe)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")
+        # the lines have no statistics right after an import: the planner expects one row
+        # and picks nested loops (minutes at 1M rows); hash joins are right at every size
+        cursor.execute("SET LOCAL enable_nestloop = off")
         if built is None:
             if header:
                 yield (",".join(COLUMNS) + "\n").encode()
