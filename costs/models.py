@@ -316,6 +316,9 @@ class ReattributionRun(models.Model):
 # module and register under this app.
 from .analytics.models import (  # noqa: E402, F401
     Anomaly,
+    AnomalyDelivery,
+    AnomalySubscription,
+    AnomalySuppression,
     Budget,
     BudgetAlert,
     CostCommitmentDaily,
