@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import commitment_views
+from . import alert_views, commitment_views
 from . import dashboard_views as views
 from .chargeback import views as chargeback_views
 
@@ -18,6 +18,14 @@ urlpatterns = [
     path("costs/budgets/", views.budgets, name="budgets"),
     path("costs/anomalies/", views.anomaly_list, name="anomalies"),
     path("costs/anomalies/<int:pk>/acknowledge/", views.anomaly_acknowledge, name="anomaly-ack"),
+    path(
+        "costs/anomalies/<int:pk>/<str:action>/", alert_views.anomaly_decide, name="anomaly-decide"
+    ),
+    path(
+        "costs/anomalies/subscriptions/",
+        alert_views.subscriptions,
+        name="anomaly-subscriptions",
+    ),
     path("costs/suggestions/", views.suggestion_list, name="suggestions"),
     path(
         "costs/suggestions/<int:pk>/<str:action>/",

@@ -27,7 +27,7 @@ from portal.core.money import CENT
 
 from . import charts
 from .analytics import selectors, services
-from .analytics.models import Suggestion
+from .analytics.models import Anomaly, AnomalySuppression, Suggestion
 from .analytics.policies import may_act_on_team_costs, may_set_budget, may_view_org_costs
 
 TABLES = {
@@ -358,6 +358,9 @@ def anomaly_list(request):
         {
             "anomalies": qs[:200],
             "status": status or "",
+            "team": request.GET.get("team") or "",
+            "states": Anomaly.Status.choices,
+            "patterns": AnomalySuppression.Pattern.choices,
             "org_view": may_view_org_costs(request.user),
         },
     )

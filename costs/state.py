@@ -12,7 +12,7 @@ SUGGESTION_TRANSITIONS = {
 }
 
 A = Anomaly.Status
-ANOMALY_TRANSITIONS = {
+ANOMALY_TRANSITIONS: dict[tuple[str, str], str] = {
     (A.OPEN, "acknowledge"): A.ACKNOWLEDGED,
     (A.OPEN, "dismiss"): A.DISMISSED,
     (A.OPEN, "snooze"): A.SNOOZED,

@@ -38,7 +38,10 @@ from .models import Anomaly, AnomalyDelivery, AnomalySubscription, AnomalySuppre
 from .policies import may_act_on_team_costs, may_view_org_costs, may_view_team_costs
 
 S = AnomalySubscription
-DIGEST_EVERY = {S.Cadence.DAILY: dt.timedelta(days=1), S.Cadence.WEEKLY: dt.timedelta(days=7)}
+DIGEST_EVERY: dict[str, dt.timedelta] = {
+    S.Cadence.DAILY: dt.timedelta(days=1),
+    S.Cadence.WEEKLY: dt.timedelta(days=7),
+}
 # a digest counts as due a little early, so a beat that drifts by minutes keeps its day
 DIGEST_SLACK = dt.timedelta(minutes=30)
 # a "level" dismissal skips later spikes of the series up to 10 % above the dismissed one
@@ -234,7 +237,7 @@ def suppressed(suppressions: list[AnomalySuppression], day: dt.date, actual: Dec
 def _matching(sub: AnomalySubscription, since: dt.datetime | None):
     qs = Anomaly.objects.filter(status=Anomaly.Status.OPEN, impact__gte=sub.min_impact)
     if sub.scope == S.Scope.TEAM:
-        qs = qs.filter(team_id=sub.team_id)
+        qs = qs.filter(team_id=sub.team_id or 0)
     elif sub.scope == S.Scope.SERVICE:
         qs = qs.filter(service_name__iexact=sub.service_name)
     visible = cost_team_ids_for(sub.user)
@@ -288,11 +291,12 @@ def anomaly_alerts_run(*, now: dt.datetime | None = None) -> dict:
 
 def alert_message(sub: AnomalySubscription, anomalies: list[Anomaly]) -> Message:
     link = absolute(reverse("costs-dash:anomalies") + "?status=open")
-    scope = {
+    labels: dict[str, str] = {
         S.Scope.TEAM: sub.team.name if sub.team else "",
         S.Scope.SERVICE: sub.service_name,
         S.Scope.ORG: "the org",
-    }[sub.scope]
+    }
+    scope = labels[sub.scope]
     if len(anomalies) == 1 and sub.cadence == S.Cadence.IMMEDIATE:
         a = anomalies[0]
         subject = (

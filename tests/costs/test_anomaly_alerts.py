@@ -20,9 +20,22 @@ from costs.analytics.models import Anomaly, AnomalyDelivery, AnomalySubscription
 from portal.core.errors import InvalidTransition, NotPermitted, ValidationError
 
 from .analytics_data import line, load_rows, tag_rules
-from .test_anomalies import spiky  # noqa: F401 - the fixture: a spike two days before "today"
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def spiky(tmp_path, org):
+    """payments' EC2 costs with one spike two days before "today" (returned)."""
+    tag_rules(org["payments"])
+    today = dt.date(2026, 3, 20)
+    rows = []
+    for back in range(70, -1, -1):
+        d = today - dt.timedelta(days=back)
+        rows.append(line(d, "payments", 100 + (back % 3), resource="i-steady"))
+        rows.append(line(d, "payments", 400 if back == 2 else 10, resource="i-runaway"))
+    load_rows(tmp_path, rows)
+    return today
 
 
 @pytest.fixture
@@ -51,7 +64,7 @@ def chat_server():
 
 def test_subscriptions_by_cadence_with_a_frozen_clock(
     spiky, org, manager, finance, requester, chat_server, clock, django_capture_on_commit_callbacks
-):  # noqa: F811
+):
     url, received = chat_server
     lead_sub = alerts.subscription_create(
         actor=manager,
@@ -200,7 +213,7 @@ def test_without_a_dismissal_the_second_spike_is_found(weekly_spikes):
     ]
 
 
-def test_dismiss_needs_a_reason_and_the_teams_lead(spiky, manager, requester):  # noqa: F811
+def test_dismiss_needs_a_reason_and_the_teams_lead(spiky, manager, requester):
     [a] = services.anomalies_detect(today=spiky)
     with pytest.raises(ValidationError, match="say why"):
         alerts.anomaly_dismiss(actor=manager, anomaly_id=a.pk, reason=" ", pattern="level")
@@ -213,7 +226,7 @@ def test_dismiss_needs_a_reason_and_the_teams_lead(spiky, manager, requester):  
     )
 
 
-def test_snooze_silences_then_reopens(spiky, manager, clock, django_capture_on_commit_callbacks):  # noqa: F811
+def test_snooze_silences_then_reopens(spiky, manager, clock, django_capture_on_commit_callbacks):
     alerts.subscription_create(
         actor=manager, scope="team", team_slug="payments", cadence="immediate", channel="email"
     )
@@ -240,3 +253,84 @@ def test_snooze_silences_then_reopens(spiky, manager, clock, django_capture_on_c
         alerts.anomaly_snooze(actor=manager, anomaly_id=a.pk, until=now + dt.timedelta(days=6))
     with pytest.raises(ValidationError, match="future"):
         alerts.anomaly_snooze(actor=manager, anomaly_id=a.pk, until=now)
+
+
+def test_api_and_pages(spiky, client, manager, org):
+    from tests.conftest import make_user
+
+    [a] = services.anomalies_detect(today=spiky)
+    client.force_login(manager)
+    assert [
+        x["id"] for x in client.get("/api/v1/costs/anomalies/", {"state": "open"}).json()["results"]
+    ] == [a.pk]
+    assert client.get("/api/v1/costs/anomalies/", {"state": "gone"}).status_code == 400
+    page = client.get("/costs/anomalies/", {"status": "open"}).content.decode()
+    assert "Dismiss as expected" in page and "Snooze" in page
+    search_lead = make_user("lead@search.example", team=org["search"], lead=True)
+    client.force_login(search_lead)
+    decision = {"action": "dismiss", "reason": "batch", "pattern": "weekday"}
+    assert (
+        client.post(
+            f"/api/v1/costs/anomalies/{a.pk}/decision", decision, content_type="application/json"
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            f"/costs/anomalies/{a.pk}/dismiss/", {"reason": "x", "pattern": "level"}
+        ).status_code
+        == 404
+    )
+    a.refresh_from_db()
+    assert a.status == "open"
+    client.force_login(manager)
+    r = client.post(
+        f"/api/v1/costs/anomalies/{a.pk}/decision", decision, content_type="application/json"
+    )
+    assert r.status_code == 200 and r.json()["status"] == "dismissed"
+    assert client.get("/api/v1/costs/anomalies/", {"state": "dismissed"}).json()["count"] == 1
+    again = client.post(
+        f"/api/v1/costs/anomalies/{a.pk}/decision",
+        {"action": "snooze", "until": "2030-01-01T00:00:00Z"},
+        content_type="application/json",
+    )
+    assert again.status_code in (400, 409)
+    # subscriptions through the API: own ones only
+    created = client.post(
+        "/api/v1/costs/anomaly-subscriptions/",
+        {
+            "scope": "team",
+            "team": "payments",
+            "cadence": "weekly",
+            "channel": "email",
+            "min_impact": "50",
+        },
+        content_type="application/json",
+    )
+    assert created.status_code == 201 and created.json()["team"] == "payments"
+    sub_id = created.json()["id"]
+    assert client.get("/api/v1/costs/anomaly-subscriptions/").json()["count"] == 1
+    client.force_login(search_lead)
+    assert client.get("/api/v1/costs/anomaly-subscriptions/").json()["count"] == 0
+    assert client.delete(f"/api/v1/costs/anomaly-subscriptions/{sub_id}").status_code == 404
+    refused = client.post(
+        "/api/v1/costs/anomaly-subscriptions/",
+        {"scope": "team", "team": "payments", "cadence": "weekly", "channel": "email"},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400 and AnomalySubscription.objects.count() == 1
+    client.force_login(manager)
+    assert client.delete(f"/api/v1/costs/anomaly-subscriptions/{sub_id}").status_code == 204
+    # the subscription page
+    response = client.post(
+        "/costs/anomalies/subscriptions/",
+        {
+            "scope": "service",
+            "service_name": "Amazon S3",
+            "cadence": "daily",
+            "channel": "email",
+            "min_impact": "5",
+        },
+    )
+    assert response.status_code == 302
+    assert "Amazon S3" in client.get("/costs/anomalies/subscriptions/").content.decode()
