@@ -21,7 +21,7 @@ def _money(**extra):
 
 
 class AnomalyOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.CharField(source="team.slug", read_only=True)
     expected = _money()
     actual = _money()
     impact = _money()
@@ -118,7 +118,7 @@ class AnomalyDecisionApi(APIView):
 
 
 class SubscriptionOutput(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    team = serializers.CharField(source="team.slug", read_only=True, allow_null=True, default=None)
     min_impact = _money()
 
     class Meta:
