@@ -244,3 +244,27 @@ def commitment_trend(trend) -> dict:
             yaxis2={"title": {"text": "unused"}, "overlaying": "y", "side": "right"},
         ),
     }
+
+
+def unit_cost_trend(metric, series) -> dict:
+    """The team's daily cost (bars) next to its cost per unit of a business metric (line)."""
+    x = [p["day"].isoformat() for p in series]
+    return {
+        "data": [
+            {"type": "bar", "name": "Daily cost", "x": x, "y": [_f(p["cost"]) for p in series]},
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"Cost per {metric.unit}",
+                "x": x,
+                "y": [None if p["unit_cost"] is None else float(p["unit_cost"]) for p in series],
+                "yaxis": "y2",
+                "connectgaps": False,
+            },
+        ],
+        "layout": _layout(
+            f"Cost per {metric.unit} ({metric.name})",
+            yaxis={"title": {"text": "cost"}},
+            yaxis2={"title": {"text": f"per {metric.unit}"}, "overlaying": "y", "side": "right"},
+        ),
+    }

@@ -161,6 +161,13 @@ def team_dashboard(request, slug: str):
             data.by_region, title="By region", drill_base=drill, dim="region", extra=rng
         ),
     }
+    from .analytics.unit_costs import unit_costs
+
+    units = unit_costs(viewer=request.user, team_slug=slug, start=data.start, end=data.end)
+    for unit in units:
+        figures[f"chart-unit-{unit['metric'].slug}"] = charts.unit_cost_trend(
+            unit["metric"], unit["series"]
+        )
     query = request.GET.copy()
     query.pop("export", None)
     tables = {
@@ -180,6 +187,7 @@ def team_dashboard(request, slug: str):
             **data.as_context(),
             "tables": tables,
             "figures": figures,
+            "unit_metrics": [u["metric"] for u in units],
             "currency": currency,
             "query": query.urlencode(),
             "drill_url": drill,

@@ -321,8 +321,10 @@ from .analytics.models import (  # noqa: E402, F401
     AnomalySuppression,
     Budget,
     BudgetAlert,
+    BusinessMetric,
     CostCommitmentDaily,
     CostResourceDaily,
+    MetricValue,
     RollupBuild,
     Suggestion,
 )

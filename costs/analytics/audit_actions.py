@@ -18,6 +18,10 @@ ANOMALY_SUBSCRIBED = register(
 ANOMALY_UNSUBSCRIBED = register(
     "costs.anomaly_unsubscribed", "Someone ended a subscription to cost anomaly alerts"
 )
+METRIC_CREATED = register("costs.metric_created", "A team defined a business metric")
+METRIC_VALUES_PUSHED = register(
+    "costs.metric_values_pushed", "Daily values of a business metric were pushed"
+)
 SUGGESTION_ACCEPTED = register("costs.suggestion_accepted", "A cost suggestion was accepted")
 SUGGESTION_RESOLVED = register("costs.suggestion_resolved", "A cost suggestion was resolved")
 SUGGESTION_DISMISSED = register("costs.suggestion_dismissed", "A cost suggestion was dismissed")

@@ -413,3 +413,44 @@ class AnomalyDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.subscription_id} {self.anomaly_id}"
+
+
+class BusinessMetric(models.Model):
+    """A team's business metric (requests served, active customers …) for unit costs: the
+    team's daily cost divided by the metric's daily value."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=120)
+    unit = models.CharField(max_length=40, help_text="what one unit is, e.g. request, customer")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["team", "slug"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} ({self.team_id})"
+
+
+class MetricValue(models.Model):
+    """One day's value of a business metric (a push for the same day replaces it)."""
+
+    metric = models.ForeignKey(BusinessMetric, on_delete=models.CASCADE, related_name="values")
+    day = models.DateField()
+    value = models.DecimalField(max_digits=24, decimal_places=6)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["metric", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "day"], name="costs_metricvalue_once"),
+            models.CheckConstraint(condition=models.Q(value__gte=0), name="costs_metricvalue_ge_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.day} {self.value}"
