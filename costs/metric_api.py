@@ -40,7 +40,7 @@ class MetricValueInput(serializers.Serializer):
 
 
 class MetricValuesInput(serializers.Serializer):
-    values = MetricValueInput(many=True, allow_empty=False, max_length=unit_costs.MAX_VALUES)
+    values = MetricValueInput(many=True, allow_empty=False)
 
 
 class UnitCostPointOutput(serializers.Serializer):
