@@ -203,3 +203,68 @@ def coverage_trend(coverage) -> dict:
             "Allocation coverage over time", yaxis={"title": {"text": "%"}, "range": [0, 100]}
         ),
     }
+
+
+def commitment_trend(trend) -> dict:
+    """Utilisation and coverage per month (percent), with the unused cost as bars."""
+    x = [t["month"].strftime("%Y-%m") for t in trend]
+
+    def pct(values):
+        return [None if v is None else float(v) for v in values]
+
+    data = [
+        {
+            "type": "bar",
+            "name": "Unused commitment cost",
+            "x": x,
+            "y": [_f(t["unused"]) for t in trend],
+            "yaxis": "y2",
+            "opacity": 0.4,
+        },
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "Utilisation %",
+            "x": x,
+            "y": pct(t["utilisation_pct"] for t in trend),
+        },
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "Coverage %",
+            "x": x,
+            "y": pct(t["coverage_pct"] for t in trend),
+        },
+    ]
+    return {
+        "data": data,
+        "layout": _layout(
+            "Commitment utilisation and coverage",
+            yaxis={"title": {"text": "%"}, "range": [0, 105]},
+            yaxis2={"title": {"text": "unused"}, "overlaying": "y", "side": "right"},
+        ),
+    }
+
+
+def unit_cost_trend(metric, series) -> dict:
+    """The team's daily cost (bars) next to its cost per unit of a business metric (line)."""
+    x = [p["day"].isoformat() for p in series]
+    return {
+        "data": [
+            {"type": "bar", "name": "Daily cost", "x": x, "y": [_f(p["cost"]) for p in series]},
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"Cost per {metric.unit}",
+                "x": x,
+                "y": [None if p["unit_cost"] is None else float(p["unit_cost"]) for p in series],
+                "yaxis": "y2",
+                "connectgaps": False,
+            },
+        ],
+        "layout": _layout(
+            f"Cost per {metric.unit} ({metric.name})",
+            yaxis={"title": {"text": "cost"}},
+            yaxis2={"title": {"text": f"per {metric.unit}"}, "overlaying": "y", "side": "right"},
+        ),
+    }

@@ -27,7 +27,7 @@ from portal.core.money import CENT
 
 from . import charts
 from .analytics import selectors, services
-from .analytics.models import Suggestion
+from .analytics.models import Anomaly, AnomalySuppression, Suggestion
 from .analytics.policies import may_act_on_team_costs, may_set_budget, may_view_org_costs
 
 TABLES = {
@@ -161,6 +161,13 @@ def team_dashboard(request, slug: str):
             data.by_region, title="By region", drill_base=drill, dim="region", extra=rng
         ),
     }
+    from .analytics.unit_costs import unit_costs
+
+    units = unit_costs(viewer=request.user, team_slug=slug, start=data.start, end=data.end)
+    for unit in units:
+        figures[f"chart-unit-{unit['metric'].slug}"] = charts.unit_cost_trend(
+            unit["metric"], unit["series"]
+        )
     query = request.GET.copy()
     query.pop("export", None)
     tables = {
@@ -180,6 +187,7 @@ def team_dashboard(request, slug: str):
             **data.as_context(),
             "tables": tables,
             "figures": figures,
+            "unit_metrics": [u["metric"] for u in units],
             "currency": currency,
             "query": query.urlencode(),
             "drill_url": drill,
@@ -358,6 +366,9 @@ def anomaly_list(request):
         {
             "anomalies": qs[:200],
             "status": status or "",
+            "team": request.GET.get("team") or "",
+            "states": Anomaly.Status.choices,
+            "patterns": AnomalySuppression.Pattern.choices,
             "org_view": may_view_org_costs(request.user),
         },
     )

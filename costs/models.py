@@ -316,9 +316,15 @@ class ReattributionRun(models.Model):
 # module and register under this app.
 from .analytics.models import (  # noqa: E402, F401
     Anomaly,
+    AnomalyDelivery,
+    AnomalySubscription,
+    AnomalySuppression,
     Budget,
     BudgetAlert,
+    BusinessMetric,
+    CostCommitmentDaily,
     CostResourceDaily,
+    MetricValue,
     RollupBuild,
     Suggestion,
 )

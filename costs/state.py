@@ -12,6 +12,12 @@ SUGGESTION_TRANSITIONS = {
 }
 
 A = Anomaly.Status
-ANOMALY_TRANSITIONS = {
+ANOMALY_TRANSITIONS: dict[tuple[str, str], str] = {
     (A.OPEN, "acknowledge"): A.ACKNOWLEDGED,
+    (A.OPEN, "dismiss"): A.DISMISSED,
+    (A.OPEN, "snooze"): A.SNOOZED,
+    (A.ACKNOWLEDGED, "dismiss"): A.DISMISSED,
+    (A.SNOOZED, "acknowledge"): A.ACKNOWLEDGED,
+    (A.SNOOZED, "dismiss"): A.DISMISSED,
+    (A.SNOOZED, "wake"): A.OPEN,
 }

@@ -95,6 +95,47 @@ class CostResourceTeamDaily(models.Model):
         return f"{self.day} {self.team_id} {self.resource_id} {self.billed_cost}"
 
 
+class CostCommitmentDaily(models.Model):
+    """Daily rollup of commitment-relevant usage: what commitment utilisation, coverage and
+    savings read (standard- and committed-priced usage, by commitment and its status).
+
+    Built with the resource rollup (:func:`costs.analytics.rollups.resource_rollups_rebuild`)
+    from the cost lines of a billing period. Shared lines keep ``team = NULL`` and their
+    ``rule``; the reader splits them with the rule's weights, as the cost rollup does.
+    ``on_demand_cost`` is the list cost (the on-demand equivalent), or the effective cost
+    where a line has no list cost.
+    """
+
+    billing_period_start = models.DateField()
+    day = models.DateField()
+    team = models.ForeignKey(
+        "accounts.Team", null=True, on_delete=models.PROTECT, db_constraint=False, related_name="+"
+    )
+    allocation = models.CharField(max_length=16)
+    rule_id = models.BigIntegerField(null=True, help_text="the shared-cost rule of shared lines")
+    service_name = models.CharField(max_length=200, default="")
+    pricing_category = models.CharField(max_length=16, default="")
+    commitment_discount_id = models.TextField(default="")
+    commitment_discount_name = models.CharField(max_length=200, default="")
+    commitment_discount_category = models.CharField(max_length=16, default="")
+    commitment_discount_type = models.CharField(max_length=100, default="")
+    commitment_discount_status = models.CharField(max_length=16, default="")
+    billing_currency = models.CharField(max_length=3, default="")
+    effective_cost = models.DecimalField(**MONEY)
+    on_demand_cost = models.DecimalField(**MONEY)
+    lines = models.BigIntegerField(default=0)
+
+    class Meta:
+        app_label = "costs"
+        indexes = [
+            models.Index(fields=["day"], name="costs_commit_day"),
+            models.Index(fields=["billing_period_start"], name="costs_commit_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.commitment_discount_id or self.pricing_category} {self.effective_cost}"
+
+
 class RollupBuild(models.Model):
     """When the resource rollup of a billing period was last built (staleness check)."""
 
@@ -171,6 +212,8 @@ class Anomaly(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        DISMISSED = "dismissed", "Dismissed as expected"
+        SNOOZED = "snoozed", "Snoozed"
 
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
     service_name = models.CharField(max_length=200)
@@ -187,6 +230,11 @@ class Anomaly(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=500, blank=True)
+    dismiss_reason = models.CharField(max_length=500, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -261,3 +309,148 @@ class Suggestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.title}"
+
+
+class AnomalySuppression(models.Model):
+    """A pattern the detector skips for one series (team × service), learnt from an anomaly
+    dismissed as expected: the same weekday, the same day of the month, or any spike up to
+    the dismissed one's cost."""
+
+    class Pattern(models.TextChoices):
+        WEEKDAY = "weekday", "Every week on this weekday"
+        MONTHDAY = "monthday", "Every month on this day"
+        LEVEL = "level", "Any spike up to this cost (+10 %)"
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    service_name = models.CharField(max_length=200)
+    pattern = models.CharField(max_length=16, choices=Pattern.choices)
+    weekday = models.PositiveSmallIntegerField(null=True, blank=True, help_text="0 = Monday")
+    monthday = models.PositiveSmallIntegerField(null=True, blank=True)
+    max_actual = models.DecimalField(null=True, blank=True, **MONEY)
+    reason = models.CharField(max_length=500)
+    anomaly = models.ForeignKey(Anomaly, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        indexes = [models.Index(fields=["team", "service_name"], name="costs_suppress_series")]
+
+    def __str__(self) -> str:
+        return f"skip {self.pattern} {self.team_id} {self.service_name}"
+
+
+class AnomalySubscription(models.Model):
+    """Who wants to hear about anomalies: of a team, of a (provider) service, or of the org,
+    above a minimum impact, at once or in a daily or weekly digest, by e-mail or to a chat
+    channel's incoming webhook."""
+
+    class Scope(models.TextChoices):
+        TEAM = "team", "A team"
+        SERVICE = "service", "A service"
+        ORG = "org", "The whole org"
+
+    class Cadence(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediately"
+        DAILY = "daily", "Daily digest"
+        WEEKLY = "weekly", "Weekly digest"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        CHAT = "chat", "Chat channel"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    service_name = models.CharField(max_length=200, blank=True)
+    min_impact = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    cadence = models.CharField(max_length=16, choices=Cadence.choices)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    chat_webhook_url = models.URLField(max_length=500, blank=True)
+    active = models.BooleanField(default=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["user", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(scope="team") | models.Q(team__isnull=False),
+                name="costs_anomsub_team_scope_has_team",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_impact__gte=0), name="costs_anomsub_min_impact_ge_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.scope} {self.cadence} {self.channel}"
+
+
+class AnomalyDelivery(models.Model):
+    """The outbox of anomaly alerts: one row per (subscription, anomaly), written when the
+    alert is due and marked sent by the task that delivered it (never twice)."""
+
+    subscription = models.ForeignKey(
+        AnomalySubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    anomaly = models.ForeignKey(Anomaly, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        app_label = "costs"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "anomaly"], name="costs_anomdelivery_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.subscription_id} {self.anomaly_id}"
+
+
+class BusinessMetric(models.Model):
+    """A team's business metric (requests served, active customers …) for unit costs: the
+    team's daily cost divided by the metric's daily value."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=120)
+    unit = models.CharField(max_length=40, help_text="what one unit is, e.g. request, customer")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["team", "slug"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} ({self.team_id})"
+
+
+class MetricValue(models.Model):
+    """One day's value of a business metric (a push for the same day replaces it)."""
+
+    metric = models.ForeignKey(BusinessMetric, on_delete=models.CASCADE, related_name="values")
+    day = models.DateField()
+    value = models.DecimalField(max_digits=24, decimal_places=6)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "costs"
+        ordering = ["metric", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "day"], name="costs_metricvalue_once"),
+            models.CheckConstraint(condition=models.Q(value__gte=0), name="costs_metricvalue_ge_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.day} {self.value}"

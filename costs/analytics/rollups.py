@@ -73,6 +73,7 @@ def resource_rollups_rebuild(*, periods: list[dt.date]) -> int:
         )
         rows = cursor.rowcount
         _team_resource_rebuild(cursor, periods, marks)
+        _commitment_rebuild(cursor, periods, marks, day)
         now = timezone.now()
         for period in periods:
             RollupBuild.objects.update_or_create(
@@ -103,6 +104,42 @@ def _team_resource_rebuild(cursor, periods: list[dt.date], marks: str) -> None:
         "GROUP BY billing_period_start, day, team_id, resource_id, service_name "
         # stored in (team, day) order: a team's range is a few contiguous heap pages
         "ORDER BY team_id, day, resource_id",
+        periods,
+    )
+
+
+COMMITMENT_GROUP = (
+    "team_id",
+    "allocation",
+    "service_name",
+    "pricing_category",
+    "commitment_discount_id",
+    "commitment_discount_name",
+    "commitment_discount_category",
+    "commitment_discount_type",
+    "commitment_discount_status",
+    "billing_currency",
+)
+
+
+def _commitment_rebuild(cursor, periods: list[dt.date], marks: str, day: str) -> None:
+    """``CostCommitmentDaily``: standard- and committed-priced usage by commitment."""
+    cols = ", ".join(COMMITMENT_GROUP)
+    cursor.execute(
+        f"DELETE FROM costs_costcommitmentdaily WHERE billing_period_start IN ({marks})",  # noqa: S608
+        periods,
+    )
+    cursor.execute(
+        f"INSERT INTO costs_costcommitmentdaily (billing_period_start, day, rule_id, {cols}, "  # noqa: S608
+        "effective_cost, on_demand_cost, lines) "
+        f"SELECT billing_period_start, {day}, "
+        "CASE WHEN allocation = 'shared' THEN rule_id END, "
+        f"{cols}, SUM(effective_cost), SUM(COALESCE(list_cost, effective_cost)), COUNT(*) "
+        f"FROM costs_costline WHERE billing_period_start IN ({marks}) "
+        "AND charge_category = 'Usage' "
+        "AND (pricing_category IN ('Standard', 'Committed') OR commitment_discount_id <> '') "
+        f"GROUP BY billing_period_start, {day}, CASE WHEN allocation = 'shared' THEN rule_id END, "
+        f"{cols}",
         periods,
     )
 

@@ -225,8 +225,17 @@ def anomalies_detect(
         series[(team_id, service)][day] = float(billed or 0)
     check_days = [as_of - dt.timedelta(days=k) for k in range(days - 1, -1, -1)]
     found: list[Anomaly] = []
+    from .alerts import suppressed
+    from .models import AnomalySuppression
+
+    learnt: dict[tuple[int, str], list] = defaultdict(list)
+    for suppression in AnomalySuppression.objects.all():
+        learnt[(suppression.team_id, suppression.service_name)].append(suppression)
     for (team_id, service), s in series.items():
         for score in detect(s, check_days, sensitivity=sensitivity, min_impact=min_impact):
+            skip = learnt.get((team_id, service))
+            if skip and suppressed(skip, score.day, _d(score.actual)):
+                continue  # a dismissal taught the detector that this is expected
             anomaly, created = Anomaly.objects.get_or_create(
                 team_id=team_id,
                 service_name=service,

@@ -369,11 +369,60 @@ def check_unused_seats(as_of: dt.date) -> list[Candidate]:
     return out
 
 
+def check_unused_commitments(as_of: dt.date) -> list[Candidate]:
+    """Finance's view: each commitment (``CommitmentDiscountId``) with unused cost in the
+    last 30 days, whatever team its usage lands on (``team`` None: for the org-wide roles)."""
+    from .models import CostCommitmentDaily
+
+    start, _ = _window(as_of, 30)
+    min_monthly = _setting("COST_SUGGESTION_MIN_MONTHLY", Decimal("20"))
+    rows = (
+        CostCommitmentDaily.objects.filter(day__gte=start, day__lte=as_of)
+        .exclude(commitment_discount_id="")
+        .values("commitment_discount_id")
+        .annotate(
+            used=Coalesce(Sum("effective_cost", filter=Q(commitment_discount_status="Used")), ZERO),
+            unused=Coalesce(
+                Sum("effective_cost", filter=Q(commitment_discount_status="Unused")), ZERO
+            ),
+        )
+        .order_by("commitment_discount_id")
+    )
+    out = []
+    for r in rows:
+        total = r["used"] + r["unused"]
+        if r["unused"] < min_monthly or not total:
+            continue
+        pct = r["used"] / total * 100
+        out.append(
+            Candidate(
+                K.LOW_COMMITMENT_UTILISATION,
+                None,
+                r["commitment_discount_id"],
+                f"Unused commitment: {_m(r['unused'])} of {_m(total)} in 30 days ({pct:.0f}% used)",
+                _m(r["unused"]),
+                "the commitment's unused cost of the last 30 days (exchange, sell or right-size "
+                "it at renewal)",
+                C.HIGH,
+                _m(total),
+                {
+                    "window": f"{start} to {as_of}",
+                    "commitment": r["commitment_discount_id"],
+                    "used": str(_m(r["used"])),
+                    "unused": str(_m(r["unused"])),
+                    "utilisation_pct": f"{pct:.1f}",
+                },
+            )
+        )
+    return out
+
+
 CHECKS = (
     check_idle_and_orphaned,
     check_untagged,
     check_unallocated,
     check_commitments,
+    check_unused_commitments,
     check_previous_generation,
     check_unused_seats,
 )

@@ -31,6 +31,9 @@ def cost_analytics_daily() -> None:
             return
         resource_rollups_refresh()
         services.anomalies_detect()
+        from .alerts import anomaly_alerts_run
+
+        anomaly_alerts_run()
         suggestions.suggestions_run()
         suggestions.suggestions_measure_realised()
         with transaction.atomic():
@@ -68,6 +71,22 @@ def budget_alert_chat(alert_id: int) -> None:
     alert = BudgetAlert.objects.select_related("team").filter(pk=alert_id).first()
     if alert is not None:
         deliver(budget_alert_message(alert), channels=("chat",))
+
+
+@shared_task(
+    name="costs.analytics.tasks.anomaly_alert_send",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def anomaly_alert_send(subscription_id: int) -> None:
+    """Deliver one subscription's pending anomaly alerts (idempotent: sent rows are marked)."""
+    from .alerts import anomaly_alert_deliver
+
+    anomaly_alert_deliver(subscription_id=subscription_id)
 
 
 @shared_task(name="costs.analytics.tasks.cost_digest_weekly", ignore_result=True)
