@@ -195,14 +195,15 @@ def _write_person(
     hold: bool,
     deleted: bool = False,
     reason: str = "",
+    check=None,
 ):
     """Apply one person's row through the directory service; the SCIM row in the same
     transaction. Returns (the person's id or None, held change or None)."""
     now = timezone.now()
     saved: list[int] = []
 
-    def after(plan) -> None:
-        user_id = User.objects.filter(email=data.row["email"]).values_list("pk", flat=True).get()
+    def after(plan, ids: dict[str, int]) -> None:
+        user_id = ids[data.row["email"]]
         saved.append(user_id)
         # One upsert: ``created`` is kept when the row exists.
         ScimUser.objects.bulk_create(
@@ -229,6 +230,7 @@ def _write_person(
             source=source,
             hold=_leavers_over_share if hold else None,
             after=after,
+            check=check,
         )
     except DirectoryImportError as exc:
         raise _directory_error(exc) from None
@@ -263,14 +265,23 @@ def _hold(*, client: ScimClient, data: UserInput, operation: str) -> HeldChange:
 
 
 def scim_user_create(*, client: ScimClient, data: UserInput, operation: str):
-    """A joiner (or a SCIM-deleted leaver coming back). 409 when the person exists."""
+    """A joiner (or a SCIM-deleted leaver coming back). 409 when the person exists.
+
+    Checked in the directory service's locked transaction, on the snapshot it reads anyway:
+    a new person costs no query, and two concurrent POSTs of one userName cannot both pass."""
     actor = _client_actor(client)
-    existing = (
-        User.objects.filter(email=data.row["email"]).values_list("pk", "scim__deleted_at").first()
+    email = data.row["email"]
+
+    def check(people) -> None:
+        if email not in people:
+            return  # a new person
+        gone = ScimUser.objects.filter(user__email__iexact=email, deleted_at__isnull=False).exists()
+        if not gone:
+            raise uniqueness(f"userName {email} exists already")
+
+    return _write_person(
+        client=client, data=data, operation=operation, actor=actor, hold=True, check=check
     )
-    if existing is not None and existing[1] is None:
-        raise uniqueness(f"userName {data.row['email']} exists already")
-    return _write_person(client=client, data=data, operation=operation, actor=actor, hold=True)
 
 
 def scim_user_replace(*, client: ScimClient, data: UserInput, operation: str):
