@@ -398,10 +398,11 @@ def directory_people_apply(*, rows, actor, source: str, hold=None, after=None, c
     it may raise to refuse the change (nothing is written). ``hold(plan)`` is asked inside the
     locked transaction, after planning; when it answers True nothing is applied (the caller
     keeps the change for a person to confirm) and the result says ``held``. ``after(plan,
-    ids)`` is called in the same transaction once the plan is applied (also when it changed
-    nothing), for the caller's own rows; ``ids`` maps the lower-case e-mail of each person
-    named (and of their managers) to their user id. The caller checks who the actor is; this
-    service does not.
+    people)`` is called in the same transaction once the plan is applied (also when it
+    changed nothing), for the caller's own rows; ``people`` maps the lower-case e-mail of each
+    person named (and of their managers) to their row as this transaction wrote or read it (a
+    person created here has their team and manager set). The caller checks who the actor is;
+    this service does not.
     """
     return _directory_run(
         rows=rows,
@@ -467,7 +468,7 @@ def _directory_run(
                 reason=reason,
             )
         if after is not None:
-            after(plan, {email: user.pk for email, user in people.items()})
+            after(plan, people)
     return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=False)
 
 

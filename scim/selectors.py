@@ -26,6 +26,16 @@ def groups() -> QuerySet[Team]:
     )
 
 
+def user_as_created(user: User, row: ScimUser) -> User:
+    """A person the directory service and this app have just created, as :func:`users` would
+    read them back: their team and manager are the rows the service set, their SCIM row is
+    ``row`` (new, so the timestamps are its own). Saves reading back what was just written."""
+    ScimUser._meta.get_field("user").remote_field.set_cached_value(user, row)
+    user.scim_created = row.created  # type: ignore[attr-defined]
+    user.scim_last_modified = row.last_modified  # type: ignore[attr-defined]
+    return user
+
+
 def attach_user_rows(people: list[User], *, with_groups: bool = True) -> list[User]:
     """Set each person's SCIM row and (optionally) team memberships, in one query more."""
     for person in people:

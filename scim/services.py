@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -186,6 +187,16 @@ def _directory_error(exc: DirectoryImportError) -> ScimError:
     return invalid_value("; ".join(e.reason for e in exc.errors) or exc.message)
 
 
+@dataclass(frozen=True)
+class PersonWritten:
+    """What a write of one person did: their id (None when held), the held change, and for a
+    person this call created, their row and SCIM row as written (read back without a query)."""
+
+    user_id: int | None
+    held: HeldChange | None = None
+    created: tuple[User, ScimUser] | None = None
+
+
 def _write_person(
     *,
     client: ScimClient,
@@ -196,31 +207,32 @@ def _write_person(
     deleted: bool = False,
     reason: str = "",
     check=None,
-):
+) -> PersonWritten:
     """Apply one person's row through the directory service; the SCIM row in the same
-    transaction. Returns (the person's id or None, held change or None)."""
+    transaction."""
     now = timezone.now()
-    saved: list[int] = []
+    email = data.row["email"]
+    written: list[PersonWritten] = []
 
-    def after(plan, ids: dict[str, int]) -> None:
-        user_id = ids[data.row["email"]]
-        saved.append(user_id)
+    def after(plan, people: dict[str, User]) -> None:
+        user = people[email]
+        row = ScimUser(
+            user_id=user.pk,
+            **data.extras,
+            created=now,
+            last_modified=now,
+            client=client,
+            deleted_at=now if deleted else None,
+        )
         # One upsert: ``created`` is kept when the row exists.
         ScimUser.objects.bulk_create(
-            [
-                ScimUser(
-                    user_id=user_id,
-                    **data.extras,
-                    created=now,
-                    last_modified=now,
-                    client=client,
-                    deleted_at=now if deleted else None,
-                )
-            ],
+            [row],
             update_conflicts=True,
             unique_fields=["user"],
             update_fields=[*data.extras, "last_modified", "client", "deleted_at"],
         )
+        new = any(c.row.email == email for c in plan.people_created)  # no SCIM row before
+        written.append(PersonWritten(user.pk, created=(user, row) if new else None))
 
     source = f"scim:{client.slug} {operation}" + (f" ({reason})" if reason else "")
     try:
@@ -235,8 +247,8 @@ def _write_person(
     except DirectoryImportError as exc:
         raise _directory_error(exc) from None
     if result.held:
-        return None, _hold(client=client, data=data, operation=operation)
-    return saved[0], None
+        return PersonWritten(None, held=_hold(client=client, data=data, operation=operation))
+    return written[0]
 
 
 def _hold(*, client: ScimClient, data: UserInput, operation: str) -> HeldChange:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import F, OuterRef, Subquery
-from django.db.models.expressions import RawSQL
+from django.db.models import F
 
 from accounts import directory
 from accounts.models import Membership, Team, User
@@ -40,52 +39,68 @@ class Loaded:
     people: dict[str, User] | None = None
 
 
-# One statement for any depth of hierarchy: the people named and every manager above them
-# (``UNION`` stops at a cycle). Portable: PostgreSQL and SQLite both have WITH RECURSIVE.
-_CHAIN_SQL = (
-    "WITH RECURSIVE chain(id, manager_id) AS ("
-    " SELECT id, manager_id FROM {table} WHERE lower(email) IN ({wanted})"
-    " UNION"
-    " SELECT u.id, u.manager_id FROM {table} u JOIN chain c ON u.id = c.manager_id"
-    ") SELECT id FROM chain"
+def _sql(text: str) -> str:
+    """``text`` with {user}, {team} and {membership} replaced by the quoted table names."""
+    qn = connection.ops.quote_name
+    return text.format(
+        user=qn(User._meta.db_table),
+        team=qn(Team._meta.db_table),
+        membership=qn(Membership._meta.db_table),
+    )
+
+
+# The people named and every manager above them in one statement, whatever the depth of the
+# hierarchy (UNION stops at a cycle), each with what the snapshot compares. Raw SQL because it
+# runs in every SCIM write and the ORM cannot say WITH RECURSIVE; portable (PostgreSQL and
+# SQLite both have it). The placeholder list is filled in by people_closure.
+_PEOPLE_SQL = """
+WITH RECURSIVE chain(id, manager_id) AS (
+    SELECT id, manager_id FROM {user} WHERE lower(email) IN (%s)
+    UNION
+    SELECT u.id, u.manager_id FROM {user} u JOIN chain c ON u.id = c.manager_id
 )
+SELECT u.*, m.email AS snapshot_manager_email, t.slug AS snapshot_team_slug,
+       (SELECT h.role FROM {membership} h WHERE h.user_id = u.id AND h.team_id = u.team_id)
+           AS snapshot_home_role
+FROM chain c
+JOIN {user} u ON u.id = c.id
+LEFT JOIN {user} m ON m.id = u.manager_id
+LEFT JOIN {team} t ON t.id = u.team_id
+"""
+
+_TEAMS_SQL = """
+SELECT t.*, p.slug AS parent_slug
+FROM {team} t LEFT JOIN {team} p ON p.id = t.parent_id
+WHERE t.slug IN (%s)
+"""
+
+
+def _placeholders(values) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 def people_closure(emails: set[str]) -> list[User]:
     """The people of ``emails`` and every manager above them (manager chains are what
     validation walks for cycles), in one query whatever the depth, each with
     ``snapshot_manager_email``, ``snapshot_team_slug`` and ``snapshot_home_role`` (the role of
-    the membership in their home team, None when absent) annotated."""
+    the membership in their home team, None when absent)."""
     wanted = sorted({e.lower() for e in emails if e})
     if not wanted:
         return []
-    sql = _CHAIN_SQL.format(
-        table=connection.ops.quote_name(User._meta.db_table),
-        wanted=", ".join(["%s"] * len(wanted)),
-    )
-    home = Membership.objects.filter(user_id=OuterRef("pk"), team_id=OuterRef("team_id"))
-    return list(
-        User.objects.filter(pk__in=RawSQL(sql, wanted))  # noqa: S611 (placeholders only)
-        .annotate(
-            snapshot_manager_email=F("manager__email"),
-            snapshot_team_slug=F("team__slug"),
-            snapshot_home_role=Subquery(home.values("role")[:1]),
-        )
-        .order_by()
-    )
+    sql = _sql(_PEOPLE_SQL) % _placeholders(wanted)
+    return list(User.objects.raw(sql, wanted))
 
 
 def teams_closure(slugs: set[str], *, with_ancestors: bool) -> list[Team]:
-    """The teams named (``parent_slug`` annotated), and their ancestors when a row declares
-    a parent (cycles are looked for along that chain)."""
+    """The teams named (``parent_slug`` set), and their ancestors when a row declares a parent
+    (cycles are looked for along that chain)."""
     found: list[Team] = []
     seen: set[str] = set()
     todo = set(slugs)
     while todo:
         seen |= todo
-        level = list(
-            Team.objects.filter(slug__in=todo).annotate(parent_slug=F("parent__slug")).order_by()
-        )
+        ordered = sorted(todo)
+        level = list(Team.objects.raw(_sql(_TEAMS_SQL) % _placeholders(ordered), ordered))
         found.extend(level)
         todo = {t.parent_slug for t in level if t.parent_slug} - seen if with_ancestors else set()
     return found
