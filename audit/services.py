@@ -93,14 +93,14 @@ def _event_sql() -> tuple[list[models.Field], str, str]:
     head's hash; and the compare-and-swap append (see :func:`_append`)."""
     qn = connection.ops.quote_name
     fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-    cols = ", ".join(qn(f.column) for f in fields)
+    cols = ", ".join(qn(str(f.column)) for f in fields)
     # Typed placeholders (INSERT ... SELECT does not give its values the column types); text
     # for strings, so a value too long for its column fails as in an INSERT, never truncated.
     typed = ", ".join(
         "%s::" + ("text" if f.get_internal_type() in TEXT_TYPES else str(f.db_type(connection)))
         for f in fields
     )
-    table, pk = qn(AuditEvent._meta.db_table), qn(AuditEvent._meta.pk.column)
+    table, pk = qn(AuditEvent._meta.db_table), qn(str(AuditEvent._meta.pk.column))
     locked = (
         f"WITH event AS (INSERT INTO {table} ({cols}) VALUES ({typed}) RETURNING {pk}) "  # noqa: S608 (model names)
         f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1 RETURNING (SELECT {pk} FROM event)"

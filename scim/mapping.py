@@ -77,13 +77,13 @@ _LOOKUP_SQL = (
 
 def _look_up(department: str | None, manager_id: int | None):
     """(teams by pk as (pk, slug, name), manager e-mail or None) for what is given."""
-    if department is None and manager_id is None:
-        return [], None
+    if department is None:
+        if manager_id is None:
+            return [], None
+        return [], User.objects.filter(pk=manager_id).values_list("email", flat=True).first()
     if manager_id is None:
         found = Team.objects.filter(Q(name__iexact=department) | Q(slug=department.lower()))
         return list(found.order_by("pk").values_list("pk", "slug", "name")), None
-    if department is None:
-        return [], User.objects.filter(pk=manager_id).values_list("email", flat=True).first()
     qn = connection.ops.quote_name
     sql = _LOOKUP_SQL.format(team=qn(Team._meta.db_table), user=qn(User._meta.db_table))
     with connection.cursor() as cursor:

@@ -102,7 +102,8 @@ def teams_closure(slugs: set[str], *, with_ancestors: bool) -> list[Team]:
         ordered = sorted(todo)
         level = list(Team.objects.raw(_sql(_TEAMS_SQL) % _placeholders(ordered), ordered))
         found.extend(level)
-        todo = {t.parent_slug for t in level if t.parent_slug} - seen if with_ancestors else set()
+        parents: set[str] = {p for t in level if (p := getattr(t, "parent_slug", None))}
+        todo = parents - seen if with_ancestors else set()
     return found
 
 
@@ -117,11 +118,15 @@ def directory_snapshot(
     the teams to those named (with their ancestors when a row declares a parent), which is
     all that validation and planning read of a partial push; otherwise everything.
     ``loaded`` is filled with the rows read (see :class:`Loaded`)."""
+    team_rows: list[Team]
     if emails is None or team_slugs is None:
         team_rows = list(Team.objects.annotate(parent_slug=F("parent__slug")).order_by())
     else:
         team_rows = teams_closure(team_slugs, with_ancestors=team_chain)
-    teams = {t.slug: directory.TeamState(t.slug, t.name, t.parent_slug) for t in team_rows}
+    teams = {
+        t.slug: directory.TeamState(t.slug, t.name, getattr(t, "parent_slug", None))
+        for t in team_rows
+    }
     if loaded is not None:
         loaded.teams.update((t.slug, t) for t in team_rows)
     people = {}
@@ -156,9 +161,9 @@ def directory_snapshot(
             status=user.status,
             start_date=user.start_date,
             end_date=user.end_date,
-            manager_email=(user.snapshot_manager_email or "").lower() or None,
-            team_slug=user.snapshot_team_slug,
-            home_role=user.snapshot_home_role,
+            manager_email=(getattr(user, "snapshot_manager_email", None) or "").lower() or None,
+            team_slug=getattr(user, "snapshot_team_slug", None),
+            home_role=getattr(user, "snapshot_home_role", None),
             is_superuser=user.is_superuser,
         )
     return people, teams
