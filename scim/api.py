@@ -242,10 +242,9 @@ class UsersView(ScimView):
 
     def respond(self, written, status=200) -> HttpResponse:
         if written.created is not None:  # created by this request: as written, not re-read
-            fresh = selectors.user_as_created(*written.created)
+            doc = user_doc(selectors.user_as_created(*written.created), base=self.base())
         else:
-            fresh = selectors.users().get(pk=written.user_id)
-        doc = self.render([fresh])[0]
+            doc = self.render([selectors.users().get(pk=written.user_id)])[0]
         return scim_response(
             self.projected(doc, constants.USER),
             status,

@@ -26,13 +26,15 @@ def groups() -> QuerySet[Team]:
     )
 
 
-def user_as_created(user: User, row: ScimUser) -> User:
-    """A person the directory service and this app have just created, as :func:`users` would
-    read them back: their team and manager are the rows the service set, their SCIM row is
-    ``row`` (new, so the timestamps are its own). Saves reading back what was just written."""
-    ScimUser._meta.get_field("user").remote_field.set_cached_value(user, row)
+def user_as_created(user: User, row: ScimUser, groups: list[tuple[int, str]]) -> User:
+    """A person the directory service and this app have just created, as :func:`users` and
+    :func:`attach_user_rows` would read them back: their team and manager are the rows the
+    service set, their SCIM row is ``row`` (new, so the timestamps are its own), ``groups``
+    their memberships (team id, name) by name. Saves reading back what was just written."""
     user.scim_created = row.created  # type: ignore[attr-defined]
     user.scim_last_modified = row.last_modified  # type: ignore[attr-defined]
+    user._scim_row = row  # type: ignore[attr-defined]
+    user._scim_groups = list(groups)  # type: ignore[attr-defined]
     return user
 
 

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.directory import DirectoryImportError
-from accounts.models import Team, User
+from accounts.models import Membership, Team, User
 from accounts.services import UNSET, directory_people_apply, directory_team_apply
 from audit import registry as audit_actions
 from audit.models import AuditEvent
@@ -190,11 +190,66 @@ def _directory_error(exc: DirectoryImportError) -> ScimError:
 @dataclass(frozen=True)
 class PersonWritten:
     """What a write of one person did: their id (None when held), the held change, and for a
-    person this call created, their row and SCIM row as written (read back without a query)."""
+    person this call created, their row, SCIM row and groups (team id, name) as written, read
+    back without a query."""
 
     user_id: int | None
     held: HeldChange | None = None
-    created: tuple[User, ScimUser] | None = None
+    created: tuple[User, ScimUser, list[tuple[int, str]]] | None = None
+
+
+# The SCIM row (upserted: ``created`` is kept when the row exists) and the person's groups as
+# the transaction left them, in one statement (PostgreSQL: the groups are what the 201 body
+# lists, read after the directory service and its joiner hooks wrote the memberships).
+_UPSERT_SQL = """
+WITH scim_row AS (
+    INSERT INTO {scim_user} ({columns}) VALUES ({values})
+    ON CONFLICT ({user_id}) DO UPDATE SET {updates}
+    RETURNING {user_id}
+)
+SELECT m.team_id, t.name FROM {membership} m JOIN {team} t ON t.id = m.team_id
+WHERE m.user_id = %s ORDER BY t.name
+"""
+_UPSERT_FIELDS = (
+    "user",
+    "external_id",
+    "employee_number",
+    "cost_center",
+    "created",
+    "last_modified",
+    "client",
+    "deleted_at",
+)
+_UPDATED_FIELDS = _UPSERT_FIELDS[1:4] + _UPSERT_FIELDS[5:]  # all but the key and ``created``
+
+
+def _scim_user_write(row: ScimUser) -> list[tuple[int, str]]:
+    """Upsert ``row`` (``created`` is kept when it exists); the person's groups, by name."""
+    if connection.vendor != "postgresql":  # no data-modifying WITH: two statements
+        ScimUser.objects.bulk_create(
+            [row],
+            update_conflicts=True,
+            unique_fields=["user"],
+            update_fields=list(_UPDATED_FIELDS),
+        )
+        groups = Membership.objects.filter(user_id=row.user_id).order_by("team__name")
+        return list(groups.values_list("team_id", "team__name"))
+    qn = connection.ops.quote_name
+    fields = [ScimUser._meta.get_field(name) for name in _UPSERT_FIELDS]
+    column = {f.name: qn(f.column) for f in fields}  # type: ignore[union-attr]
+    sql = _UPSERT_SQL.format(
+        scim_user=qn(ScimUser._meta.db_table),
+        membership=qn(Membership._meta.db_table),
+        team=qn(Team._meta.db_table),
+        user_id=column["user"],
+        columns=", ".join(column[name] for name in _UPSERT_FIELDS),
+        values=", ".join(["%s"] * len(fields)),
+        updates=", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in _UPDATED_FIELDS),
+    )
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, row.user_id])
+        return [(team_id, name) for team_id, name in cursor.fetchall()]
 
 
 def _write_person(
@@ -217,22 +272,16 @@ def _write_person(
     def after(plan, people: dict[str, User]) -> None:
         user = people[email]
         row = ScimUser(
-            user_id=user.pk,
+            user=user,
             **data.extras,
             created=now,
             last_modified=now,
             client=client,
             deleted_at=now if deleted else None,
         )
-        # One upsert: ``created`` is kept when the row exists.
-        ScimUser.objects.bulk_create(
-            [row],
-            update_conflicts=True,
-            unique_fields=["user"],
-            update_fields=[*data.extras, "last_modified", "client", "deleted_at"],
-        )
+        groups = _scim_user_write(row)
         new = any(c.row.email == email for c in plan.people_created)  # no SCIM row before
-        written.append(PersonWritten(user.pk, created=(user, row) if new else None))
+        written.append(PersonWritten(user.pk, created=(user, row, groups) if new else None))
 
     source = f"scim:{client.slug} {operation}" + (f" ({reason})" if reason else "")
     try:
