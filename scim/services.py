@@ -235,8 +235,9 @@ def _scim_user_write(row: ScimUser) -> list[tuple[int, str]]:
         groups = Membership.objects.filter(user_id=row.user_id).order_by("team__name")
         return list(groups.values_list("team_id", "team__name"))
     qn = connection.ops.quote_name
-    fields = [ScimUser._meta.get_field(name) for name in _UPSERT_FIELDS]
-    column = {f.name: qn(f.column) for f in fields}  # type: ignore[union-attr]
+    by_name = {f.name: f for f in ScimUser._meta.concrete_fields}
+    fields = [by_name[name] for name in _UPSERT_FIELDS]
+    column = {f.name: qn(str(f.column)) for f in fields}
     sql = _UPSERT_SQL.format(
         scim_user=qn(ScimUser._meta.db_table),
         membership=qn(Membership._meta.db_table),
@@ -246,7 +247,7 @@ def _scim_user_write(row: ScimUser) -> list[tuple[int, str]]:
         values=", ".join(["%s"] * len(fields)),
         updates=", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in _UPDATED_FIELDS),
     )
-    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]  # type: ignore[union-attr]
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, row.user_id])
         return [(team_id, name) for team_id, name in cursor.fetchall()]
