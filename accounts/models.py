@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -108,6 +108,8 @@ class Team(models.Model):
                 condition=~models.Q(parent=models.F("id")), name="team_not_own_parent"
             )
         ]
+        # Teams are found by name case-insensitively (a SCIM department or Group displayName).
+        indexes = [models.Index(Upper("name"), name="team_name_upper")]
 
     def __str__(self) -> str:
         return self.name

@@ -20,7 +20,7 @@ from portal.core.actors import (
 )
 from portal.core.errors import NotPermitted, ValidationError
 
-from .directory.snapshot import UNSET, directory_plan, team_cycle
+from .directory.snapshot import UNSET, Loaded, directory_plan, team_cycle
 from .models import PlatformRole, User
 from .policies import may_change_roles
 
@@ -183,7 +183,9 @@ def membership_set_role(*, actor, team, user: User, role: str, reason: str = "")
 DIRECTORY_IMPORT_LOCK = 7_461_201_001
 
 
-def _directory_apply(plan, *, actor, reason: str) -> None:
+def _directory_apply(plan, *, actor, reason: str, loaded: Loaded) -> dict[str, User]:
+    """Apply ``plan``; returns the people written or read, by lower-case e-mail. ``loaded``:
+    what the snapshot of the same transaction read (not read again)."""
     from django.db.models.functions import Lower
 
     from .models import Membership, Team, TeamMove
@@ -192,7 +194,10 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
     slugs |= {t.new_parent for t in plan.teams_reparented}
     slugs |= {c.row.team for c in plan.people_created}
     slugs |= {s for c in plan.people_changed if c.move for s in c.move}
-    teams = {team.slug: team for team in Team.objects.filter(slug__in=slugs - {None})}
+    slugs -= {None}
+    teams = {slug: loaded.teams[slug] for slug in slugs if slug in loaded.teams}
+    if slugs - set(teams):
+        teams.update((team.slug, team) for team in Team.objects.filter(slug__in=slugs - set(teams)))
     for item in plan.teams_created:
         team = Team.objects.create(
             slug=item.slug, name=item.name, parent=teams[item.parent] if item.parent else None
@@ -225,10 +230,17 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
         for c in plan.people_changed
         if "manager" in c.fields and c.fields["manager"][1]
     }
-    users = {
-        u.email.lower(): u
-        for u in User.objects.annotate(email_lower=Lower("email")).filter(email_lower__in=wanted)
-    }
+    users: dict[str, User] = {}
+    if loaded.people is not None:  # a scoped push: the snapshot read every person it names
+        users = {email: loaded.people[email] for email in wanted if email in loaded.people}
+        wanted -= {c.row.email for c in plan.people_created}
+    if wanted - set(users):
+        users.update(
+            (u.email.lower(), u)
+            for u in User.objects.annotate(email_lower=Lower("email")).filter(
+                email_lower__in=wanted - set(users)
+            )
+        )
 
     created = []
     for item in plan.people_created:
@@ -242,6 +254,8 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
             start_date=row.start_date,
             end_date=row.end_date,
             team=teams[row.team],
+            # A manager already there is set in the insert; one created by this import, below.
+            manager=users.get(row.manager_email) if row.manager_email else None,
         )
         user.set_unusable_password()  # people sign in through SSO, or get a password set
         user.save()
@@ -250,7 +264,7 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
             Membership.objects.create(team=user.team, user=user, role=Membership.Role.MEMBER)
         created.append((user, row))
     for user, row in created:
-        if row.manager_email:
+        if row.manager_email and user.manager_id is None:
             user.manager = users[row.manager_email]
             user.save(update_fields=["manager"])
         audit_record(
@@ -356,6 +370,7 @@ def _directory_apply(plan, *, actor, reason: str) -> None:
                 reason=f"{reason}: {change.leave_reason}",
                 end_date=change.row.end_date if change.row else None,
             )
+    return users
 
 
 def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = "", hold=None):
@@ -375,17 +390,22 @@ def directory_import(*, rows, full: bool, dry_run: bool, actor, source: str = ""
     )
 
 
-def directory_people_apply(*, rows, actor, source: str, hold=None, after=None):
+def directory_people_apply(*, rows, actor, source: str, hold=None, after=None, check=None):
     """The directory service for a push of a few people (SCIM): the same validation, plan,
     joiners (standard bundle), movers, leavers (hooks: grants through the outbox, tokens,
     sessions), transaction, lock and audit events as :func:`directory_import` of a partial
     file with the same rows, but a snapshot of only the people named and their managers.
 
-    ``hold(plan)`` is asked inside the locked transaction, after planning; when it answers
-    True nothing is applied (the caller keeps the change for a person to confirm) and the
-    result says ``held``. ``after(plan)`` is called in the same transaction once the plan is
-    applied (also when it changed nothing), for the caller's own rows. The caller checks who
-    the actor is; this service does not.
+    ``check(people)`` is called inside the locked transaction with the snapshot of the people
+    named (``PersonState`` by lower-case e-mail; absent: not in Tollgate), before validation;
+    it may raise to refuse the change (nothing is written). ``hold(plan)`` is asked inside the
+    locked transaction, after planning; when it answers True nothing is applied (the caller
+    keeps the change for a person to confirm) and the result says ``held``. ``after(plan,
+    people)`` is called in the same transaction once the plan is applied (also when it
+    changed nothing), for the caller's own rows; ``people`` maps the lower-case e-mail of each
+    person named (and of their managers) to their row as this transaction wrote or read it (a
+    person created here has their team and manager set). The caller checks who the actor is;
+    this service does not.
     """
     return _directory_run(
         rows=rows,
@@ -396,6 +416,7 @@ def directory_people_apply(*, rows, actor, source: str, hold=None, after=None):
         scoped=True,
         hold=hold,
         after=after,
+        check=check,
     )
 
 
@@ -417,6 +438,7 @@ def _directory_run(
     scoped: bool = False,
     hold=None,
     after=None,
+    check=None,
 ):
     from . import directory
 
@@ -426,18 +448,20 @@ def _directory_run(
         plan = directory_plan(inp, full=full, scoped=scoped)
         return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=True)
     reason = f"directory import{f' of {source}' if source else ''}{' (full)' if full else ''}"
+    loaded = Loaded()
     with transaction.atomic(durable=True):
         _directory_lock()
-        plan = directory_plan(inp, full=full, scoped=scoped)
+        plan = directory_plan(inp, full=full, scoped=scoped, loaded=loaded, check=check)
         if plan.changed and hold is not None and hold(plan):
             return directory.DirectoryImportResult(
                 plan=plan, rows=len(inp.rows), dry_run=False, held=True
             )
+        people = loaded.people or {}
         if plan.changed:
             leaver_emails = [c.email for c in plan.people_changed if c.leave]
             if leaver_emails:
                 _prepare_leavers(list(User.objects.filter(email__in=leaver_emails).order_by("pk")))
-            _directory_apply(plan, actor=actor, reason=reason)
+            people = _directory_apply(plan, actor=actor, reason=reason, loaded=loaded)
             audit_record(
                 actor=actor,
                 action=actions.DIRECTORY_IMPORTED,
@@ -447,7 +471,7 @@ def _directory_run(
                 reason=reason,
             )
         if after is not None:
-            after(plan)
+            after(plan, people)
     return directory.DirectoryImportResult(plan=plan, rows=len(inp.rows), dry_run=False)
 
 

@@ -8,6 +8,7 @@ concurrent writers extend a single chain.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -20,7 +21,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from portal.core import context
+from portal.core import context, locks
 from portal.core.actors import actor_label, actor_user
 from portal.core.errors import ValidationError as DomainValidationError
 
@@ -85,6 +86,73 @@ def _lock_and_bump_head() -> tuple[int, str]:
     return int(row[0]), row[1]
 
 
+@functools.cache
+def _event_sql() -> tuple[list[models.Field], str, str]:
+    """The event's columns and the two one-statement appends (PostgreSQL, data-modifying
+    CTEs): with the head already locked by this transaction, insert the event and set the
+    head's hash; and the compare-and-swap append (see :func:`_append`)."""
+    qn = connection.ops.quote_name
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    cols = ", ".join(qn(str(f.column)) for f in fields)
+    # Typed placeholders (INSERT ... SELECT does not give its values the column types); text
+    # for strings, so a value too long for its column fails as in an INSERT, never truncated.
+    typed = ", ".join(
+        "%s::" + ("text" if f.get_internal_type() in TEXT_TYPES else str(f.db_type(connection)))
+        for f in fields
+    )
+    table, pk = qn(AuditEvent._meta.db_table), qn(str(AuditEvent._meta.pk.column))
+    locked = (
+        f"WITH event AS (INSERT INTO {table} ({cols}) VALUES ({typed}) RETURNING {pk}) "  # noqa: S608 (model names)
+        f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1 RETURNING (SELECT {pk} FROM event)"
+    )
+    swap = (
+        f"WITH head AS (UPDATE {_HEAD_TABLE} SET seq = %s, hash = %s "  # noqa: S608 (model names)
+        f"WHERE id = 1 AND seq = %s AND hash = %s RETURNING id) "
+        f"INSERT INTO {table} ({cols}) SELECT {typed} FROM head RETURNING {pk}"
+    )
+    return fields, locked, swap
+
+
+TEXT_TYPES = ("CharField", "TextField")
+
+
+def _append(event: AuditEvent, row: dict[str, Any]) -> None:
+    """Give ``event`` its place in the chain and write it, with the head, on PostgreSQL in one
+    statement when the head is where this connection last left it, else in two.
+
+    The one-statement path is a compare-and-swap: the head moves to the event's seq and hash
+    only if it still holds the seq and hash this connection last wrote or read, and the event
+    is inserted only if the head moved. The UPDATE takes the head's row lock exactly where
+    :func:`_lock_and_bump_head` would, so concurrent appends still queue on it and extend one
+    chain; a stale guess (another writer appended, or a rollback undid the last append)
+    inserts nothing and falls back to locking and reading the head first.
+    """
+    fields, locked, swap = _event_sql()
+    guess = getattr(connection, "_tollgate_audit_head", None)
+    with connection.cursor() as cursor:
+        if guess is not None:
+            seq, prev_hash = guess[0] + 1, guess[1]
+            row["seq"] = seq
+            digest = compute_hash(prev_hash, row)
+            event.seq, event.prev_hash, event.hash = seq, prev_hash, digest
+            values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+            cursor.execute(swap, [seq, digest, guess[0], prev_hash, *values])
+            found = cursor.fetchone()
+            if found is not None:
+                locks.lock_note("audit.ChainHead", "head")
+                event.pk = found[0]
+                connection._tollgate_audit_head = (seq, digest)  # type: ignore[attr-defined]
+                return
+        seq, prev_hash = _lock_and_bump_head()
+        row["seq"] = seq
+        digest = compute_hash(prev_hash, row)
+        event.seq, event.prev_hash, event.hash = seq, prev_hash, digest
+        values = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+        cursor.execute(locked, [*values, digest])
+        event.pk = cursor.fetchone()[0]
+    connection._tollgate_audit_head = (seq, digest)  # type: ignore[attr-defined]
+
+
 def audit_record(
     *,
     actor,
@@ -104,31 +172,36 @@ def audit_record(
         target_id = target.pk
     actor_id, actor_label = _actor_fields(actor)
     ctx = context.current()
+    row = {
+        "seq": None,  # set when the event takes its place in the chain
+        "occurred_at": timezone.now(),
+        "actor_id": actor_id,
+        "actor_label": actor_label,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id) if target_id != "" else "",
+        "before": _normalise(before),
+        "after": _normalise(after),
+        "reason": reason or "",
+        "request_id": ctx.request_id or "",
+        "ip": _normalise_ip(ctx.ip),
+        "user_agent": ctx.user_agent or "",
+    }
     # savepoint=False: inside a service's transaction no savepoint is needed (a failure here
     # fails the whole change); outside one, this opens its own transaction.
     with transaction.atomic(savepoint=False):
-        prev_seq, prev_hash = _lock_and_bump_head()
-        head_seq = prev_seq
-        row = {
-            "seq": head_seq,
-            "occurred_at": timezone.now(),
-            "actor_id": actor_id,
-            "actor_label": actor_label,
-            "action": action,
-            "target_type": target_type,
-            "target_id": str(target_id) if target_id != "" else "",
-            "before": _normalise(before),
-            "after": _normalise(after),
-            "reason": reason or "",
-            "request_id": ctx.request_id or "",
-            "ip": _normalise_ip(ctx.ip),
-            "user_agent": ctx.user_agent or "",
-        }
-        digest = compute_hash(prev_hash, row)
-        event = AuditEvent(prev_hash=prev_hash, hash=digest, **row)
-        event.save(force_insert=True)
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1", [digest])  # noqa: S608
+        if connection.vendor == "postgresql":
+            event = AuditEvent(**{k: v for k, v in row.items() if k != "seq"})
+            _append(event, row)
+            event._state.adding, event._state.db = False, connection.alias
+            digest = event.hash
+        else:
+            row["seq"], prev_hash = _lock_and_bump_head()
+            digest = compute_hash(prev_hash, row)
+            event = AuditEvent(prev_hash=prev_hash, hash=digest, **row)
+            event.save(force_insert=True)
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1", [digest])  # noqa: S608
     payload = {
         "seq": event.seq,
         "hash": digest,

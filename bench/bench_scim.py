@@ -11,7 +11,7 @@ client token made by ``scim_client_create``:
 
 Prints the figures and writes bench/results/bench_scim.json.
 
-    .venv/bin/python bench/bench_scim.py [--keep] [--users N] [--push N]
+    .venv/bin/python bench/bench_scim.py [--keep] [--users N] [--push N] [--db NAME]
 """
 
 from __future__ import annotations
@@ -100,11 +100,16 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--push", type=int, default=10_000)
     parser.add_argument("--lookups", type=int, default=500)
+    parser.add_argument(
+        "--db",
+        default=DB_NAME,
+        help="the database to (re)create (another bench may use the default)",
+    )
     args = parser.parse_args()
 
     os.environ["TOLLGATE_SCIM_RATE_PER_MINUTE"] = "1000000"  # the bench measures, not limits
-    recreate_database(DB_NAME)
-    setup_django(DB_NAME)
+    recreate_database(args.db)
+    setup_django(args.db)
 
     from django.db import connection, reset_queries
     from django.test import Client
@@ -213,7 +218,7 @@ def main() -> None:
     connection.close()
     write_results("bench_scim", figures)
     if not args.keep:
-        drop_database(DB_NAME)
+        drop_database(args.db)
 
 
 if __name__ == "__main__":

@@ -240,9 +240,11 @@ class UsersView(ScimView):
             raise not_found(f"no User {pk}")
         return user, self.render([user])[0]
 
-    def respond(self, user_id: int, status=200) -> HttpResponse:
-        fresh = selectors.users().get(pk=user_id)
-        doc = self.render([fresh])[0]
+    def respond(self, written, status=200) -> HttpResponse:
+        if written.created is not None:  # created by this request: as written, not re-read
+            doc = user_doc(selectors.user_as_created(*written.created), base=self.base())
+        else:
+            doc = self.render([selectors.users().get(pk=written.user_id)])[0]
         return scim_response(
             self.projected(doc, constants.USER),
             status,
@@ -280,10 +282,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             self.body(), current=None, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        user_id, held = services.scim_user_create(
+        written = services.scim_user_create(
             client=self.client, data=data, operation=self.operation()
         )
-        return self.held(held) if held else self.respond(user_id, 201)
+        return self.held(written.held) if written.held else self.respond(written, 201)
 
     def put(self, request, pk: str | None = None):
         if pk is None:
@@ -293,10 +295,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             self.body(), current=user, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        user_id, held = services.scim_user_replace(
+        written = services.scim_user_replace(
             client=self.client, data=data, operation=self.operation(pk)
         )
-        return self.held(held) if held else self.respond(user_id)
+        return self.held(written.held) if written.held else self.respond(written)
 
     def patch(self, request, pk: str | None = None):
         if pk is None:
@@ -309,10 +311,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             patched, current=user, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        user_id, held = services.scim_user_replace(
+        written = services.scim_user_replace(
             client=self.client, data=data, operation=self.operation(pk)
         )
-        return self.held(held) if held else self.respond(user_id)
+        return self.held(written.held) if written.held else self.respond(written)
 
     def delete(self, request, pk: str | None = None):
         if pk is None:
@@ -322,10 +324,10 @@ class UsersView(ScimView):
         data = mapping.user_input(
             doc, current=user, default_team=settings.TOLLGATE_SCIM_DEFAULT_TEAM
         )
-        _, held = services.scim_user_delete(
+        written = services.scim_user_delete(
             client=self.client, data=data, operation=self.operation(pk)
         )
-        return self.held(held) if held else scim_response(None, 204)
+        return self.held(written.held) if written.held else scim_response(None, 204)
 
 
 # --- Groups -----------------------------------------------------------------------------

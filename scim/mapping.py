@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -66,37 +67,58 @@ class UserInput:
     extras: dict[str, str] = field(default_factory=dict)
 
 
-def team_slug_for(department: str) -> str:
-    """The home team a department names: an existing team by name or slug, else a new slug."""
-    found = list(
-        Team.objects.filter(Q(name__iexact=department) | Q(slug=department.lower()))
-        .order_by("pk")
-        .values_list("slug", "name")
-    )
-    for slug, name in found:  # a team of that name first, else the slug
+# The teams a department may name and the manager a document names, in one round trip (a
+# create has both; an IdP's initial push is thousands of creates).
+_LOOKUP_SQL = (
+    "SELECT 'team', id, slug, name FROM {team} WHERE upper(name) = upper(%s) OR slug = %s"
+    " UNION ALL SELECT 'manager', id, email, '' FROM {user} WHERE id = %s"
+)
+
+
+def _look_up(department: str | None, manager_id: int | None):
+    """(teams by pk as (pk, slug, name), manager e-mail or None) for what is given."""
+    if department is None:
+        if manager_id is None:
+            return [], None
+        return [], User.objects.filter(pk=manager_id).values_list("email", flat=True).first()
+    if manager_id is None:
+        found = Team.objects.filter(Q(name__iexact=department) | Q(slug=department.lower()))
+        return list(found.order_by("pk").values_list("pk", "slug", "name")), None
+    qn = connection.ops.quote_name
+    sql = _LOOKUP_SQL.format(team=qn(Team._meta.db_table), user=qn(User._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [department, department.lower(), manager_id])
+        rows = cursor.fetchall()
+    teams = sorted((pk, slug, name) for kind, pk, slug, name in rows if kind == "team")
+    emails = [slug for kind, _, slug, _ in rows if kind == "manager"]
+    return teams, (emails[0] if emails else None)
+
+
+def _team_slug(department: str, found) -> str:
+    """The home team a department names: an existing team by name or slug (``found``, by pk),
+    else a new slug."""
+    for _, slug, name in found:  # a team of that name first, else the slug
         if name.lower() == department.lower():
             return slug
     if found:
-        return found[0][0]
+        return found[0][1]
     slug = slugify(department)[:80].strip("-")
     if not slug:
         raise invalid_value(f"department {department!r} does not name a team")
     return slug
 
 
-def _manager_email(value: Any) -> str:
+def _manager_id(value: Any) -> tuple[int | None, Any, str]:
+    """(the User id a manager value names, or None when none is named; the value as sent;
+    why it is not an id, or "")."""
     if isinstance(value, dict):
         value = _get(value, "value")
     if value in (None, ""):
-        return ""
+        return None, value, ""
     try:
-        manager_id = int(str(value))
+        return int(str(value)), value, ""
     except ValueError:
-        raise invalid_value(f"manager {value!r} is not a User id") from None
-    email = User.objects.filter(pk=manager_id).values_list("email", flat=True).first()
-    if email is None:
-        raise invalid_value(f"manager {value!r} is not a known User")
-    return email
+        return None, value, f"manager {value!r} is not a User id"
 
 
 def user_input(doc: Any, *, current: User | None, default_team: str) -> UserInput:
@@ -136,21 +158,31 @@ def user_input(doc: Any, *, current: User | None, default_team: str) -> UserInpu
     ext = _get(doc, constants.ENTERPRISE)
     ext = ext if isinstance(ext, dict) else {}
     department = _text(_get(ext, "department"), "department", limit=200)
-    if (
+    # PUT replaces: a document without a manager (or a PATCH that removed it) clears it.
+    manager_value = _get(ext, "manager") if _has(ext, "manager") else None
+    manager_id, manager_sent, manager_problem = _manager_id(manager_value)
+    unchanged = bool(
         department
         and current is not None
         and current.team is not None
         and (department.lower() in (current.team.name.lower(), current.team.slug))
-    ):
-        team = current.team.slug  # unchanged (team names need not be unique)
+    )
+    teams_found, manager = _look_up(
+        department if department and not unchanged else None, manager_id
+    )
+    if unchanged:
+        team = current.team.slug  # type: ignore[union-attr]  # (team names need not be unique)
     elif department:
-        team = team_slug_for(department)
+        team = _team_slug(department, teams_found)
     elif current is not None and current.team is not None:
         team = current.team.slug
     else:
         team = default_team
-    # PUT replaces: a document without a manager (or a PATCH that removed it) clears it.
-    manager = _manager_email(_get(ext, "manager")) if _has(ext, "manager") else ""
+    if manager_problem:
+        raise invalid_value(manager_problem)
+    if manager_id is not None and manager is None:
+        raise invalid_value(f"manager {manager_sent!r} is not a known User")
+    manager = manager or ""
     today = timezone.localdate()
     start = current.start_date if current is not None and current.start_date else today
     end = current.end_date if current is not None else None

@@ -26,6 +26,18 @@ def groups() -> QuerySet[Team]:
     )
 
 
+def user_as_created(user: User, row: ScimUser, groups: list[tuple[int, str]]) -> User:
+    """A person the directory service and this app have just created, as :func:`users` and
+    :func:`attach_user_rows` would read them back: their team and manager are the rows the
+    service set, their SCIM row is ``row`` (new, so the timestamps are its own), ``groups``
+    their memberships (team id, name) by name. Saves reading back what was just written."""
+    user.scim_created = row.created  # type: ignore[attr-defined]
+    user.scim_last_modified = row.last_modified  # type: ignore[attr-defined]
+    user._scim_row = row  # type: ignore[attr-defined]
+    user._scim_groups = list(groups)  # type: ignore[attr-defined]
+    return user
+
+
 def attach_user_rows(people: list[User], *, with_groups: bool = True) -> list[User]:
     """Set each person's SCIM row and (optionally) team memberships, in one query more."""
     for person in people:

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.directory import DirectoryImportError
 from accounts.hold import leavers_over_share
-from accounts.models import Team, User
+from accounts.models import Membership, Team, User
 from accounts.services import UNSET, directory_people_apply, directory_team_apply
 from audit.services import audit_record
 from portal.core.actors import actor_user, scim_client_actor
@@ -166,6 +167,72 @@ def _directory_error(exc: DirectoryImportError) -> ScimError:
     return invalid_value("; ".join(e.reason for e in exc.errors) or exc.message)
 
 
+@dataclass(frozen=True)
+class PersonWritten:
+    """What a write of one person did: their id (None when held), the held change, and for a
+    person this call created, their row, SCIM row and groups (team id, name) as written, read
+    back without a query."""
+
+    user_id: int | None
+    held: HeldChange | None = None
+    created: tuple[User, ScimUser, list[tuple[int, str]]] | None = None
+
+
+# The SCIM row (upserted: ``created`` is kept when the row exists) and the person's groups as
+# the transaction left them, in one statement (PostgreSQL: the groups are what the 201 body
+# lists, read after the directory service and its joiner hooks wrote the memberships).
+_UPSERT_SQL = """
+WITH scim_row AS (
+    INSERT INTO {scim_user} ({columns}) VALUES ({values})
+    ON CONFLICT ({user_id}) DO UPDATE SET {updates}
+    RETURNING {user_id}
+)
+SELECT m.team_id, t.name FROM {membership} m JOIN {team} t ON t.id = m.team_id
+WHERE m.user_id = %s ORDER BY t.name
+"""
+_UPSERT_FIELDS = (
+    "user",
+    "external_id",
+    "employee_number",
+    "cost_center",
+    "created",
+    "last_modified",
+    "client",
+    "deleted_at",
+)
+_UPDATED_FIELDS = _UPSERT_FIELDS[1:4] + _UPSERT_FIELDS[5:]  # all but the key and ``created``
+
+
+def _scim_user_write(row: ScimUser) -> list[tuple[int, str]]:
+    """Upsert ``row`` (``created`` is kept when it exists); the person's groups, by name."""
+    if connection.vendor != "postgresql":  # no data-modifying WITH: two statements
+        ScimUser.objects.bulk_create(
+            [row],
+            update_conflicts=True,
+            unique_fields=["user"],
+            update_fields=list(_UPDATED_FIELDS),
+        )
+        groups = Membership.objects.filter(user_id=row.user_id).order_by("team__name")
+        return list(groups.values_list("team_id", "team__name"))
+    qn = connection.ops.quote_name
+    by_name = {f.name: f for f in ScimUser._meta.concrete_fields}
+    fields = [by_name[name] for name in _UPSERT_FIELDS]
+    column = {f.name: qn(str(f.column)) for f in fields}
+    sql = _UPSERT_SQL.format(
+        scim_user=qn(ScimUser._meta.db_table),
+        membership=qn(Membership._meta.db_table),
+        team=qn(Team._meta.db_table),
+        user_id=column["user"],
+        columns=", ".join(column[name] for name in _UPSERT_FIELDS),
+        values=", ".join(["%s"] * len(fields)),
+        updates=", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in _UPDATED_FIELDS),
+    )
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, row.user_id])
+        return [(team_id, name) for team_id, name in cursor.fetchall()]
+
+
 def _write_person(
     *,
     client: ScimClient,
@@ -175,31 +242,27 @@ def _write_person(
     hold: bool,
     deleted: bool = False,
     reason: str = "",
-):
+    check=None,
+) -> PersonWritten:
     """Apply one person's row through the directory service; the SCIM row in the same
-    transaction. Returns (the person's id or None, held change or None)."""
+    transaction."""
     now = timezone.now()
-    saved: list[int] = []
+    email = data.row["email"]
+    written: list[PersonWritten] = []
 
-    def after(plan) -> None:
-        user_id = User.objects.filter(email=data.row["email"]).values_list("pk", flat=True).get()
-        saved.append(user_id)
-        # One upsert: ``created`` is kept when the row exists.
-        ScimUser.objects.bulk_create(
-            [
-                ScimUser(
-                    user_id=user_id,
-                    **data.extras,
-                    created=now,
-                    last_modified=now,
-                    client=client,
-                    deleted_at=now if deleted else None,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["user"],
-            update_fields=[*data.extras, "last_modified", "client", "deleted_at"],
+    def after(plan, people: dict[str, User]) -> None:
+        user = people[email]
+        row = ScimUser(
+            user=user,
+            **data.extras,
+            created=now,
+            last_modified=now,
+            client=client,
+            deleted_at=now if deleted else None,
         )
+        groups = _scim_user_write(row)
+        new = any(c.row.email == email for c in plan.people_created)  # no SCIM row before
+        written.append(PersonWritten(user.pk, created=(user, row, groups) if new else None))
 
     source = f"scim:{client.slug} {operation}" + (f" ({reason})" if reason else "")
     try:
@@ -209,12 +272,13 @@ def _write_person(
             source=source,
             hold=leavers_over_share if hold else None,
             after=after,
+            check=check,
         )
     except DirectoryImportError as exc:
         raise _directory_error(exc) from None
     if result.held:
-        return None, _hold(client=client, data=data, operation=operation)
-    return saved[0], None
+        return PersonWritten(None, held=_hold(client=client, data=data, operation=operation))
+    return written[0]
 
 
 def _hold(*, client: ScimClient, data: UserInput, operation: str) -> HeldChange:
@@ -243,14 +307,23 @@ def _hold(*, client: ScimClient, data: UserInput, operation: str) -> HeldChange:
 
 
 def scim_user_create(*, client: ScimClient, data: UserInput, operation: str):
-    """A joiner (or a SCIM-deleted leaver coming back). 409 when the person exists."""
+    """A joiner (or a SCIM-deleted leaver coming back). 409 when the person exists.
+
+    Checked in the directory service's locked transaction, on the snapshot it reads anyway:
+    a new person costs no query, and two concurrent POSTs of one userName cannot both pass."""
     actor = _client_actor(client)
-    existing = (
-        User.objects.filter(email=data.row["email"]).values_list("pk", "scim__deleted_at").first()
+    email = data.row["email"]
+
+    def check(people) -> None:
+        if email not in people:
+            return  # a new person
+        gone = ScimUser.objects.filter(user__email__iexact=email, deleted_at__isnull=False).exists()
+        if not gone:
+            raise uniqueness(f"userName {email} exists already")
+
+    return _write_person(
+        client=client, data=data, operation=operation, actor=actor, hold=True, check=check
     )
-    if existing is not None and existing[1] is None:
-        raise uniqueness(f"userName {data.row['email']} exists already")
-    return _write_person(client=client, data=data, operation=operation, actor=actor, hold=True)
 
 
 def scim_user_replace(*, client: ScimClient, data: UserInput, operation: str):

@@ -7,8 +7,10 @@ whole directory for a full import), validated rows, and the plan the import appl
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from django.db import connection
 from django.db.models import F
-from django.db.models.functions import Lower
 
 from accounts import directory
 from accounts.models import Membership, Team, User
@@ -27,80 +29,150 @@ PERSON_SNAPSHOT_FIELDS = (
 )
 
 
-def people_closure(emails: set[str]) -> list[dict]:
-    """The snapshot rows of ``emails`` and of every manager above them (manager chains are
-    what validation walks for cycles); a few queries, one per level of the hierarchy."""
-    rows: list[dict] = []
-    seen: set[str] = set()
-    todo = {e.lower() for e in emails if e}
-    while todo:
-        seen |= todo
-        level = list(
-            User.objects.annotate(email_lower=Lower("email"))
-            .filter(email_lower__in=todo)
-            .values(*PERSON_SNAPSHOT_FIELDS)
-        )
-        rows.extend(level)
-        todo = {(r["manager__email"] or "").lower() for r in level} - seen - {""}
-    return rows
+@dataclass
+class Loaded:
+    """The rows a snapshot read, so that the apply in the same transaction (after the same
+    lock) does not read them again: teams by slug, and for a scoped push the people named and
+    their managers by lower-case e-mail (a full import reads people as values only)."""
+
+    teams: dict[str, Team] = field(default_factory=dict)
+    people: dict[str, User] | None = None
 
 
-def teams_closure(slugs: set[str], *, with_ancestors: bool) -> list[tuple]:
-    """(slug, name, parent slug) of the teams named, and of their ancestors when a row
-    declares a parent (cycles are looked for along that chain)."""
-    rows: list[tuple] = []
+def _sql(text: str) -> str:
+    """``text`` with {user}, {team} and {membership} replaced by the quoted table names."""
+    qn = connection.ops.quote_name
+    return text.format(
+        user=qn(User._meta.db_table),
+        team=qn(Team._meta.db_table),
+        membership=qn(Membership._meta.db_table),
+    )
+
+
+# The people named and every manager above them in one statement, whatever the depth of the
+# hierarchy (UNION stops at a cycle), each with what the snapshot compares. Raw SQL because it
+# runs in every SCIM write and the ORM cannot say WITH RECURSIVE; portable (PostgreSQL and
+# SQLite both have it). The placeholder list is filled in by people_closure.
+_PEOPLE_SQL = """
+WITH RECURSIVE chain(id, manager_id) AS (
+    SELECT id, manager_id FROM {user} WHERE lower(email) IN (%s)
+    UNION
+    SELECT u.id, u.manager_id FROM {user} u JOIN chain c ON u.id = c.manager_id
+)
+SELECT u.*, m.email AS snapshot_manager_email, t.slug AS snapshot_team_slug,
+       (SELECT h.role FROM {membership} h WHERE h.user_id = u.id AND h.team_id = u.team_id)
+           AS snapshot_home_role
+FROM chain c
+JOIN {user} u ON u.id = c.id
+LEFT JOIN {user} m ON m.id = u.manager_id
+LEFT JOIN {team} t ON t.id = u.team_id
+"""
+
+_TEAMS_SQL = """
+SELECT t.*, p.slug AS parent_slug
+FROM {team} t LEFT JOIN {team} p ON p.id = t.parent_id
+WHERE t.slug IN (%s)
+"""
+
+
+def _placeholders(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def people_closure(emails: set[str]) -> list[User]:
+    """The people of ``emails`` and every manager above them (manager chains are what
+    validation walks for cycles), in one query whatever the depth, each with
+    ``snapshot_manager_email``, ``snapshot_team_slug`` and ``snapshot_home_role`` (the role of
+    the membership in their home team, None when absent)."""
+    wanted = sorted({e.lower() for e in emails if e})
+    if not wanted:
+        return []
+    sql = _sql(_PEOPLE_SQL) % _placeholders(wanted)
+    return list(User.objects.raw(sql, wanted))
+
+
+def teams_closure(slugs: set[str], *, with_ancestors: bool) -> list[Team]:
+    """The teams named (``parent_slug`` set), and their ancestors when a row declares a parent
+    (cycles are looked for along that chain)."""
+    found: list[Team] = []
     seen: set[str] = set()
     todo = set(slugs)
     while todo:
         seen |= todo
-        level = list(Team.objects.filter(slug__in=todo).values_list("slug", "name", "parent__slug"))
-        rows.extend(level)
-        todo = {parent for _, _, parent in level if parent} - seen if with_ancestors else set()
-    return rows
+        ordered = sorted(todo)
+        level = list(Team.objects.raw(_sql(_TEAMS_SQL) % _placeholders(ordered), ordered))
+        found.extend(level)
+        parents: set[str] = {p for t in level if (p := getattr(t, "parent_slug", None))}
+        todo = parents - seen if with_ancestors else set()
+    return found
 
 
 def directory_snapshot(
     emails: set[str] | None = None,
     team_slugs: set[str] | None = None,
     team_chain: bool = True,
+    loaded: Loaded | None = None,
 ):
     """People and teams as Tollgate holds them. ``emails`` (a partial push: no ``full``
     leavers) limits the people to those named and their manager chains, and ``team_slugs``
     the teams to those named (with their ancestors when a row declares a parent), which is
-    all that validation and planning read of a partial push; otherwise everything."""
+    all that validation and planning read of a partial push; otherwise everything.
+    ``loaded`` is filled with the rows read (see :class:`Loaded`)."""
+    team_rows: list[Team]
     if emails is None or team_slugs is None:
-        team_rows = list(Team.objects.values_list("slug", "name", "parent__slug"))
+        team_rows = list(Team.objects.annotate(parent_slug=F("parent__slug")).order_by())
     else:
         team_rows = teams_closure(team_slugs, with_ancestors=team_chain)
-    teams = {slug: directory.TeamState(slug, name, parent) for slug, name, parent in team_rows}
+    teams = {
+        t.slug: directory.TeamState(t.slug, t.name, getattr(t, "parent_slug", None))
+        for t in team_rows
+    }
+    if loaded is not None:
+        loaded.teams.update((t.slug, t) for t in team_rows)
+    people = {}
     if emails is None:
         person_rows: list[dict] = list(User.objects.values(*PERSON_SNAPSHOT_FIELDS))
         homes = Membership.objects.filter(team_id=F("user__team_id"))
-    else:
-        person_rows = people_closure(emails)
-        homes = Membership.objects.filter(
-            team_id=F("user__team_id"), user_id__in=[r["id"] for r in person_rows]
-        )
-    home_roles = dict(homes.values_list("user_id", "role"))
-    people = {}
-    for row in person_rows:
-        email = row["email"].lower()
+        home_roles = dict(homes.values_list("user_id", "role"))
+        for row in person_rows:
+            email = row["email"].lower()
+            people[email] = directory.PersonState(
+                email=email,
+                name=row["name"],
+                worker_type=row["worker_type"],
+                status=row["status"],
+                start_date=row["start_date"],
+                end_date=row["end_date"],
+                manager_email=(row["manager__email"] or "").lower() or None,
+                team_slug=row["team__slug"],
+                home_role=home_roles.get(row["id"]),
+                is_superuser=row["is_superuser"],
+            )
+        return people, teams
+    found = people_closure(emails)
+    if loaded is not None:
+        loaded.people = {u.email.lower(): u for u in found}
+    for user in found:
+        email = user.email.lower()
         people[email] = directory.PersonState(
             email=email,
-            name=row["name"],
-            worker_type=row["worker_type"],
-            status=row["status"],
-            start_date=row["start_date"],
-            end_date=row["end_date"],
-            manager_email=(row["manager__email"] or "").lower() or None,
-            team_slug=row["team__slug"],
-            home_role=home_roles.get(row["id"]),
-            is_superuser=row["is_superuser"],
+            name=user.name,
+            worker_type=user.worker_type,
+            status=user.status,
+            start_date=user.start_date,
+            end_date=user.end_date,
+            manager_email=(getattr(user, "snapshot_manager_email", None) or "").lower() or None,
+            team_slug=getattr(user, "snapshot_team_slug", None),
+            home_role=getattr(user, "snapshot_home_role", None),
+            is_superuser=user.is_superuser,
         )
     return people, teams
 
 
-def directory_plan(inp, *, full: bool, scoped: bool = False):
+def directory_plan(inp, *, full: bool, scoped: bool = False, loaded=None, check=None):
+    """Validate ``inp`` against a snapshot and plan it. ``loaded`` (a :class:`Loaded`) is
+    filled with the rows read; ``check(people)`` is called with the snapshot of the people
+    (before validation) and may raise to refuse the change."""
     emails: set[str] | None = None
     team_slugs: set[str] | None = None
     parents = False
@@ -112,7 +184,9 @@ def directory_plan(inp, *, full: bool, scoped: bool = False):
                 if isinstance(value, str) and value.strip():
                     (emails if key.endswith("email") else team_slugs).add(value.strip().lower())
                     parents = parents or key == "parent_team"
-    people, teams = directory_snapshot(emails, team_slugs, team_chain=parents)
+    people, teams = directory_snapshot(emails, team_slugs, team_chain=parents, loaded=loaded)
+    if check is not None:
+        check(people)
     rows, errors = directory.validate(
         inp,
         existing_managers={email: p.manager_email for email, p in people.items()},
