@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
@@ -94,6 +95,11 @@ class Command(BaseCommand):
             help="do nothing when the demo data is already there (used by `make run`)",
         )
         parser.add_argument(
+            "--migrate",
+            action="store_true",
+            help="apply the migrations first (`make run`: one process start instead of two)",
+        )
+        parser.add_argument(
             "--step",
             action="append",
             metavar="NAME",
@@ -110,6 +116,8 @@ class Command(BaseCommand):
             )
         check_steps(DEMO_STEPS)
         steps = select_steps(DEMO_STEPS, options["step"])
+        if options["migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
         if options["if_empty"] and demo_exists():
             self.stdout.write("demo data already present; nothing to do (--if-empty)")
             return
