@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -140,7 +141,11 @@ def _flush(batch: _Batch) -> None:
             [batch.seq, batch.hash],
         )
     for payload in batch.payloads:
-        transaction.on_commit(lambda p=payload: logger.info("audit event", extra={"audit": p}))
+        transaction.on_commit(partial(_log_event, payload))
+
+
+def _log_event(payload: dict[str, Any]) -> None:
+    logger.info("audit event", extra={"audit": payload})
 
 
 def _next_in_batch(batch: _Batch) -> tuple[int, str]:

@@ -32,7 +32,7 @@ def lock_request(request_id: int) -> AccessRequest:
     """The request row only (not the joined users, entitlement and service)."""
     request = (
         AccessRequest.objects.select_for_update(of=("self",))
-        .select_related("principal__manager", "requester", "entitlement", "entitlement__service")
+        .select_related("principal", "requester", "entitlement", "entitlement__service")
         .get(pk=request_id)
     )
     lock_note("access.AccessRequest", request_id)
