@@ -58,11 +58,12 @@ def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
 
 def build_stages(entitlement: Entitlement) -> list[StageSnapshot]:
     """Snapshot the policy's stages (a request keeps the stages it was submitted with)."""
-    return memoized(
+    stages = memoized(
         ("access.stages", entitlement.pk, entitlement.policy_id),
         lambda: _build_stages(entitlement),
-        copy=True,  # callers add stages (separation of duties, standards)
     )
+    # A copy for the caller, who may add stages (separation of duties, standards).
+    return [{**stage, "user_ids": list(stage["user_ids"])} for stage in stages]
 
 
 def _build_stages(entitlement: Entitlement) -> list[StageSnapshot]:
