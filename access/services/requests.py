@@ -20,6 +20,7 @@ from portal.core.actors import (
     is_system,
 )
 from portal.core.errors import NotPermitted, ValidationError
+from portal.core.memo import lookup_scope
 from portal.core.state import transition
 
 from .. import registry as actions
@@ -172,7 +173,7 @@ def access_request_submit_many(
         raise ValidationError("pick at least one entitlement", field="entitlements")
     if len({e.pk for e in entitlements}) != len(entitlements):
         raise ValidationError("an entitlement is listed twice", field="entitlements")
-    with transaction.atomic():
+    with transaction.atomic(), lookup_scope():  # the catalog reads, once for all of them
         return [
             access_request_submit(
                 actor=actor,
