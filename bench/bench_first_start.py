@@ -42,6 +42,7 @@ PHASES = {
     "server_starting": re.compile(r"Tollgate is starting on"),
 }
 SEED_RE = re.compile(r"demo data ready \((?P<wall>[\d.]+) s; (?P<cpu>[\d.]+) s of CPU\)")
+STEP_NAME_RE = re.compile(r"^[a-z_]+:$")  # a step's name, printed when it starts
 STEP_RE = re.compile(r"^\s+\((?P<wall>[\d.]+) s; (?P<cpu>[\d.]+) s of CPU\)$")
 
 
@@ -124,19 +125,22 @@ def stop(proc) -> None:
 
 
 def seed_figures(log: list[tuple[float, str]]) -> dict:
-    lines = [line for _, line in log]
     out: dict = {}
-    for i, line in enumerate(lines):
+    current = None
+    for _, line in log:
         match = SEED_RE.search(line)
         if match:
             out["seed_wall_s"] = float(match["wall"])
             out["seed_cpu_s"] = float(match["cpu"])
+        if STEP_NAME_RE.match(line):
+            current = line.rstrip(":")
         step = STEP_RE.match(line)
-        if step and i > 0 and lines[i - 1].endswith(":"):
-            out.setdefault("steps", {})[lines[i - 1].rstrip(":")] = {
+        if step and current:
+            out.setdefault("steps", {})[current] = {
                 "wall_s": float(step["wall"]),
                 "cpu_s": float(step["cpu"]),
             }
+            current = None
     return out
 
 
