@@ -8,6 +8,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/tollgate
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) CELERY_TASK_ALWAYS_EAGER=true AUDIT_CHECKPOINT_FILE=
 PYTEST_WORKERS ?= 2
+PORT ?= 8000
 
 .DEFAULT_GOAL := help
 .PHONY: help install run worker beat test test-fast lint format services bench schema soak
@@ -24,15 +25,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with dev extras
 
-run: $(STAMP) ## start the portal with demo data on the embedded default (SQLite, in-process tasks)
-	@$(BIN)/python manage.py migrate --noinput -v0
+run: $(STAMP) ## start the portal with demo data on the embedded default (SQLite, in-process tasks; PORT=8000)
 	@TOLLGATE_DEMO_LDAP_DIR=var/demo-ldap $(BIN)/python manage.py demo_ldap
-	@TOLLGATE_DEMO_LDAP_DIR=var/demo-ldap $(BIN)/python manage.py seed_demo --if-empty
+	@TOLLGATE_DEMO_LDAP_DIR=var/demo-ldap $(BIN)/python manage.py seed_demo --migrate --if-empty
 	@echo ""
-	@echo "  Tollgate is starting on http://127.0.0.1:8000"
+	@echo "  Tollgate is starting on http://127.0.0.1:$(PORT)"
 	@echo "  Demo logins (password tollgate-demo): engineer@ manager@ owner@ security@ admin@ finance@ auditor@ tollgate.test"
 	@echo ""
-	@$(BIN)/python manage.py runserver 127.0.0.1:8000 --noreload
+	@$(BIN)/python manage.py runserver 127.0.0.1:$(PORT) --noreload
 
 worker: $(STAMP) ## run a Celery worker (needs REDIS_URL)
 	$(BIN)/celery -A portal worker -Q default,sync,ingest,notify,reports -l INFO --prefetch-multiplier=1

@@ -174,8 +174,11 @@ def probe_connector_health() -> None:
 
 
 @shared_task(name="access.tasks.reconcile_service", ignore_result=True, queue="sync")
-def reconcile_service(service_id: int, mode: str = "report", user_id: int | None = None) -> None:
-    """A run started by a person (``user_id``, re-checked by the service) or the reconciler."""
+def reconcile_service(
+    service_id: int, mode: str = "report", user_id: int | None = None, run_id: int | None = None
+) -> None:
+    """A run started by a person (``user_id``, re-checked by the service; ``run_id``: the
+    running row their page shows) or the reconciler."""
     from accounts.models import User
     from portal.core.actors import RECONCILER
 
@@ -185,7 +188,7 @@ def reconcile_service(service_id: int, mode: str = "report", user_id: int | None
     if user_id is not None and user is None:
         logger.warning("reconcile_service: no user #%s; not run", user_id)
         return
-    run(service_id=service_id, mode=mode, actor=user or RECONCILER)
+    run(service_id=service_id, mode=mode, actor=user or RECONCILER, run_id=run_id)
 
 
 @shared_task(name="access.tasks.sweep_follow_ups", ignore_result=True, queue="sync")

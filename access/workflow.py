@@ -11,10 +11,11 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.contrib.auth.models import Group
-from django.db.models import Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import Membership, PlatformRole, User
+from portal.core.memo import memoized
 
 from .models import (
     RISK_ORDER,
@@ -49,7 +50,10 @@ class StageSnapshot(TypedDict):
 def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
     if entitlement.policy_id:
         return entitlement.policy
-    return ApprovalPolicy.objects.filter(slug=DEFAULT_POLICY_SLUG).first()
+    return memoized(
+        ("access.policy", DEFAULT_POLICY_SLUG),
+        lambda: ApprovalPolicy.objects.filter(slug=DEFAULT_POLICY_SLUG).first(),
+    )
 
 
 def build_stages(
@@ -57,6 +61,17 @@ def build_stages(
 ) -> list[StageSnapshot]:
     """Snapshot the policy's stages (a request keeps the stages it was submitted with);
     ``policy`` overrides the entitlement's (a bundle's one approval path)."""
+    stages = memoized(
+        ("access.stages", entitlement.pk, policy.pk if policy else entitlement.policy_id),
+        lambda: _build_stages(entitlement, policy),
+    )
+    # A copy for the caller, who may add stages (separation of duties, standards).
+    return [{**stage, "user_ids": list(stage["user_ids"])} for stage in stages]
+
+
+def _build_stages(
+    entitlement: Entitlement, policy: ApprovalPolicy | None = None
+) -> list[StageSnapshot]:
     policy = policy or policy_for(entitlement)
     if policy is None:
         # No policy anywhere: the manager, then the owner team for anything above low risk.
@@ -128,28 +143,48 @@ def stage_candidates(*, request: AccessRequest, stage: StageSnapshot) -> set[int
     if kind == K.SERVICE_OWNER:
         team_id = request.entitlement.service.owner_team_id
         return set(
-            _active_users(
-                User.objects.filter(Q(team_id=team_id) | Q(memberships__team_id=team_id))
-            ).values_list("pk", flat=True)
+            memoized(
+                ("access.owners", team_id),
+                lambda: frozenset(
+                    _active_users(
+                        User.objects.filter(Q(team_id=team_id) | Q(memberships__team_id=team_id))
+                    ).values_list("pk", flat=True)
+                ),
+            )
         )
     if kind == K.SECURITY:
         return set(
-            _active_users(User.objects.filter(groups__name=PlatformRole.SECURITY)).values_list(
-                "pk", flat=True
+            memoized(
+                ("access.security",),
+                lambda: frozenset(
+                    _active_users(
+                        User.objects.filter(groups__name=PlatformRole.SECURITY)
+                    ).values_list("pk", flat=True)
+                ),
             )
         )
     if kind == K.GROUP:
-        if not stage.get("group_id"):
+        group_id = stage.get("group_id")
+        if not group_id:
             return set()
         return set(
-            _active_users(User.objects.filter(groups__id=stage["group_id"])).values_list(
-                "pk", flat=True
+            memoized(
+                ("access.group", group_id),
+                lambda: frozenset(
+                    _active_users(User.objects.filter(groups__id=group_id)).values_list(
+                        "pk", flat=True
+                    )
+                ),
             )
         )
     if kind == K.USERS:
+        ids = tuple(sorted(stage.get("user_ids") or []))
         return set(
-            _active_users(User.objects.filter(pk__in=stage.get("user_ids") or [])).values_list(
-                "pk", flat=True
+            memoized(
+                ("access.users", ids),
+                lambda: frozenset(
+                    _active_users(User.objects.filter(pk__in=ids)).values_list("pk", flat=True)
+                ),
             )
         )
     return set()
@@ -178,10 +213,26 @@ def active_delegations(*, on: date | None = None):
     return Delegation.objects.filter(starts_on__lte=on, ends_on__gte=on, delegate__is_active=True)
 
 
+def _delegations_today() -> tuple[tuple[int, int], ...]:
+    """(delegator, delegate) of every delegation active today: one read per unit of work."""
+    on = timezone.localdate()
+    return memoized(
+        ("access.delegations", on),
+        lambda: tuple(
+            active_delegations(on=on).order_by("pk").values_list("delegator_id", "delegate_id")
+        ),
+    )
+
+
 def eligible_approvers(
-    *, request: AccessRequest, stage_index: int | None = None
+    *,
+    request: AccessRequest,
+    stage_index: int | None = None,
+    other_stages: set[int] | None = None,
 ) -> dict[int, int | None]:
-    """user id -> the delegator they act for (None when acting as themselves), from live data."""
+    """user id -> the delegator they act for (None when acting as themselves), from live data.
+
+    ``other_stages`` is :func:`other_stage_approvers` of the stage when the caller has it."""
     index = request.current_stage if stage_index is None else stage_index
     if not (0 <= index < len(request.stages)):
         return {}
@@ -194,13 +245,13 @@ def eligible_approvers(
                 request=request, stage=index, escalated=True, approver__is_active=True
             ).values_list("approver_id", flat=True)
         )
-    excluded = excluded_approvers(request) | other_stage_approvers(request, stage_index=index)
+    if other_stages is None:
+        other_stages = other_stage_approvers(request, stage_index=index)
+    excluded = excluded_approvers(request) | other_stages
     result: dict[int, int | None] = {uid: None for uid in direct if uid not in excluded}
-    for delegator_id, delegate_id in (
-        active_delegations()
-        .filter(delegator_id__in=direct)
-        .values_list("delegator_id", "delegate_id")
-    ):
+    for delegator_id, delegate_id in _delegations_today():
+        if delegator_id not in direct:
+            continue
         if (
             delegate_id not in excluded
             and delegate_id not in result
@@ -249,16 +300,16 @@ class PeerHolding:
 def peer_holding(*, principal: User, entitlement: Entitlement) -> PeerHolding:
     if not principal.team_id:
         return PeerHolding(0, 0)
-    peers = User.objects.filter(team_id=principal.team_id, is_active=True).exclude(pk=principal.pk)
-    holders = (
-        Grant.objects.filter(
-            entitlement=entitlement, status=Grant.Status.ACTIVE, principal__in=peers
-        )
-        .values("principal")
-        .distinct()
-        .count()
+    # One query: the active peers, and those of them with an active grant of the entitlement.
+    held = Grant.objects.filter(
+        principal=OuterRef("pk"), entitlement=entitlement, status=Grant.Status.ACTIVE
     )
-    return PeerHolding(holders, peers.count())
+    counts = (
+        User.objects.filter(team_id=principal.team_id, is_active=True)
+        .exclude(pk=principal.pk)
+        .aggregate(team_size=Count("pk"), holders=Count("pk", filter=Exists(held)))
+    )
+    return PeerHolding(counts["holders"], counts["team_size"])
 
 
 def auto_approval_reason(
@@ -267,7 +318,11 @@ def auto_approval_reason(
     policy = policy_for(entitlement)
     if policy is None:
         return None
-    if policy.auto_approve_users.filter(pk=principal.pk).exists():
+    allowed = memoized(
+        ("access.auto_approve_users", policy.pk),
+        lambda: frozenset(policy.auto_approve_users.values_list("pk", flat=True)),
+    )
+    if principal.pk in allowed:
         return f"auto-approved: {principal.email} is on the allow list of policy {policy.slug}"
     if (
         policy.auto_approve_max_risk
@@ -285,8 +340,13 @@ def auto_approval_reason(
 def toxic_conflicts(
     *, principal: User, entitlement: Entitlement
 ) -> list[tuple[ToxicPair, Entitlement]]:
-    pairs = ToxicPair.objects.filter(Q(first=entitlement) | Q(second=entitlement)).select_related(
-        "first__service", "second__service"
+    pairs = memoized(
+        ("access.toxic_pairs", entitlement.pk),
+        lambda: list(
+            ToxicPair.objects.filter(Q(first=entitlement) | Q(second=entitlement)).select_related(
+                "first__service", "second__service"
+            )
+        ),
     )
     if not pairs:
         return []
@@ -309,7 +369,10 @@ def toxic_conflicts(
 
 
 def missing_prerequisites(*, principal: User, entitlement: Entitlement) -> list[Entitlement]:
-    required = list(entitlement.prerequisites.select_related("service"))
+    required = memoized(
+        ("access.prerequisites", entitlement.pk),
+        lambda: list(entitlement.prerequisites.select_related("service")),
+    )
     if not required:
         return []
     held = set(
@@ -336,6 +399,9 @@ class Preview:
     # Auto-approval reasons offered by checks (e.g. an adopted recommendation threshold); the
     # first is used when no built-in rule auto-approves and nothing vetoes auto-approval.
     auto_approval_offers: list[str] = field(default_factory=list)
+    # Who may approve each stage (eligible_approvers of the request as it would be submitted),
+    # when no auto-approval applies: the submission enters its first stage with it.
+    eligible: list[dict[int, int | None]] = field(default_factory=list)
 
 
 # Request-time checks registered by other apps (standards as policy). Each is called with
@@ -449,7 +515,9 @@ def preview(
             requester=requester, principal=principal, entitlement=entitlement, stages=stages
         )
         for index in range(len(stages)):
-            problem = stage_requirement_problem(request=probe, stage_index=index)
+            eligible = eligible_approvers(request=probe, stage_index=index, other_stages=set())
+            result.eligible.append(eligible)
+            problem = stage_requirement_problem(request=probe, stage_index=index, eligible=eligible)
             if problem:
                 result.refusals.append(
                     Refusal(

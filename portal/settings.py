@@ -128,6 +128,9 @@ TEMPLATES = [
         },
     },
 ]
+# Form errors: non-field errors in a role="alert" region (field errors are tied to their
+# widgets by Django itself: aria-invalid, aria-describedby -> <id>_error).
+FORM_RENDERER = "portal.core.forms.FormRenderer"
 
 # --- Database -------------------------------------------------------------------------
 VAR_DIR.mkdir(exist_ok=True)

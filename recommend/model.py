@@ -17,12 +17,13 @@ import itertools
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+
+if TYPE_CHECKING:  # SciPy and scikit-learn load when a model is used, not at start-up
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
 
 RARE = "__rare__"
 FORMAT_VERSION = 1
@@ -188,6 +189,8 @@ class Featurizer:
                     ) from None
             indices[:, len(groups) + j] = first_numeric + j
         indptr = np.arange(0, n * width + 1, width, dtype=np.int64)
+        from scipy import sparse
+
         return sparse.csr_matrix(
             (data.ravel(), indices.ravel(), indptr), shape=(n, self.n_features)
         )
@@ -225,6 +228,8 @@ class ApprovalModel:
         if len(set(target.tolist())) < 2:
             raise ValueError("training needs both approved (1) and denied (0) rows")
         matrix = self.featurizer.fit_transform(rows, target)
+        from sklearn.linear_model import LogisticRegression
+
         self.clf = LogisticRegression(
             C=self.spec.C,
             solver="liblinear",
@@ -342,6 +347,9 @@ def cross_validate(
         raise ValueError("cross-validation needs at least 2 approved and 2 denied rows")
     folds = max(2, min(folds, minority))
     oof = np.zeros(len(target), dtype=np.float64)
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_idx, test_idx in splitter.split(np.zeros(len(target)), target):
         model = ApprovalModel(spec, seed=seed).fit([rows[i] for i in train_idx], target[train_idx])

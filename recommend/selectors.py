@@ -11,6 +11,7 @@ from django.db.models import Count, Q
 from access.models import RISK_ORDER, AccessRequest, Entitlement
 from accounts.models import User
 from portal.core.errors import NotPermitted
+from portal.core.memo import memoized
 
 from . import policies
 from .features import RowBuilder, reasons
@@ -191,8 +192,11 @@ def adoptions_for(*, viewer) -> list[AutoApproveAdoption]:
 
 
 def adoption_for_policy(policy_id: int) -> AutoApproveAdoption | None:
-    return (
-        AutoApproveAdoption.objects.filter(policy_id=policy_id, enabled=True)
-        .select_related("policy")
-        .first()
+    return memoized(
+        ("recommend.adoption", policy_id),
+        lambda: (
+            AutoApproveAdoption.objects.filter(policy_id=policy_id, enabled=True)
+            .select_related("policy")
+            .first()
+        ),
     )

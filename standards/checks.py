@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from access.models import AccessRequest, Grant
 from access.workflow import security_stage
+from portal.core.memo import memoized
 
 from .document import Rule
 from .engine import entitlement_ids, owner_lead_q, scope_matches
@@ -53,7 +54,10 @@ def _stage(rule: Rule) -> dict:
 def standards_request_check(
     *, preview, requester, principal, entitlement, duration_days=None
 ) -> None:
-    rules = [Rule.from_model(s) for s in Standard.objects.filter(active=True)]
+    rules = memoized(
+        ("standards.active_rules",),
+        lambda: [Rule.from_model(s) for s in Standard.objects.filter(active=True)],
+    )
     for rule in rules:
         if not scope_matches(rule.scope, entitlement=entitlement, principal=principal):
             continue

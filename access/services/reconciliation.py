@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -73,6 +73,19 @@ class Plan:
         return out
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is: grants found downstream of all active grants, holders read so far,
+    and the drift found so far (unmanaged holders and wrong levels; missing grants are known
+    only at the end)."""
+
+    compared: int
+    total: int
+    holders: int
+    unmanaged: int
+    wrong_level: int
+
+
 def reconcilable(service: Service) -> bool:
     if not service.connector:
         return False
@@ -82,8 +95,15 @@ def reconcilable(service: Service) -> bool:
         return False
 
 
-def reconcile_plan(service: Service, *, connector=None, page_size: int = PAGE_SIZE) -> Plan:
-    """The drift of one service, read-only."""
+def reconcile_plan(
+    service: Service,
+    *,
+    connector=None,
+    page_size: int = PAGE_SIZE,
+    progress: Callable[[Progress], None] | None = None,
+) -> Plan:
+    """The drift of one service, read-only. ``progress`` (if given) is told how far the
+    comparison is after the grants are read and after every page of downstream holders."""
     connector = connector or get_connector(service.connector, service.connector_config)
     plan = Plan(service_id=service.pk)
     ents = list(service.entitlements.values_list("pk", "slug", "connector_config"))
@@ -127,7 +147,22 @@ def reconcile_plan(service: Service, *, connector=None, page_size: int = PAGE_SI
             service=service, grant__isnull=True, status__in=("pending", "running", "waiting_manual")
         ).values_list("principal_login", "entitlement_slug")
     )
+    total = plan.grants_checked
+    if progress is not None:
+        progress(Progress(compared=0, total=total, holders=0, unmanaged=0, wrong_level=0))
+    seen = 0
     for holder in _holders(service, connector, ents, page_size):
+        seen += 1
+        if progress is not None and seen % page_size == 0:
+            progress(
+                Progress(
+                    compared=total - len(expected),
+                    total=total,
+                    holders=plan.holders_seen,
+                    unmanaged=len(plan.unmanaged),
+                    wrong_level=len(plan.wrong_level),
+                )
+            )
         slug = alias.get(holder.entitlement)
         if slug is None:
             plan.ignored += 1  # a downstream role Tollgate does not manage for this service
@@ -190,10 +225,59 @@ def reconcile_service(
     dry_run: bool = False,
     connector=None,
     page_size: int = PAGE_SIZE,
+    run_id: int | None = None,
 ):
     """Run reconciliation of one service. Returns the Plan (dry run), the ReconciliationRun,
     or None when another run of the same service holds the lock (skipped). The reconciler
-    runs it on schedule; a person who may edit the service runs it by hand."""
+    runs it on schedule; a person who may edit the service runs it by hand, through
+    :func:`reconcile_run_start` (``run_id``: the run the page already shows)."""
+    service = _service_for(service_id=service_id, mode=mode, actor=actor)
+    if dry_run:
+        return reconcile_plan(service, connector=connector, page_size=page_size)
+    with advisory_lock(f"access.reconcile.{service_id}") as acquired:
+        run = None
+        if run_id is not None:
+            run = ReconciliationRun.objects.filter(
+                pk=run_id, service=service, status=ReconciliationRun.Status.RUNNING
+            ).first()
+            if run is None:
+                logger.warning("reconciliation run #%s is not a running run of %s", run_id, service)
+                return None
+        if not acquired:
+            logger.info("reconciliation of %s already running; skipped", service.slug)
+            if run is not None:
+                _record_failure(
+                    run,
+                    actor=actor,
+                    reason="another reconciliation of this service was running: this one did not start",
+                )
+            return None
+        # The run is visible (running, with its counts moving) while it compares: the
+        # service's page polls it. Its outcome is audited once, when it ends.
+        run = run or ReconciliationRun.objects.create(
+            service=service,
+            mode=mode,
+            status=ReconciliationRun.Status.RUNNING,
+            actor_label=actor_label(actor)[:254],
+        )
+        try:
+            connector = connector or get_connector(service.connector, service.connector_config)
+            plan = reconcile_plan(
+                service,
+                connector=connector,
+                page_size=page_size,
+                progress=lambda p: _show_progress(run, p),
+            )
+        except ConnectorError as exc:
+            _record_failure(run, actor=actor, reason=exc.message)
+            return run
+        except Exception as exc:
+            _record_failure(run, actor=actor, reason=f"internal error ({type(exc).__name__})")
+            raise
+        return _record_run(run, plan, actor=actor, connector=connector)
+
+
+def _service_for(*, service_id: int, mode: str, actor: Actor) -> Service:
     from ..sync.policies import may_reconcile
 
     if mode not in ReconciliationRun.Mode.values:
@@ -201,55 +285,67 @@ def reconcile_service(
     service = Service.objects.get(pk=service_id)
     if not actor_may(actor, lambda user: may_reconcile(user, service), systems=(RECONCILER,)):
         raise NotPermitted("only the owner team and platform admins reconcile a service")
-    if dry_run:
-        return reconcile_plan(service, connector=connector, page_size=page_size)
-    with advisory_lock(f"access.reconcile.{service_id}") as acquired:
-        if not acquired:
-            logger.info("reconciliation of %s already running; skipped", service.slug)
-            return None
-        started = timezone.now()
-        try:
-            connector = connector or get_connector(service.connector, service.connector_config)
-            plan = reconcile_plan(service, connector=connector, page_size=page_size)
-        except ConnectorError as exc:
-            with transaction.atomic():
-                run = ReconciliationRun.objects.create(
-                    service=service,
-                    mode=mode,
-                    status=ReconciliationRun.Status.FAILED,
-                    actor_label=actor_label(actor)[:254],
-                    error=exc.message[:2000],
-                    started_at=started,
-                    finished_at=timezone.now(),
-                )
-                audit_record(
-                    actor=actor,
-                    action=actions.RECONCILIATION_RUN,
-                    target=run,
-                    after={"service": service.slug, "mode": mode, "status": run.status},
-                    reason=exc.message,
-                )
-            return run
-        return _record_run(
-            service, plan, mode=mode, actor=actor, started=started, connector=connector
-        )
+    return service
 
 
-def _record_run(service, plan: Plan, *, mode, actor, started, connector) -> ReconciliationRun:
+def reconcile_run_start(*, service_id: int, mode: str, actor: Actor) -> ReconciliationRun:
+    """A run a person starts from the service's page: written at once as running (so the page
+    shows its progress bar before a worker picks it up); the task then runs it by id."""
+    service = _service_for(service_id=service_id, mode=mode, actor=actor)
+    return ReconciliationRun.objects.create(
+        service=service,
+        mode=mode,
+        status=ReconciliationRun.Status.RUNNING,
+        actor_label=actor_label(actor)[:254],
+    )
+
+
+def reconcile_run_not_queued(*, run_id: int, actor: Actor, reason: str) -> None:
+    """The task of a started run could not be queued: the run ends failed, with the reason."""
+    run = ReconciliationRun.objects.filter(
+        pk=run_id, status=ReconciliationRun.Status.RUNNING
+    ).first()
+    if run is not None:
+        _record_failure(run, actor=actor, reason=reason)
+
+
+def _show_progress(run: ReconciliationRun, progress: Progress) -> None:
+    """Progress is bookkeeping of a running run, not a state change: no audit event. Written
+    outside any transaction, so the page's poll sees it at once."""
+    ReconciliationRun.objects.filter(pk=run.pk, status=ReconciliationRun.Status.RUNNING).update(
+        grants_checked=progress.compared,
+        holders_seen=progress.holders,
+        unmanaged=progress.unmanaged,
+        wrong_level=progress.wrong_level,
+    )
+
+
+def _record_failure(run: ReconciliationRun, *, actor, reason: str) -> None:
     with transaction.atomic():
-        run = ReconciliationRun.objects.create(
-            service=service,
-            mode=mode,
-            status=ReconciliationRun.Status.DONE,
-            actor_label=actor_label(actor)[:254],
-            grants_checked=plan.grants_checked,
-            holders_seen=plan.holders_seen,
-            missing=len(plan.missing),
-            unmanaged=len(plan.unmanaged),
-            wrong_level=len(plan.wrong_level),
-            started_at=started,
-            finished_at=timezone.now(),
+        run.status = ReconciliationRun.Status.FAILED
+        run.error = reason[:2000]
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        audit_record(
+            actor=actor,
+            action=actions.RECONCILIATION_RUN,
+            target=run,
+            after={"service": run.service.slug, "mode": run.mode, "status": run.status},
+            reason=reason,
         )
+
+
+def _record_run(run: ReconciliationRun, plan: Plan, *, actor, connector) -> ReconciliationRun:
+    service, mode = run.service, run.mode
+    with transaction.atomic():
+        run.status = ReconciliationRun.Status.DONE
+        run.grants_checked = plan.grants_checked
+        run.holders_seen = plan.holders_seen
+        run.missing = len(plan.missing)
+        run.unmanaged = len(plan.unmanaged)
+        run.wrong_level = len(plan.wrong_level)
+        run.finished_at = timezone.now()
+        run.save()
         items = [
             DriftItem(
                 run=run,

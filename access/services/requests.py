@@ -20,6 +20,7 @@ from portal.core.actors import (
     is_system,
 )
 from portal.core.errors import NotPermitted, ValidationError
+from portal.core.memo import lookup_scope
 from portal.core.state import transition
 
 from .. import registry as actions
@@ -156,19 +157,9 @@ def access_request_submit(
                 request.auto_approval_reason = preview.auto_approval
                 _finish_approved(request, actor=AUTO_APPROVAL, reason=preview.auto_approval)
                 return request
-            first_stage: dict[int, int | None] = {}
-            for index in range(len(request.stages)):
-                eligible = workflow.eligible_approvers(request=request, stage_index=index)
-                first_stage = eligible if index == 0 else first_stage
-                problem = workflow.stage_requirement_problem(
-                    request=request, stage_index=index, eligible=eligible
-                )
-                if problem:
-                    raise refusal(
-                        RefusalCode.UNAPPROVABLE,
-                        f"this request cannot be approved as policy stands: {problem}",
-                        field="entitlement",
-                    )
+            # The preview already refused a stage nobody can approve; it read who may approve
+            # each stage of this very request (nothing about it changed since: no approval yet).
+            first_stage = preview.eligible[0] if preview.eligible else {}
             _enter_stage(request, 0, eligible=first_stage)
             request.save()
             notify("notify_approvers", request.pk, "new")
@@ -196,7 +187,7 @@ def access_request_submit_many(
         raise ValidationError("pick at least one entitlement", field="entitlements")
     if len({e.pk for e in entitlements}) != len(entitlements):
         raise ValidationError("an entitlement is listed twice", field="entitlements")
-    with transaction.atomic():
+    with transaction.atomic(), lookup_scope():  # the catalog reads, once for all of them
         return [
             access_request_submit(
                 actor=actor,
@@ -222,8 +213,8 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
                 RefusalCode.OWN_REQUEST,
                 "nobody approves their own request or one they made for someone else",
             )
-        _refuse_second_stage(request, actor)
-        eligible = workflow.eligible_approvers(request=request)
+        earlier = _refuse_second_stage(request, actor)
+        eligible = workflow.eligible_approvers(request=request, other_stages=earlier)
         if actor.pk not in eligible:
             raise refusal(
                 RefusalCode.NOT_AN_APPROVER,
@@ -293,8 +284,9 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
     return request
 
 
-def _refuse_second_stage(request: AccessRequest, actor: User) -> None:
-    """One person approves one stage of a request (themselves or through a delegate)."""
+def _refuse_second_stage(request: AccessRequest, actor: User) -> set[int]:
+    """One person approves one stage of a request (themselves or through a delegate).
+    Returns who approved the other stages (the eligibility check excludes them too)."""
     earlier = workflow.other_stage_approvers(request, stage_index=request.current_stage)
     if actor.pk in earlier:
         raise refusal(
@@ -302,6 +294,7 @@ def _refuse_second_stage(request: AccessRequest, actor: User) -> None:
             f"you already approved another stage of request #{request.pk} (or someone did in "
             f"your place): stage {request.current_stage + 1} waits for someone else",
         )
+    return earlier
 
 
 def _refuse_what_changed(request: AccessRequest) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from ..models import (
     DriftItem,
     Entitlement,
     FollowUpReview,
+    Grant,
     ManualTask,
     ReconciliationRun,
     Service,
@@ -63,6 +68,58 @@ def follow_ups_for(*, viewer, include_closed: bool = False) -> QuerySet[FollowUp
 
 def last_run(*, service: Service) -> ReconciliationRun | None:
     return ReconciliationRun.objects.filter(service=service).order_by("-started_at", "-pk").first()
+
+
+# A run still "running" this long after it started was lost (its worker stopped): the page
+# says so and stops polling (the next run starts afresh; the advisory lock went with the worker).
+RUN_LOST_AFTER = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What the reconciliation progress bar shows of one run."""
+
+    run: ReconciliationRun
+    compared: int  # grants found downstream so far (all of them once done)
+    total: int  # the service's active grants
+    drift: int  # found so far; the run's drift once done
+    lost: bool  # running, but for longer than RUN_LOST_AFTER
+
+    @property
+    def running(self) -> bool:
+        return self.run.status == ReconciliationRun.Status.RUNNING and not self.lost
+
+    @property
+    def percent(self) -> int:
+        if not self.running:
+            return 100
+        return min(99, self.compared * 100 // self.total) if self.total else 0
+
+
+def run_progress(*, service: Service, run_id: int | None = None) -> RunProgress | None:
+    """The progress of a run of the service (the last one when no id is given)."""
+    runs = ReconciliationRun.objects.filter(service=service)
+    run = (
+        runs.filter(pk=run_id).first()
+        if run_id is not None
+        else runs.order_by("-started_at", "-pk").first()
+    )
+    if run is None:
+        return None
+    if run.status == ReconciliationRun.Status.RUNNING:
+        total = Grant.objects.filter(
+            entitlement__service=service, status=Grant.Status.ACTIVE
+        ).count()
+        lost = timezone.now() - run.started_at > RUN_LOST_AFTER
+    else:
+        total, lost = run.grants_checked, False
+    return RunProgress(
+        run=run,
+        compared=run.grants_checked,
+        total=total,
+        drift=run.drift,
+        lost=lost,
+    )
 
 
 def current_drift(*, service: Service) -> QuerySet[DriftItem]:

@@ -15,6 +15,11 @@ urlpatterns = [
     path("drift/", views.drift_overview, name="drift"),
     path("services/<slug:slug>/", views.service_sync, name="service"),
     path("services/<slug:slug>/reconcile/", views.service_reconcile, name="service-reconcile"),
+    path(
+        "services/<slug:slug>/reconcile/<int:pk>/progress/",
+        views.service_reconcile_progress,
+        name="service-reconcile-progress",
+    ),
     path("reviews/", views.follow_ups, name="follow-ups"),
     path("reviews/<int:pk>/answer/", views.follow_up_answer, name="follow-up-answer"),
     path("break-glass/", views.break_glass, name="break-glass"),

@@ -142,6 +142,7 @@ def service_sync(request, slug: str):
             "service": service,
             "health": metrics.connector_health(service),
             "last_run": selectors.last_run(service=service),
+            "progress": selectors.run_progress(service=service),
             "drift": selectors.current_drift(service=service)[:500],
             "recent_jobs": service.sync_jobs.order_by("-created_at", "-pk")[:20],
             "may_reconcile": policies.may_reconcile(request.user, service),
@@ -150,11 +151,34 @@ def service_sync(request, slug: str):
     )
 
 
+@require_GET
+@login_required
+def service_reconcile_progress(request, slug: str, pk: int):
+    """HTMX polling target: the progress bar of a reconciliation run, until it ends."""
+    service = _visible_service(request, slug)
+    progress = selectors.run_progress(service=service, run_id=pk)
+    if progress is None:
+        raise Http404("no such run")
+    response = render(
+        request,
+        "access/sync/partials/_reconcile_progress.html",
+        {"service": service, "progress": progress},
+    )
+    if not progress.running and request.headers.get("HX-Request"):
+        response["HX-Refresh"] = "true"  # the drift table below follows the finished run
+    return response
+
+
 @require_POST
 @login_required
 def service_reconcile(request, slug: str):
     from .. import tasks
-    from ..services.reconciliation import reconcilable, reconcile_service
+    from ..services.reconciliation import (
+        reconcilable,
+        reconcile_run_not_queued,
+        reconcile_run_start,
+        reconcile_service,
+    )
 
     service = _visible_service(request, slug)
     if not policies.may_reconcile(request.user, service):
@@ -189,10 +213,18 @@ def service_reconcile(request, slug: str):
             },
         )
     try:
+        run = reconcile_run_start(service_id=service.pk, mode=mode, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("access_sync:service", slug=service.slug)
+    try:
         tasks.reconcile_service.apply_async(
-            args=[service.pk, mode, request.user.pk], queue=_sync_queue()
+            args=[service.pk, mode, request.user.pk, run.pk], queue=_sync_queue()
         )
     except Exception:
+        reconcile_run_not_queued(
+            run_id=run.pk, actor=request.user, reason="the task queue was unavailable"
+        )
         messages.error(request, "The task queue is unavailable; try again shortly.")
     else:
         messages.success(request, f"Reconciliation ({mode}) started.")

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.selectors import user_reports
 from portal.core.errors import Conflict, DomainError, NotPermitted, ValidationError
+from portal.core.memo import lookup_scope
 from portal.core.views import add_form_error, domain_errors
 
 from .. import policies, selectors, services, workflow
@@ -79,6 +80,14 @@ class StageRow:
 
 
 def _preview_rows(*, user, principal, entitlements, duration_days) -> list[PreviewRow]:
+    # One page: the policies, owner teams and delegations are read once for all the rows.
+    with lookup_scope():
+        return _rows(
+            user=user, principal=principal, entitlements=entitlements, duration_days=duration_days
+        )
+
+
+def _rows(*, user, principal, entitlements, duration_days) -> list[PreviewRow]:
     rows: list[PreviewRow] = []
     for ent in entitlements:
         result = workflow.preview(

@@ -33,10 +33,12 @@ from access.models import (
     Service,
 )
 from accounts.models import PlatformRole, Team, User
+from audit.services import audit_batch
 from demo.clock import backdate
 from demo.tables import load_yaml
 from portal.core.actors import GRANT_EXPIRY
 from portal.core.errors import DomainError
+from portal.core.memo import lookup_scope
 
 DOMAIN = "tollgate.test"
 HISTORY_REQUESTS = 2000
@@ -222,15 +224,13 @@ def _by_pk(pk: int) -> User:
 
 def _assigned(req: AccessRequest) -> list[int]:
     """Who the current stage waits on (the inbox rows), minus those who already approved."""
-    done = set(
-        Approval.objects.filter(request=req, stage=req.current_stage).values_list(
-            "approver_id", flat=True
-        )
+    done = Approval.objects.filter(request=req, stage=req.current_stage).values("approver_id")
+    ids = (
+        ApprovalAssignment.objects.filter(request=req, stage=req.current_stage)
+        .exclude(approver_id__in=done)
+        .values_list("approver_id", flat=True)
     )
-    ids = ApprovalAssignment.objects.filter(request=req, stage=req.current_stage).values_list(
-        "approver_id", flat=True
-    )
-    return sorted(set(ids) - done)
+    return sorted(set(ids))
 
 
 def _approve_current_stage(req: AccessRequest, rng: random.Random) -> AccessRequest:
@@ -295,7 +295,8 @@ def _history(
             days=age_days, hours=rng.randint(0, 23), minutes=rng.randint(0, 59)
         )
         try:
-            with transaction.atomic():
+            # One savepoint and one bulk write of its audit events per request.
+            with transaction.atomic(), audit_batch():
                 req = services.access_request_submit(
                     actor=actor,
                     principal=principal,
@@ -354,12 +355,13 @@ def _history(
             if grant.version == 1:
                 grant_dates[grant.pk] = decided
             if decided + timedelta(days=req.duration_days) < now:
-                services.grant_revoke(
-                    grant_id=grant.pk,
-                    actor=GRANT_EXPIRY,
-                    origin=services.RevokeOrigin.EXPIRY,
-                    reason="the access period ended",
-                )
+                with transaction.atomic(), audit_batch():
+                    services.grant_revoke(
+                        grant_id=grant.pk,
+                        actor=GRANT_EXPIRY,
+                        origin=services.RevokeOrigin.EXPIRY,
+                        reason="the access period ended",
+                    )
                 counts.revoked += 1
     _backdate(request_dates, grant_dates)
 
@@ -417,7 +419,7 @@ def _pending(
         ent = rng.choice(search_ents if made % 3 == 0 else others)
         days = min(ent.default_duration_days, 14)
         try:
-            with transaction.atomic():
+            with transaction.atomic(), audit_batch():
                 req = services.access_request_submit(
                     actor=principal,
                     principal=principal,
@@ -463,7 +465,9 @@ def _seed(*, stdout, rng: random.Random, now: datetime, counts: Counts) -> None:
         groups__name=PlatformRole.PLATFORM_ADMIN, email=f"admin@{DOMAIN}"
     ).first() or _user(f"admin@{DOMAIN}")
     security = _user(f"security@{DOMAIN}")
-    with services.notifications_muted(), transaction.atomic():
+    # The catalog, teams and policies do not change while the history is written: their
+    # reads are made once (portal.core.memo); what each request changes is read live.
+    with services.notifications_muted(), transaction.atomic(), lookup_scope():
         entitlements, policies = _catalog(admin=admin, security=security, rng=rng)
         _history(entitlements=entitlements, rng=rng, now=now, counts=counts)
         demo = _pending(entitlements=entitlements, rng=rng, counts=counts)

@@ -16,6 +16,8 @@ import random
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+from django.contrib.auth.hashers import make_password
+
 from accounts.models import PlatformRole, Team, User
 from accounts.services import directory_import, membership_set_role, user_set_roles
 from demo.tables import load_yaml
@@ -204,11 +206,14 @@ def seed_people(*, stdout, rng: random.Random) -> None:
         membership_set_role(
             actor=ACTOR, team=teams[slug], user=users[email], role="lead", reason="demo team lead"
         )
+    # One hash of the (public) demo password for every demo login: hashing is slow on purpose
+    # (about 0.3 s each), and the demo has no secret to keep.
+    hashed = make_password(DEMO_PASSWORD)
     for account in DEMO_ACCOUNTS:
         user = users[account.email]
         user_set_roles(actor=ACTOR, user=user, roles=list(account.roles), reason="demo roles")
         if not user.has_usable_password():
-            user.set_password(DEMO_PASSWORD)
+            user.password = hashed
             user.save(update_fields=["password"])
     stdout.write(
         f"demo logins (password {DEMO_PASSWORD}): " + ", ".join(a.email for a in DEMO_ACCOUNTS)
