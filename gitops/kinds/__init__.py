@@ -7,6 +7,7 @@ from .base import Kind
 from .bundles import BundleKind
 from .catalog import EntitlementKind, PolicyKind, ServiceKind, ToxicPairKind
 from .governance import AttributionRuleKind, BudgetKind, StandardKind
+from .notifications import NotificationRouteKind
 
 KINDS: list[Kind] = [
     PolicyKind(),
@@ -17,6 +18,7 @@ KINDS: list[Kind] = [
     StandardKind(),
     BudgetKind(),
     AttributionRuleKind(),
+    NotificationRouteKind(),
 ]
 
 BY_NAME = {k.name: k for k in KINDS}
