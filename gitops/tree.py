@@ -167,6 +167,7 @@ LAYOUT = {
     "budgets.yaml": "budgets",
     "attribution_rules.yaml": "attribution_rules",
     "notification_routes.yaml": "notification_routes",
+    "review_templates.yaml": "review_templates",
 }
 
 

@@ -8,6 +8,7 @@ from .bundles import BundleKind
 from .catalog import EntitlementKind, PolicyKind, ServiceKind, ToxicPairKind
 from .governance import AttributionRuleKind, BudgetKind, StandardKind
 from .notifications import NotificationRouteKind
+from .reviews import ReviewTemplateKind
 
 KINDS: list[Kind] = [
     PolicyKind(),
@@ -19,6 +20,7 @@ KINDS: list[Kind] = [
     BudgetKind(),
     AttributionRuleKind(),
     NotificationRouteKind(),
+    ReviewTemplateKind(),
 ]
 
 BY_NAME = {k.name: k for k in KINDS}
