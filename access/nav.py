@@ -22,6 +22,14 @@ def control_changes_waiting(user: Any) -> int:
 register(
     NavEntry(group="Access", label="Catalog", url_name="access:catalog", order=20),
     NavEntry(group="Access", label="Request access", url_name="access:request-new", order=30),
+    # every signed-in person may see /bundles/ (requestable bundles): no query for the link
+    NavEntry(
+        group="Access",
+        label="Bundles",
+        url_name="access:bundle-list",
+        order=35,
+        element_id="nav-bundles",
+    ),
     NavEntry(group="Access", label="My requests", url_name="access:request-list", order=40),
     NavEntry(group="Access", label="My grants", url_name="access:grant-list", order=50),
     NavEntry(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django.contrib.auth.models import Group
 from django.db.models import Count, Exists, OuterRef, Q
@@ -45,6 +45,7 @@ class StageSnapshot(TypedDict):
     group_id: int | None
     user_ids: list[int]
     source: str  # "builtin", "policy:<slug>", "sod" or a check's name
+    on_call: NotRequired[bool]  # the person on call for the service passes it (STAGE_PASSES)
 
 
 def policy_for(entitlement: Entitlement) -> ApprovalPolicy | None:
@@ -105,6 +106,7 @@ def _build_stages(
             "group_id": s.group_id,
             "user_ids": sorted(u.pk for u in s.users.all()),
             "source": f"policy:{policy.slug}",
+            "on_call": s.auto_approve_on_call,
         }
         for s in policy.stages.order_by("order").prefetch_related("users")
     ]
@@ -409,6 +411,29 @@ class Preview:
 # stages are built, and may add refusals, warnings or stages, append to no_auto_approval, or
 # offer an auto-approval reason (auto_approval_offers).
 REQUEST_CHECKS: list = []
+
+
+@dataclass(frozen=True)
+class StagePass:
+    """A stage passed by the system, not by approvers: who (a system actor), why, and what
+    the audit records (e.g. the on-call shift that justified it)."""
+
+    actor: Any
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# Stage passes registered by other apps (on call): each is called with (request=...,
+# stage_index=...) when a request enters a stage, and returns a StagePass or None.
+STAGE_PASSES: list = []
+
+
+def stage_pass(request: AccessRequest, stage_index: int) -> StagePass | None:
+    for check in STAGE_PASSES:
+        passed = check(request=request, stage_index=stage_index)
+        if passed is not None:
+            return passed
+    return None
 
 
 def preview(

@@ -166,6 +166,8 @@ LAYOUT = {
     "standards.yaml": "standards",
     "budgets.yaml": "budgets",
     "attribution_rules.yaml": "attribution_rules",
+    "notification_routes.yaml": "notification_routes",
+    "review_templates.yaml": "review_templates",
 }
 
 

@@ -272,6 +272,30 @@ def oncall_request_check(*, preview, requester, principal, entitlement, duration
     )
 
 
+def oncall_stage_pass(*, request, stage_index: int):
+    """``access.workflow.STAGE_PASSES``: a stage flagged ``auto_approve_on_call`` passes at
+    once when the request's principal is on call for the entitlement's service now; the
+    approval is the ONCALL system actor's and names the shift that justified it."""
+    from access.workflow import StagePass
+
+    stage = request.stages[stage_index]
+    if not stage.get("on_call"):
+        return None
+    shift = on_call_now(service=request.entitlement.service, user=request.principal)
+    if shift is None:
+        return None
+    return StagePass(
+        actor=ONCALL,
+        reason=f"on call: shift #{shift.pk} of {shift.schedule.slug} until "
+        f"{shift.ends_at:%Y-%m-%dT%H:%MZ}",
+        detail={
+            "on_call_shift": shift.pk,
+            "schedule": shift.schedule.slug,
+            "shift_ends_at": shift.ends_at.isoformat(),
+        },
+    )
+
+
 def parse_ical(text: str) -> list[ShiftIn]:
     """Shifts from an iCalendar file: each VEVENT is a shift, its person the first
     ``mailto:`` ATTENDEE (else an e-mail in SUMMARY). Recurring events are refused."""

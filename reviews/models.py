@@ -50,8 +50,17 @@ class Campaign(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
     )
+    # null: started by the system from a template's cadence
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    template = models.ForeignKey(
+        "CampaignTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="campaigns",
+        help_text="the template it was started from, if any",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -70,6 +79,43 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return f"campaign #{self.pk} {self.name} ({self.status})"
+
+
+class CampaignTemplate(models.Model):
+    """A campaign to run again and again: what is reviewed, by whom, for how long, and how
+    often (``cadence``; none = started by hand). Kept in the configuration tree
+    (``review_templates.yaml``, docs/GITOPS.md)."""
+
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=200)
+    scope = models.CharField(max_length=16, choices=Campaign.Scope.choices)
+    scope_service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    scope_team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    scope_risk = models.CharField(max_length=16, choices=Risk.choices, blank=True)
+    reviewer_rule = models.CharField(max_length=16, choices=Campaign.Reviewer.choices)
+    deadline_action = models.CharField(
+        max_length=16,
+        choices=Campaign.DeadlineAction.choices,
+        default=Campaign.DeadlineAction.ESCALATE,
+    )
+    duration = models.DurationField(
+        default=timedelta(days=14), help_text="from the start to the deadline"
+    )
+    cadence = models.DurationField(
+        null=True, blank=True, help_text="start a campaign this often; empty = by hand only"
+    )
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ReviewItem(models.Model):

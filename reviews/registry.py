@@ -15,3 +15,9 @@ ITEM_DEADLINE_ESCALATE = register(
 )
 ITEM_REMINDED = register("review.item_reminded", "A reviewer was reminded of an open item")
 ITEM_ESCALATED = register("review.item_escalated", "An open review item was escalated")
+TEMPLATE_SAVED = register(
+    "review.template_saved", "An access-review campaign template was created or changed"
+)
+TEMPLATE_DELETED = register(
+    "review.template_deleted", "An access-review campaign template was removed"
+)

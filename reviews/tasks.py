@@ -7,14 +7,15 @@ from django.core.mail import send_mail
 
 from portal.core.locks import advisory_lock
 
-from . import services
+from . import campaign_templates, services
 
 
 @shared_task(name="reviews.tasks.reviews_sweep")
 def reviews_sweep() -> None:
-    """Start due campaigns, remind, escalate, apply deadlines and close (never overlapping)."""
+    """Start campaigns of templates due by cadence and due drafts, remind, escalate, apply deadlines and close (never overlapping)."""
     with advisory_lock("reviews.sweep") as acquired:
         if acquired:
+            campaign_templates.templates_start_due()
             services.reviews_sweep()
 
 

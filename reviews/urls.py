@@ -11,6 +11,8 @@ urlpatterns = [
     path("campaigns/new/", views.campaign_create, name="campaign-create"),
     path("campaigns/<int:pk>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:pk>/start/", views.campaign_start, name="campaign-start"),
+    path("templates/", views.template_list, name="template-list"),
+    path("templates/<slug:slug>/start/", views.template_start, name="template-start"),
     path(
         "campaigns/<int:pk>/report.csv",
         views.campaign_export,

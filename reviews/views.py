@@ -12,8 +12,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from portal.core.errors import DomainError, NotPermitted
 from portal.core.views import add_form_error, domain_errors
 
-from . import policies, selectors, services
+from . import campaign_templates, policies, selectors, services
 from .forms import CampaignForm, DecisionForm
+from .models import CampaignTemplate
 
 
 @require_GET
@@ -164,3 +165,28 @@ def review_decide(request):
     verb = "kept" if form.cleaned_data["decision"] == "keep" else "revoked"
     messages.success(request, f"{len(done)} {verb}: {', '.join(f'#{i.pk}' for i in done)}.")
     return redirect("reviews:mine")
+
+
+@require_GET
+@login_required
+def template_list(request):
+    """Campaign templates (kept in the configuration tree) and a button to start one now."""
+    if not policies.may_manage_campaigns(request.user):
+        raise PermissionDenied("only security or a platform admin sees review templates")
+    templates = CampaignTemplate.objects.select_related("scope_service", "scope_team")
+    return render(request, "reviews/template_list.html", {"templates": templates})
+
+
+@require_POST
+@login_required
+@domain_errors
+def template_start(request, slug: str):
+    # A template is not shown to those who may not start it: 404, nothing created.
+    if not policies.may_manage_campaigns(request.user):
+        raise Http404("no such template")
+    template = CampaignTemplate.objects.filter(slug=slug).first()
+    if template is None:
+        raise Http404("no such template")
+    campaign = campaign_templates.campaign_from_template(actor=request.user, template=template)
+    messages.success(request, f"Campaign {campaign.name!r} started from the template.")
+    return redirect("reviews:campaign-detail", pk=campaign.pk)

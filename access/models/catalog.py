@@ -133,6 +133,11 @@ class PolicyStage(models.Model):
     required = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="N of M"
     )
+    auto_approve_on_call = models.BooleanField(
+        default=False,
+        help_text="the person on call for the service passes this stage at once (the oncall "
+        "app: a system approval naming the shift); the other stages still need approvers",
+    )
 
     class Meta:
         ordering = ["policy", "order"]

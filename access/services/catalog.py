@@ -538,6 +538,7 @@ def policy_create(
                 approver_kind=stage["kind"],
                 required=int(stage.get("required", 1)),
                 group=stage.get("group"),
+                auto_approve_on_call=bool(stage.get("auto_approve_on_call", False)),
             )
             if stage.get("users"):
                 row.users.set(stage["users"])
@@ -548,7 +549,12 @@ def policy_create(
             after={
                 "slug": slug,
                 "stages": [
-                    {"kind": s["kind"], "required": int(s.get("required", 1))} for s in stages
+                    {
+                        "kind": s["kind"],
+                        "required": int(s.get("required", 1)),
+                        "auto_approve_on_call": bool(s.get("auto_approve_on_call", False)),
+                    }
+                    for s in stages
                 ],
                 "auto_approve_max_risk": auto_approve_max_risk,
                 "auto_approve_peer_ratio": str(auto_approve_peer_ratio)

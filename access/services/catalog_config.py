@@ -70,6 +70,7 @@ def _stage_snapshot(policy: ApprovalPolicy) -> list[dict]:
             "required": s.required,
             "group": s.group.name if s.group is not None else None,
             "users": sorted(u.email for u in s.users.all()),
+            "auto_approve_on_call": s.auto_approve_on_call,
         }
         for s in policy.stages.order_by("order").select_related("group")
     ]
@@ -140,6 +141,7 @@ def policy_update(
                     approver_kind=stage["kind"],
                     required=int(stage.get("required", 1)),
                     group=stage.get("group"),
+                    auto_approve_on_call=bool(stage.get("auto_approve_on_call", False)),
                 )
                 if stage.get("users"):
                     row.users.set(stage["users"])

@@ -162,6 +162,8 @@ def access_request_submit(
             first_stage = preview.eligible[0] if preview.eligible else {}
             _enter_stage(request, 0, eligible=first_stage)
             request.save()
+            if _pass_system_stages(request):
+                return request
             notify("notify_approvers", request.pk, "new")
             request_event(request, RequestEvent.WAITING)
     except IntegrityError as exc:
@@ -277,11 +279,49 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
             )
             _enter_stage(request, next_index)
             request.save()
+            if _pass_system_stages(request):
+                return request
             notify("notify_approvers", request.pk, "new")
             request_event(request, RequestEvent.WAITING)
             return request
         _finish_approved(request, actor=actor, reason=reason)
     return request
+
+
+def _pass_system_stages(request: AccessRequest) -> bool:
+    """Pass, one after the other from the current one, the stages the system passes (a stage
+    flagged ``auto_approve_on_call`` when the principal is on call for the service: see
+    ``access.workflow.STAGE_PASSES``). Each is a system approval, audited with what justified
+    it, through the same advance/approve transitions as people's approvals. True when that
+    approved the request."""
+    while True:
+        index = request.current_stage
+        passed = workflow.stage_pass(request, index)
+        if passed is None:
+            return False
+        audit_record(
+            actor=passed.actor,
+            action=actions.REQUEST_APPROVAL_GIVEN,
+            target=request,
+            after={"stage": index + 1, "system": actor_label(passed.actor), **passed.detail},
+            reason=passed.reason,
+        )
+        if index + 1 == len(request.stages):
+            lock_held_grants(
+                principal_id=request.principal_id, entitlement_id=request.entitlement_id
+            )
+            _finish_approved(request, actor=passed.actor, reason=passed.reason)
+            return True
+        transition(
+            request,
+            table=REQUEST_TRANSITIONS,
+            action="advance",
+            actor=passed.actor,
+            audit_action=actions.REQUEST_ADVANCED,
+            after_extra={"stage": index + 2},
+        )
+        _enter_stage(request, index + 1)
+        request.save()
 
 
 def _refuse_second_stage(request: AccessRequest, actor: User) -> set[int]:

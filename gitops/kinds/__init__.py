@@ -7,6 +7,8 @@ from .base import Kind
 from .bundles import BundleKind
 from .catalog import EntitlementKind, PolicyKind, ServiceKind, ToxicPairKind
 from .governance import AttributionRuleKind, BudgetKind, StandardKind
+from .notifications import NotificationRouteKind
+from .reviews import ReviewTemplateKind
 
 KINDS: list[Kind] = [
     PolicyKind(),
@@ -17,6 +19,8 @@ KINDS: list[Kind] = [
     StandardKind(),
     BudgetKind(),
     AttributionRuleKind(),
+    NotificationRouteKind(),
+    ReviewTemplateKind(),
 ]
 
 BY_NAME = {k.name: k for k in KINDS}

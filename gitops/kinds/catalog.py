@@ -76,6 +76,7 @@ class PolicyKind(Kind):
                         "required": s.required,
                         "group": s.group.name if s.group is not None else None,
                         "users": sorted(u.email for u in s.users.all()),
+                        "auto_approve_on_call": s.auto_approve_on_call,
                     }
                     for s in sorted(p.stages.all(), key=lambda s: s.order)
                 ],
@@ -108,6 +109,7 @@ class PolicyKind(Kind):
                         "required": stage.get("required", 1),
                         "group": stage.get("group") if kind == "group" else None,
                         "users": sorted(stage.get("users") or []),
+                        "auto_approve_on_call": stage.get("auto_approve_on_call", False),
                     }
                 )
             if not stages and not item.get("auto_approve_max_risk"):
@@ -143,6 +145,7 @@ class PolicyKind(Kind):
                 "name": s["name"],
                 "group": Group.objects.get(name=s["group"]) if s["group"] else None,
                 "users": _users(s["users"]),
+                "auto_approve_on_call": s["auto_approve_on_call"],
             }
             for s in want["stages"]
         ]

@@ -10,7 +10,7 @@ from access.models import Service
 from access.models.catalog import Risk
 from accounts.models import Team
 from audit.services import audit_record
-from portal.core.actors import CLI, Actor, actor_may
+from portal.core.actors import CLI, GITOPS, Actor, actor_may
 from portal.core.errors import NotFound, NotPermitted, ValidationError
 
 from .. import registry as actions
@@ -18,6 +18,9 @@ from ..models import SlackRoute
 from ..policies import may_manage_slack_routes
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
+# The command line, and the configuration repository (notification_routes.yaml, reviewed in a
+# pull request) besides people.
+ROUTE_SYSTEMS = (CLI, GITOPS)
 
 
 def slack_route_create(
@@ -28,7 +31,7 @@ def slack_route_create(
     team: Team | None = None,
     min_risk: str = "",
 ) -> SlackRoute:
-    if not actor_may(actor, may_manage_slack_routes, systems=[CLI]):
+    if not actor_may(actor, may_manage_slack_routes, systems=ROUTE_SYSTEMS):
         raise NotPermitted("only platform admins and security route requests to channels")
     if not CHANNEL_ID.match(channel_id or ""):
         raise ValidationError(
@@ -55,7 +58,7 @@ def slack_route_create(
 
 
 def slack_route_delete(*, actor: Actor, route_id: int) -> None:
-    if not actor_may(actor, may_manage_slack_routes, systems=[CLI]):
+    if not actor_may(actor, may_manage_slack_routes, systems=ROUTE_SYSTEMS):
         raise NotPermitted("only platform admins and security route requests to channels")
     with transaction.atomic():
         route = SlackRoute.objects.filter(pk=route_id).first()

@@ -20,11 +20,34 @@ def labels(user) -> dict[str, list[str]]:
 
 def test_the_groups_and_entries_of_a_requester(requester):
     assert labels(requester) == {
-        "Access": ["Catalog", "Request access", "My requests", "My grants", "Approvals", "Teams"],
+        "Access": [
+            "Catalog",
+            "Request access",
+            "Bundles",
+            "My requests",
+            "My grants",
+            "Approvals",
+            "Teams",
+        ],
         "Costs": ["My team", "Suggestions", "Anomalies"],
         "Governance": ["Reviews", "Standards", "Patterns", "Unused access", "Provisioning"],
         "Settings": ["API tokens", "Security"],
     }
+
+
+def test_the_bundles_entry_costs_no_query_and_opens_the_bundles_page(
+    requester, client, django_assert_num_queries
+):
+    from django.contrib.auth.models import AnonymousUser
+
+    entry = next(e for e in nav.registered() if e.url_name == "access:bundle-list")
+    with django_assert_num_queries(0):
+        assert entry.visible(requester) is True
+        assert entry.visible(AnonymousUser()) is False
+    link = next(link for g in nav.nav_for(requester) for link in g.links if link.label == "Bundles")
+    assert link.url == reverse("access:bundle-list") == "/bundles/"
+    client.force_login(requester)
+    assert client.get(link.url).status_code == 200
 
 
 def test_policy_gated_entries_show_to_an_admin(admin):

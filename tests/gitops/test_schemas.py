@@ -18,7 +18,9 @@ def test_every_published_schema_is_a_valid_draft_2020_12_schema():
         "attribution_rules.schema.json",
         "budgets.schema.json",
         "bundles.schema.json",
+        "notification_routes.schema.json",
         "policies.schema.json",
+        "review_templates.schema.json",
         "service.schema.json",
         "toxic_pairs.schema.json",
     ]

@@ -207,3 +207,77 @@ def test_only_owners_and_admins_define_a_schedule(org, other_team_user):
     with pytest.raises(NotPermitted):
         schedule_save(actor=other_team_user, slug="x", name="X", service=svc)
     assert not Schedule.objects.exists()
+
+
+def _stage_policy(slug, flags):
+    """Stages in order: (kind, on-call flag)."""
+    from access.models import ApprovalPolicy, PolicyStage
+
+    policy = ApprovalPolicy.objects.create(slug=slug, name=slug.title())
+    for order, (kind, on_call) in enumerate(flags):
+        PolicyStage.objects.create(
+            policy=policy, order=order, approver_kind=kind, auto_approve_on_call=on_call
+        )
+    return policy
+
+
+@pytest.mark.django_db
+def test_a_stage_passes_the_person_on_call_and_the_others_still_need_approvers(
+    rota, service_owner, requester, manager, clock
+):
+    schedule, _ = rota
+    first = _stage_policy("oncall-first", [("service_owner", True), ("manager", False)])
+    last = _stage_policy("oncall-last", [("manager", False), ("service_owner", True)])
+    logs = make_entitlement(schedule.service, slug="prod-logs", risk="high", policy=first)
+    shell = make_entitlement(schedule.service, slug="prod-db", risk="high", policy=last)
+    _put(token_api(service_owner), "search-primary", [SHIFT])
+    shift = Shift.objects.get()
+
+    # off shift (before it starts): the flagged stage waits for the service owners
+    early = services.access_request_submit(
+        actor=requester, principal=requester, entitlement=logs, justification="incident"
+    )
+    assert (early.status, early.current_stage) == ("pending", 0)
+    assert not AuditEvent.objects.filter(
+        action="request.approval_given", target_id=str(early.pk)
+    ).exists()
+    services.access_request_cancel(actor=requester, request_id=early.pk)
+
+    clock.move_to(DAY.replace(hour=12, minute=5))
+    req = services.access_request_submit(
+        actor=requester, principal=requester, entitlement=logs, justification="incident"
+    )
+    # the on-call stage passed by the system, naming the shift; the manager's stage waits
+    assert (req.status, req.current_stage) == ("pending", 1)
+    assert req.auto_approval_reason == ""
+    given = AuditEvent.objects.get(action="request.approval_given", target_id=str(req.pk))
+    assert given.actor_label == "system:oncall"
+    assert given.after["stage"] == 1 and given.after["on_call_shift"] == shift.pk
+    assert given.reason.startswith(f"on call: shift #{shift.pk} of search-primary")
+    advanced = AuditEvent.objects.get(action="request.advance", target_id=str(req.pk))
+    assert advanced.actor_label == "system:oncall"
+    with pytest.raises(Exception, match="not an approver"):
+        services.access_request_approve(actor=service_owner, request_id=req.pk)
+    services.access_request_approve(actor=manager, request_id=req.pk)
+    req.refresh_from_db()
+    assert req.status == "approved"
+
+    # flagged last: the manager approves, and entering the on-call stage approves it
+    second = services.access_request_submit(
+        actor=requester, principal=requester, entitlement=shell, justification="incident"
+    )
+    assert (second.status, second.current_stage) == ("pending", 0)
+    services.access_request_approve(actor=manager, request_id=second.pk)
+    second.refresh_from_db()
+    assert second.status == "approved"
+    approved = AuditEvent.objects.get(action="request.approve", target_id=str(second.pk))
+    assert approved.actor_label == "system:oncall"
+    assert Grant.objects.filter(entitlement=shell, principal=requester).exists()
+
+    # after the shift: the flagged stage waits again
+    clock.move_to(DAY.replace(hour=21))
+    metrics = make_entitlement(schedule.service, slug="metrics", risk="high", policy=first)
+    late = services.access_request_submit(
+        actor=requester, principal=requester, entitlement=metrics, justification="after"
+    )
+    assert (late.status, late.current_stage) == ("pending", 0)
