@@ -243,20 +243,6 @@ def audit_record(
         target_id = target.pk
     actor_id, actor_label = _actor_fields(actor)
     ctx = context.current()
-    batch = _batch.get()
-    if batch is not None:
-        return _record_in_batch(
-            batch,
-            actor_id=actor_id,
-            actor_label=actor_label,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            before=before,
-            after=after,
-            reason=reason,
-            ctx=ctx,
-        )
     row = {
         "seq": None,  # set when the event takes its place in the chain
         "occurred_at": timezone.now(),
@@ -272,6 +258,9 @@ def audit_record(
         "ip": _normalise_ip(ctx.ip),
         "user_agent": ctx.user_agent or "",
     }
+    batch = _batch.get()
+    if batch is not None:
+        return _record_in_batch(batch, row)
     # savepoint=False: inside a service's transaction no savepoint is needed (a failure here
     # fails the whole change); outside one, this opens its own transaction.
     with transaction.atomic(savepoint=False):
@@ -297,35 +286,9 @@ def audit_record(
     return event
 
 
-def _record_in_batch(
-    batch: _Batch,
-    *,
-    actor_id,
-    actor_label,
-    action,
-    target_type,
-    target_id,
-    before,
-    after,
-    reason,
-    ctx,
-) -> AuditEvent:
+def _record_in_batch(batch: _Batch, row: dict[str, Any]) -> AuditEvent:
     seq, prev_hash = _next_in_batch(batch)
-    row = {
-        "seq": seq,
-        "occurred_at": timezone.now(),
-        "actor_id": actor_id,
-        "actor_label": actor_label,
-        "action": action,
-        "target_type": target_type,
-        "target_id": str(target_id) if target_id != "" else "",
-        "before": _normalise(before),
-        "after": _normalise(after),
-        "reason": reason or "",
-        "request_id": ctx.request_id or "",
-        "ip": _normalise_ip(ctx.ip),
-        "user_agent": ctx.user_agent or "",
-    }
+    row["seq"] = seq
     digest = compute_hash(prev_hash, row)
     event = AuditEvent(prev_hash=prev_hash, hash=digest, **row)
     batch.hash = digest

@@ -21,8 +21,11 @@ safe to store and show (never a secret): :class:`TransientError` (retry with bac
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -281,3 +284,31 @@ class Connector:
         if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
             raise ValueError("page_size must be a positive integer")
         return min(page_size, 10_000)
+
+
+# --- Helpers the connectors share ------------------------------------------------------
+
+
+def encode_pair_cursor(first: str, second: str) -> str:
+    """An opaque keyset cursor of two strings (e.g. group and member): where the next page of
+    :meth:`Connector.list_holders` starts."""
+    return base64.urlsafe_b64encode(json.dumps([first, second]).encode()).decode()
+
+
+def decode_pair_cursor(cursor: str | None) -> tuple[str, str] | None:
+    """The two strings of :func:`encode_pair_cursor` (None for the first page); a cursor this
+    code did not make is a :class:`PermanentError`."""
+    if cursor is None:
+        return None
+    try:
+        first, second = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise PermanentError("invalid holders cursor") from exc
+    if not isinstance(first, str) or not isinstance(second, str):
+        raise PermanentError("invalid holders cursor")
+    return first, second
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` reading), for :class:`Health`."""
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -42,9 +42,7 @@ privileges, undefined roles, refused authentication and bad configuration are pe
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -71,6 +69,9 @@ from connectors.base import (
     ResourceType,
     Result,
     TransientError,
+    decode_pair_cursor,
+    elapsed_ms,
+    encode_pair_cursor,
 )
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -418,7 +419,7 @@ class PostgresRoleConnector(Connector):
         """Direct members, ordered by (role, member). For ``entitlement=None``: members of the
         roles in the ``roles`` map, or, without a map, every membership of a prefixed login."""
         page_size = self.check_page_size(page_size)
-        after = _decode_cursor(cursor)
+        after = decode_pair_cursor(cursor)
         reverse = {role: slug for slug, role in self.roles.items()}
         params: list[Any] = []
         if entitlement is not None:
@@ -464,7 +465,7 @@ class PostgresRoleConnector(Connector):
             )
             for role, member, admin in rows
         )
-        next_cursor = _encode_cursor(rows[-1][0], rows[-1][1]) if more and rows else None
+        next_cursor = encode_pair_cursor(rows[-1][0], rows[-1][1]) if more and rows else None
         return Page(holders=holders, next_cursor=next_cursor)
 
     def health(self) -> Health:
@@ -478,7 +479,7 @@ class PostgresRoleConnector(Connector):
                 )
                 row = cur.fetchone()
         except ConnectorError as exc:
-            return Health(False, exc.message, _elapsed_ms(started))
+            return Health(False, exc.message, elapsed_ms(started))
         except Exception as exc:  # never raises
             return Health(False, f"PostgreSQL health check failed: {type(exc).__name__}")
         user, can_create = row if row else ("?", False)
@@ -487,9 +488,9 @@ class PostgresRoleConnector(Connector):
                 False,
                 f"PostgreSQL answers as {user}, which lacks CREATEROLE: grants cannot create "
                 "logins or change memberships",
-                _elapsed_ms(started),
+                elapsed_ms(started),
             )
-        return Health(True, f"PostgreSQL answers as {user}", _elapsed_ms(started))
+        return Health(True, f"PostgreSQL answers as {user}", elapsed_ms(started))
 
     def last_used(
         self, principal: PrincipalRef, entitlement: EntitlementRef | None = None
@@ -511,23 +512,3 @@ class PostgresRoleConnector(Connector):
             )
             row = cur.fetchone()
         return row[0] if row else None
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
-
-
-def _encode_cursor(role: str, member: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([role, member]).encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
-    if cursor is None:
-        return None
-    try:
-        role, member = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise PermanentError(f"invalid holders cursor {cursor!r}") from exc
-    if not isinstance(role, str) or not isinstance(member, str):
-        raise PermanentError(f"invalid holders cursor {cursor!r}")
-    return role, member

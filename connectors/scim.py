@@ -36,7 +36,6 @@ from the ``Retry-After`` header); other 4xx are :class:`PermanentError` quoting 
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import ssl
@@ -77,6 +76,9 @@ from connectors.base import (
     ResourceType,
     Result,
     TransientError,
+    decode_pair_cursor,
+    elapsed_ms,
+    encode_pair_cursor,
 )
 
 USER_NAME_MODES = ("email", "login")
@@ -452,7 +454,7 @@ class ScimConnector(Connector):
             targets = sorted(self.groups.items())
         else:
             raise ConfigError("scim connector: listing all holders needs a groups map")
-        after = _decode_cursor(cursor)
+        after = decode_pair_cursor(cursor)
         holders: list[Holder] = []
         with self._session("list holders") as scim:
             for slug, group in targets:
@@ -480,9 +482,9 @@ class ScimConnector(Connector):
                     if member_id in names
                 )
                 if more:
-                    return Page(tuple(holders), _encode_cursor(slug, chunk[-1]))
+                    return Page(tuple(holders), encode_pair_cursor(slug, chunk[-1]))
                 if len(holders) >= page_size and (slug, group) != targets[-1]:
-                    return Page(tuple(holders), _encode_cursor(slug, "\uffff"))
+                    return Page(tuple(holders), encode_pair_cursor(slug, "\uffff"))
         return Page(tuple(holders), None)
 
     def _user_names(self, scim: SyncSCIMClient, ids: list[str]) -> dict[str, str]:
@@ -499,27 +501,7 @@ class ScimConnector(Connector):
             with self._session("health check", timeout=self.health_timeout) as scim:
                 self._search(scim, User, None, ["id"], count=1)
         except (TransientError, PermanentError) as exc:
-            return Health(False, exc.message, _elapsed_ms(started))
+            return Health(False, exc.message, elapsed_ms(started))
         except Exception as exc:  # never raises
             return Health(False, f"SCIM health check failed: {type(exc).__name__}")
-        return Health(True, f"SCIM at {self.host} answers", _elapsed_ms(started))
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
-
-
-def _encode_cursor(slug: str, member_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([slug, member_id]).encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
-    if cursor is None:
-        return None
-    try:
-        slug, member_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise PermanentError(f"invalid holders cursor {cursor!r}") from exc
-    if not isinstance(slug, str) or not isinstance(member_id, str):
-        raise PermanentError(f"invalid holders cursor {cursor!r}")
-    return slug, member_id
+        return Health(True, f"SCIM at {self.host} answers", elapsed_ms(started))

@@ -41,9 +41,7 @@ reported as the DN itself (normalised), so reconciliation can revoke it.
 
 from __future__ import annotations
 
-import base64
 import bisect
-import json
 import re
 import time
 
@@ -62,6 +60,9 @@ from connectors.base import (
     PrincipalRef,
     ResourceType,
     Result,
+    decode_pair_cursor,
+    elapsed_ms,
+    encode_pair_cursor,
 )
 
 from . import transport
@@ -380,7 +381,7 @@ class LdapGroupConnector(Connector):
     ) -> Page:
         """Members in (group DN, login) order, ``page_size`` at a time, keyset cursor."""
         page_size = self.check_page_size(page_size)
-        after = _decode_cursor(cursor)
+        after = decode_pair_cursor(cursor)
         holders: list[Holder] = []
         last = ("", "")
         with self._connection("list holders") as conn:
@@ -418,13 +419,13 @@ class LdapGroupConnector(Connector):
                 label = slug or (transport.first_rdn(dn) or ("", dn))[1]
                 for member in members:
                     if len(holders) == page_size:
-                        return Page(tuple(holders), _encode_cursor(*last))
+                        return Page(tuple(holders), encode_pair_cursor(*last))
                     holders.append(Holder(principal=member, entitlement=label, level="member"))
                     last = (dn, member)
         return Page(tuple(holders), None)
 
     def health(self) -> Health:
-        started = time.monotonic()
+        started = time.perf_counter()
         try:
             with self._connection("health check") as conn:
                 ok = conn.search(
@@ -438,25 +439,9 @@ class LdapGroupConnector(Connector):
             message = (
                 getattr(exc, "message", None) or f"LDAP health check failed: {type(exc).__name__}"
             )
-            return Health(False, message, (time.monotonic() - started) * 1000)
+            return Health(False, message, elapsed_ms(started))
         return Health(
             True,
             f"{self.endpoint.label} answers; {self.base} readable",
-            (time.monotonic() - started) * 1000,
+            elapsed_ms(started),
         )
-
-
-def _encode_cursor(group: str, login: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([group, login]).encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
-    if cursor is None:
-        return None
-    try:
-        group, login = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise PermanentError("invalid holders cursor") from exc
-    if not isinstance(group, str) or not isinstance(login, str):
-        raise PermanentError("invalid holders cursor")
-    return group, login
