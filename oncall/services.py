@@ -19,9 +19,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from access.models import Entitlement, Grant, Service
+from access.models import AccessRequest, Entitlement, Grant, Service
 from access.policies import may_edit_service
-from access.services import RevokeOrigin, grant_birthright, grant_revoke
+from access.services import (
+    RevokeOrigin,
+    access_request_pass_system_stages,
+    grant_birthright,
+    grant_revoke,
+)
 from accounts.models import User
 from audit.services import audit_record
 from portal.core.actors import ONCALL, Actor, actor_may
@@ -183,11 +188,12 @@ def _held(user_id: int, entitlement_id: int) -> bool:
 
 
 def oncall_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Grant the schedule's entitlements to whoever is on shift now; link grants approved
+    """Grant the schedule's entitlements to whoever is on shift now; pass the on-call stage of
+    requests that waited at it before their principal's shift began; link grants approved
     because their holder was on call; revoke shift grants whose shift ended (plus grace) or
     was cancelled."""
     now = now or timezone.now()
-    counts = {"granted": 0, "linked": 0, "revoked": 0, "skipped": 0}
+    counts = {"granted": 0, "linked": 0, "revoked": 0, "skipped": 0, "stages_passed": 0}
     active = (
         Shift.objects.filter(cancelled_at__isnull=True, starts_at__lte=now, ends_at__gt=now)
         .select_related("schedule", "user")
@@ -213,6 +219,19 @@ def oncall_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
                 counts["granted"] += 1
             except DomainError:
                 counts["skipped"] += 1
+    # requests that reached an on-call stage before their principal's shift began
+    for shift in active:
+        waiting = AccessRequest.objects.filter(
+            status=AccessRequest.Status.PENDING,
+            principal_id=shift.user_id,
+            entitlement__service_id=shift.schedule.service_id,
+        ).order_by("pk")
+        for request in waiting:
+            stages = request.stages or []
+            index = request.current_stage
+            at_on_call_stage = 0 <= index < len(stages) and stages[index].get("on_call")
+            if at_on_call_stage and access_request_pass_system_stages(request_id=request.pk):
+                counts["stages_passed"] += 1
     # grants approved because the person was on call (the request check's reason names it)
     for grant in (
         Grant.objects.filter(

@@ -288,6 +288,26 @@ def access_request_approve(*, actor: Actor, request_id: int, reason: str = "") -
     return request
 
 
+def access_request_pass_system_stages(*, request_id: int) -> bool:
+    """Pass the waiting stage(s) the system passes now, for a request that reached them before
+    (the principal went on call after their request entered an on-call stage): the on-call
+    sweep calls it for each pending request of the person on shift. True when a stage passed.
+    The request is locked and re-read; a decided request, or a stage that does not pass, is
+    left as it is."""
+    with transaction.atomic():
+        request = lock_request(request_id)
+        if request.status != AccessRequest.Status.PENDING:
+            return False
+        stage = request.current_stage
+        if _pass_system_stages(request):
+            return True
+        if request.current_stage == stage:
+            return False
+        notify("notify_approvers", request.pk, "new")
+        request_event(request, RequestEvent.WAITING)
+        return True
+
+
 def _pass_system_stages(request: AccessRequest) -> bool:
     """Pass, one after the other from the current one, the stages the system passes (a stage
     flagged ``auto_approve_on_call`` when the principal is on call for the service: see

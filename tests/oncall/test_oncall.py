@@ -281,3 +281,33 @@ def test_a_stage_passes_the_person_on_call_and_the_others_still_need_approvers(
         actor=requester, principal=requester, entitlement=metrics, justification="after"
     )
     assert (late.status, late.current_stage) == ("pending", 0)
+
+
+@pytest.mark.django_db
+def test_a_request_waiting_at_the_on_call_stage_passes_when_the_shift_begins(
+    rota, service_owner, requester, manager, clock
+):
+    schedule, _ = rota
+    first = _stage_policy("oncall-wait", [("service_owner", True), ("manager", False)])
+    logs = make_entitlement(schedule.service, slug="prod-logs", risk="high", policy=first)
+    _put(token_api(service_owner), "search-primary", [SHIFT])
+    shift = Shift.objects.get()
+    # submitted before the shift: the on-call stage waits for the service owners
+    req = services.access_request_submit(
+        actor=requester, principal=requester, entitlement=logs, justification="handover"
+    )
+    assert (req.status, req.current_stage) == ("pending", 0)
+    assert oncall_sweep()["stages_passed"] == 0  # not on shift yet: nothing passes
+
+    clock.move_to(DAY.replace(hour=12, minute=1))
+    assert oncall_sweep()["stages_passed"] == 1
+    req.refresh_from_db()
+    assert (req.status, req.current_stage) == ("pending", 1)  # the manager's stage still waits
+    given = AuditEvent.objects.get(action="request.approval_given", target_id=str(req.pk))
+    assert given.actor_label == "system:oncall"
+    assert given.after["on_call_shift"] == shift.pk
+    # the next sweep finds nothing more to pass (the manager's stage is not an on-call stage)
+    assert oncall_sweep()["stages_passed"] == 0
+    services.access_request_approve(actor=manager, request_id=req.pk)
+    req.refresh_from_db()
+    assert req.status == "approved"
