@@ -88,19 +88,21 @@ from .provisioning import (
     sync_jobs_sweep,
 )
 from .reconciliation import reconcile_all, reconcile_plan, reconcile_service
+from .request_timers import (
+    access_request_escalate,
+    access_request_expire,
+    access_request_remind,
+    pending_requests_sweep,
+    requests_cancel_for_leaver,
+    requests_lock_for_leavers,
+)
 from .requests import (
     access_request_approve,
     access_request_cancel,
     access_request_deny,
-    access_request_escalate,
-    access_request_expire,
     access_request_pass_system_stages,
-    access_request_remind,
     access_request_submit,
     access_request_submit_many,
-    pending_requests_sweep,
-    requests_cancel_for_leaver,
-    requests_lock_for_leavers,
 )
 
 __all__ = [

@@ -102,7 +102,7 @@ def leaver_hooks_register() -> None:
     of the rows they lock."""
     from accounts.services import LEAVER_HOOKS, LEAVER_PREPARE_HOOKS
 
-    from .requests import requests_cancel_for_leaver, requests_lock_for_leavers
+    from .request_timers import requests_cancel_for_leaver, requests_lock_for_leavers
 
     hook_register(LEAVER_PREPARE_HOOKS, requests_lock_for_leavers, order="access.AccessRequest")
     hook_register(LEAVER_HOOKS, requests_cancel_for_leaver, order="access.AccessRequest")
