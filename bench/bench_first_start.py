@@ -14,6 +14,7 @@ moves) and the load average, so a slow figure on a busy machine can be read for 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -68,6 +69,15 @@ def answers(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
+
+
+def stop_demo_ldap(clone: Path) -> None:
+    """Stop the clone's demo slapd: ``make run`` starts it in its own session so that it
+    outlives the portal between runs, so stopping ``make run`` leaves it running."""
+    pidfile = clone / "var" / "demo-ldap" / "slapd.pid"
+    # no pid file: no demo LDAP (slapd not installed), or it has stopped already
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
 
 
 def cpu_of_children() -> float:
@@ -179,6 +189,7 @@ def main() -> int:
         second_cpu = cpu_of_children() - cpu
     finally:
         if not args.keep:
+            stop_demo_ldap(clone)
             shutil.rmtree(workdir, ignore_errors=True)
     figures.update(
         {
