@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -530,18 +530,7 @@ def policy_create(
         allow = list(auto_approve_users)
         if allow:
             policy.auto_approve_users.set(allow)
-        for order, stage in enumerate(stages):
-            row = PolicyStage.objects.create(
-                policy=policy,
-                order=order,
-                name=stage.get("name", ""),
-                approver_kind=stage["kind"],
-                required=int(stage.get("required", 1)),
-                group=stage.get("group"),
-                auto_approve_on_call=bool(stage.get("auto_approve_on_call", False)),
-            )
-            if stage.get("users"):
-                row.users.set(stage["users"])
+        policy_stages_write(policy, stages)
         audit_record(
             actor=actor,
             action=actions.POLICY_CREATED,
@@ -623,3 +612,20 @@ def toxic_pair_create(
                 after={"first": str(a), "second": str(b), "reason": reason},
             )
     return pair
+
+
+def policy_stages_write(policy: ApprovalPolicy, stages: Sequence[dict]) -> None:
+    """Write a policy's stages in order (checked by the caller; inside its transaction). Used
+    by :func:`policy_create` and by ``policy_update``, which deletes the old ones first."""
+    for order, stage in enumerate(stages):
+        row = PolicyStage.objects.create(
+            policy=policy,
+            order=order,
+            name=stage.get("name", ""),
+            approver_kind=stage["kind"],
+            required=int(stage.get("required", 1)),
+            group=stage.get("group"),
+            auto_approve_on_call=bool(stage.get("auto_approve_on_call", False)),
+        )
+        if stage.get("users"):
+            row.users.set(stage["users"])

@@ -29,7 +29,7 @@ from portal.core.managed import refuse_if_managed
 
 from .. import registry as actions
 from ..models import ApprovalPolicy, Entitlement, Grant, PolicyStage, Service, ToxicPair
-from .catalog import CATALOG_SYSTEMS
+from .catalog import CATALOG_SYSTEMS, policy_stages_write
 from .grants import RevokeOrigin, grant_revoke
 
 HELD = (Grant.Status.PENDING, Grant.Status.ACTIVE, Grant.Status.FAILED)
@@ -133,18 +133,7 @@ def policy_update(
             policy.auto_approve_users.set(list(auto_approve_users))
         if stages is not None:
             policy.stages.all().delete()
-            for order, stage in enumerate(stages):
-                row = PolicyStage.objects.create(
-                    policy=policy,
-                    order=order,
-                    name=stage.get("name", ""),
-                    approver_kind=stage["kind"],
-                    required=int(stage.get("required", 1)),
-                    group=stage.get("group"),
-                    auto_approve_on_call=bool(stage.get("auto_approve_on_call", False)),
-                )
-                if stage.get("users"):
-                    row.users.set(stage["users"])
+            policy_stages_write(policy, stages)
         after = _policy_snapshot(policy)
         changed = [k for k in after if after[k] != before[k]]
         if changed:
